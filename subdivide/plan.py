@@ -73,6 +73,9 @@ class Plan:
     island_exceptions: frozenset = frozenset()
     max_subareas: int = MAX_SUBAREAS
     metadata: dict = field(default_factory=dict, compare=False)
+    #: optional precomputed block adjacency (same block order) so that construction does
+    #: not recompute it; never compared, never saved
+    block_graph: object = field(default=None, compare=False, repr=False)
 
     # ------------------------------------------------------------------ building
     def __post_init__(self):
@@ -93,7 +96,7 @@ class Plan:
     def from_assignment(cls, blocks: gpd.GeoDataFrame, assignment, *, muni_code: str | None = None,
                         names: dict | None = None, order: list | None = None,
                         island_exceptions=(), max_subareas: int = MAX_SUBAREAS,
-                        metadata: dict | None = None) -> "Plan":
+                        metadata: dict | None = None, block_graph=None) -> "Plan":
         """Build a plan from ``assignment``: a Series (or dict) key → sub-area label.
 
         Labels may be names (「花巻」) or numbers. Sub-areas are numbered 1..k in ``order``
@@ -139,7 +142,7 @@ class Plan:
         blocks[SUBAREA_COLUMN] = labels.map(number).astype("int64").to_numpy()
         return cls(blocks=blocks, subareas=_finish_table(table, muni), muni_code=muni,
                    island_exceptions=frozenset(map(str, island_exceptions)),
-                   max_subareas=max_subareas, metadata=dict(metadata or {}))
+                   max_subareas=max_subareas, metadata=dict(metadata or {}), block_graph=block_graph)
 
     def with_assignment(self, subarea: np.ndarray | pd.Series, subareas: pd.DataFrame | None = None,
                         **changes) -> "Plan":
@@ -149,7 +152,7 @@ class Plan:
         table = self.subareas if subareas is None else _finish_table(subareas, self.muni_code)
         kw = dict(blocks=blocks, subareas=table, muni_code=self.muni_code,
                   island_exceptions=self.island_exceptions, max_subareas=self.max_subareas,
-                  metadata=dict(self.metadata))
+                  metadata=dict(self.metadata), block_graph=self.__dict__.get("adjacency", self.block_graph))
         kw.update(changes)
         plan = Plan(**kw)
         # the block graph does not depend on the assignment: reuse it
@@ -213,6 +216,8 @@ class Plan:
     @cached_property
     def adjacency(self):
         """Block adjacency (sparse, shared border length in m), in block order."""
+        if self.block_graph is not None and self.block_graph.shape == (len(self.blocks),) * 2:
+            return self.block_graph
         return block_adjacency(self.blocks)
 
     @property
@@ -230,7 +235,7 @@ class Plan:
         sub = self.blocks[SUBAREA_COLUMN].to_numpy()
         order = self.subareas["subarea"].to_numpy()
         unions = [shapely.coverage_union_all(geoms[sub == s]) if _is_coverage(geoms[sub == s])
-                  else shapely.union_all(geoms[sub == s]) for s in order]
+                  else _drop_pinholes(shapely.union_all(geoms[sub == s])) for s in order]
         return gpd.GeoDataFrame(self.subareas.reset_index(drop=True), geometry=unions, crs=self.crs)
 
     @cached_property
@@ -333,3 +338,22 @@ def _is_coverage(geoms: np.ndarray) -> bool:
         return bool(shapely.coverage_is_valid(geoms))
     except Exception:
         return False
+
+
+#: interior rings smaller than this (m²) are numerical pinholes between blocks that do
+#: not quite match (e.g. after a datum shift), not real holes: they are closed on dissolve
+PINHOLE_M2 = 1.0
+
+
+def _drop_pinholes(geom, min_hole_m2: float = PINHOLE_M2):
+    """Close interior rings smaller than ``min_hole_m2`` (vectorised over the parts)."""
+    parts = shapely.get_parts(geom)
+    polys = parts[shapely.get_type_id(parts) == 3]
+    if len(polys) == 0 or shapely.get_num_interior_rings(polys).sum() == 0:
+        return geom
+    out = []
+    for poly in polys:  # few parts per sub-area; the rings of each are filtered vectorised
+        holes = np.asarray(poly.interiors and [shapely.LinearRing(r) for r in poly.interiors], dtype=object)
+        keep = holes[shapely.area(shapely.polygons(holes)) >= min_hole_m2] if len(holes) else holes
+        out.append(shapely.Polygon(poly.exterior, holes=list(keep)))
+    return shapely.multipolygons(out) if len(out) > 1 else out[0]

@@ -1,0 +1,816 @@
+#!/usr/bin/env python
+"""Build the bundled 花巻市 (03205) sample in ``data/hanamaki_03205/``.
+
+    python data/build_sample.py [--force] [--shared DIR] [--out DIR] [--cell METRES]
+
+The GEOMETRY IS APPROXIMATE (推定形状): no public e-Stat town-block polygons for 03205
+could be obtained, so every polygon is derived from the e-Stat 2015 representative
+points (X_CODE / Y_CODE) and official areas (AREA) of the 479 records, clipped to the
+coarse N03-2021 outline. Attributes are the real e-Stat 2015 values, verbatim.
+
+Method (all in JGD2011 plane-rectangular zone X, EPSG:6678, metres):
+
+1. Targets: each record's official AREA (m²) scaled so that the targets add up to the
+   outline's area (the raster cells inside the outline). Targets below one raster cell
+   are raised to one cell so that every record owns at least one cell.
+2. Power diagram (weighted Voronoi / semi-discrete optimal transport): weights w_i such
+   that assigning every raster cell to argmin_i(|x − p_i|² − w_i) gives each record its
+   target area. The power distance is a Euclidean distance in 3-D with z_i = sqrt(W − w_i),
+   so one scipy cKDTree query assigns all cells. Weights are found by a damped Newton
+   method whose Hessian is the (raster-estimated) boundary-length / site-distance
+   Laplacian (Kitagawa, Mérigot & Thibert 2019).
+3. Clean-up on the raster: cells of a record not connected to the record's own cell (the
+   cell holding its point, or its largest piece) and 旧市町村 islands that hold no point are
+   handed to their 4-neighbours, preferring records of the same 旧市町村.
+4. The labels are extended a few cells beyond the outline (nearest labelled cell),
+   polygonised (rasterio.features.shapes), the staircase edges smoothed with
+   shapely.coverage_simplify (shared edges stay shared) and the coverage clipped to the
+   outline on a 1 mm precision grid, so the union is the outline with no gaps or overlaps.
+
+Outputs are deterministic (byte-identical on re-run): the .dbf header date and the
+GeoPackage timestamps are pinned to the e-Stat 2015 reference date (see ``FIXED_DATE``).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import rasterio.features
+import rasterio.transform
+import scipy.sparse as sp
+import scipy.sparse.csgraph as csgraph
+import scipy.sparse.linalg as spl
+import shapely
+from pyproj import Transformer
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+MUNI_CODE = "03205"
+PLANE_EPSG = 6678            # JGD2011 / Japan Plane Rectangular CS X (岩手)
+SHP_EPSG = 4612              # JGD2000 geographic, as the real e-Stat 2015 files
+LONLAT_EPSG = 6668           # JGD2011 geographic (N03, P34 sources)
+FIXED_DATE = "2015-10-01"    # census reference date, used for every embedded timestamp
+OUT_NAME = "hanamaki_03205"
+#: distance factor for a town block reaching into another 旧市町村's region
+GROUP_PENALTY = 2.0
+SHP_NAME = "h27ka03205"
+
+#: the 30 e-Stat 2015 legacy columns, in file order
+ESTAT_COLUMNS = [
+    "AREA", "PERIMETER", "H27KA03_", "H27KA03_ID", "KEN", "CITY", "KEN_NAME", "SITYO_NAME",
+    "GST_NAME", "CSS_NAME", "HCODE", "KIHON1", "DUMMY1", "KIHON2", "KEYCODE1", "KEYCODE2",
+    "AREA_MAX_F", "KIGO_D", "N_KEN", "N_CITY", "KIGO_E", "KIGO_I", "MOJI", "KBSUM", "JINKO",
+    "SETAI", "X_CODE", "Y_CODE", "KCODE1", "KEY_CODE",
+]
+FLOAT_COLUMNS = ["AREA", "PERIMETER", "X_CODE", "Y_CODE"]
+INT_COLUMNS = ["H27KA03_", "H27KA03_ID", "HCODE", "KBSUM", "JINKO", "SETAI"]
+#: trial sub-area label → display order (the trial's order: 花巻, 大迫, 石鳥谷, 東和)
+OLD_MUNI_ORDER = ["花巻", "大迫", "石鳥谷", "東和"]
+
+APPROX_NOTE = ("APPROXIMATE geometry derived from e-Stat 2015 points and areas, NOT official "
+               "boundaries / 推定形状（公式の境界ではない）")
+
+
+# --------------------------------------------------------------------------- inputs
+
+def default_shared_dir() -> Path:
+    """../shared/data next to the checkout (data/ → repo → parent)."""
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def read_estat_records(shared: Path) -> pd.DataFrame:
+    """The 479 e-Stat 2015 records, every column as text exactly as in the CSV."""
+    path = shared / "hanamaki_03205" / "estat2015_town_blocks_hanamaki.csv"
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
+    missing = [c for c in ESTAT_COLUMNS + ["trial_subarea", "old_muni_code_2000"] if c not in df.columns]
+    if missing:
+        raise SystemExit(f"{path}: missing columns {missing}")
+    return df
+
+
+def read_outline(shared: Path) -> gpd.GeoDataFrame:
+    """N03-2021 outline of 花巻市 (1 row, lon/lat, labelled EPSG:6668)."""
+    path = shared / "municipal_outlines_n03_2021" / "n03_2021_s0010_hanamaki_toyota_hagi.geojson"
+    gdf = pyogrio.read_dataframe(path)
+    gdf = gdf[gdf["N03_007"] == MUNI_CODE].reset_index(drop=True)
+    if len(gdf) != 1:
+        raise SystemExit(f"{path}: expected one feature with N03_007={MUNI_CODE}, got {len(gdf)}")
+    # CRS84 (the file) and JGD2011 agree to well under a metre: relabel, do not transform.
+    gdf = gdf.set_crs(LONLAT_EPSG, allow_override=True)
+    gdf["geometry"] = shapely.make_valid(gdf.geometry.values)
+    return gdf[["N03_001", "N03_004", "N03_007", "geometry"]]
+
+
+def read_offices(shared: Path) -> gpd.GeoDataFrame:
+    """P34-2014 offices located in 花巻市 (lon/lat, EPSG:6668), sorted by name."""
+    path = shared / "offices" / "p34_offices_hanamaki_toyota_hagi.csv"
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    df = df[df["city"] == "花巻市"].copy()
+    df["latitude"] = df["latitude"].astype(float)
+    df["longitude"] = df["longitude"].astype(float)
+    df["src_type"] = df["src_type"].astype("int32")
+    df["named_in_trial"] = df["named_in_trial"].str.lower().eq("true")
+    df = df.sort_values(["src_type", "office_name"], kind="stable").reset_index(drop=True)
+    geom = gpd.points_from_xy(df["longitude"], df["latitude"], crs=LONLAT_EPSG)
+    return gpd.GeoDataFrame(df, geometry=geom, crs=LONLAT_EPSG)
+
+
+def project_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """(lon, lat) in degrees → (easting, northing) metres in EPSG:6678.
+
+    JGD2000 points are treated as JGD2011: the shift in 花巻 is a few metres, far below
+    the error of the approximation (and pyproj has no grid for it offline either)."""
+    tr = Transformer.from_crs(LONLAT_EPSG, PLANE_EPSG, always_xy=True)
+    x, y = tr.transform(np.asarray(lon, float), np.asarray(lat, float))
+    return np.column_stack([x, y])
+
+
+# --------------------------------------------------------------------------- raster
+
+class Grid:
+    """A north-up raster of square cells (``cell`` metres) aligned to multiples of ``cell``."""
+
+    def __init__(self, bounds, cell: float, pad_cells: int):
+        minx, miny, maxx, maxy = bounds
+        self.cell = float(cell)
+        self.x0 = math.floor(minx / cell) * cell - pad_cells * cell
+        self.y1 = math.ceil(maxy / cell) * cell + pad_cells * cell
+        self.nx = int(math.ceil((maxx - self.x0) / cell)) + pad_cells
+        self.ny = int(math.ceil((self.y1 - miny) / cell)) + pad_cells
+        self.transform = rasterio.transform.from_origin(self.x0, self.y1, cell, cell)
+
+    @property
+    def shape(self):
+        return (self.ny, self.nx)
+
+    def rasterize(self, geom) -> np.ndarray:
+        """Boolean mask of the cells whose centre lies in ``geom``."""
+        return rasterio.features.rasterize([geom], out_shape=self.shape, transform=self.transform,
+                                           fill=0, default_value=1, dtype="uint8").astype(bool)
+
+    def centres(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return np.column_stack([self.x0 + (cols + 0.5) * self.cell, self.y1 - (rows + 0.5) * self.cell])
+
+    def cell_of(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cols = np.floor((xy[:, 0] - self.x0) / self.cell).astype(np.int64)
+        rows = np.floor((self.y1 - xy[:, 1]) / self.cell).astype(np.int64)
+        return rows, cols
+
+
+def power_assign(sites: np.ndarray, weights: np.ndarray, cells3: np.ndarray) -> np.ndarray:
+    """Index of the site with the least power distance |x − p_i|² − w_i for each cell.
+
+    Uses the lifting |x − p_i|² − w_i + W = |(x, 0) − (p_i, sqrt(W − w_i))|² so a 3-D
+    nearest-neighbour query answers it. ``cells3`` is (n, 3) with z = 0."""
+    big_w = float(weights.max()) + 1.0
+    tree = cKDTree(np.column_stack([sites, np.sqrt(big_w - weights)]))
+    _, lab = tree.query(cells3, k=1, workers=1)
+    return lab.astype(np.int64)
+
+
+def neighbour_pairs(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label pairs (a, b), a ≠ b, of 4-adjacent labelled cells (labels ≥ 0)."""
+    a = np.concatenate([img[:, :-1].ravel(), img[:-1, :].ravel()])
+    b = np.concatenate([img[:, 1:].ravel(), img[1:, :].ravel()])
+    keep = (a >= 0) & (b >= 0) & (a != b)
+    return a[keep], b[keep]
+
+
+def power_hessian(img: np.ndarray, sites: np.ndarray, cell: float) -> sp.csc_matrix:
+    """dA_i/dw_j of the power cells: −len_ij / (2 |p_i − p_j|) off the diagonal.
+
+    Edge length is estimated from 4-adjacent cell pairs × cell × π/4 (the mean ratio
+    of a straight line's length to its staircase count). Rows of cells with no
+    neighbour get 1 on the diagonal (≈ π/2, the value for a round cell)."""
+    n = len(sites)
+    a, b = neighbour_pairs(img)
+    lengths = sp.coo_matrix((np.full(len(a), cell * math.pi / 4), (a, b)), shape=(n, n)).tocsr()
+    lengths = (lengths + lengths.T).tocoo()
+    dist = np.hypot(*(sites[lengths.row] - sites[lengths.col]).T)
+    off = sp.coo_matrix((lengths.data / (2.0 * dist), (lengths.row, lengths.col)), shape=(n, n)).tocsr()
+    diag = np.asarray(off.sum(axis=1)).ravel()
+    diag = np.where(diag > 0, diag, 1.0) * (1.0 + 1e-9)
+    return (sp.diags(diag) - off).tocsc()
+
+
+class SiteTiles:
+    """Inside cells grouped in square tiles, with per-tile distance bounds to every site,
+    so an assignment only evaluates the sites that can win somewhere in the tile."""
+
+    def __init__(self, grid: Grid, inside: np.ndarray, sites: np.ndarray, tile: int = 32,
+                 cell_group: np.ndarray | None = None, site_group: np.ndarray | None = None,
+                 penalty: float = 1.0):
+        rows, cols = np.nonzero(inside)
+        key = (rows // tile) * (grid.nx // tile + 1) + cols // tile
+        order = np.argsort(key, kind="stable")
+        self.rows, self.cols, key = rows[order], cols[order], key[order]
+        self.xy = grid.centres(self.rows, self.cols)
+        tiles, self.start = np.unique(key, return_index=True)
+        self.stop = np.r_[self.start[1:], len(key)]
+        tr, tc = np.divmod(tiles, grid.nx // tile + 1)
+        x0 = grid.x0 + tc * tile * grid.cell
+        x1 = x0 + tile * grid.cell
+        y1 = grid.y1 - tr * tile * grid.cell
+        y0 = y1 - tile * grid.cell
+        sx, sy = sites[:, 0], sites[:, 1]
+        dx_min = np.maximum(0.0, np.maximum(x0[:, None] - sx, sx - x1[:, None]))
+        dy_min = np.maximum(0.0, np.maximum(y0[:, None] - sy, sy - y1[:, None]))
+        dx_max = np.maximum(np.abs(x0[:, None] - sx), np.abs(sx - x1[:, None]))
+        dy_max = np.maximum(np.abs(y0[:, None] - sy), np.abs(sy - y1[:, None]))
+        self.dmin2 = dx_min ** 2 + dy_min ** 2      # (tiles, sites) m²
+        self.dmax2 = dx_max ** 2 + dy_max ** 2
+        self.sites = sites
+        # squared distance factor where a cell's 旧市町村 differs from the site's
+        self.penalty2 = float(penalty) ** 2
+        if cell_group is None or site_group is None:
+            self.cell_group = np.zeros(len(self.rows), dtype=np.int64)
+            self.site_group = np.zeros(len(sites), dtype=np.int64)
+        else:
+            self.cell_group = cell_group[self.rows, self.cols]
+            self.site_group = np.asarray(site_group)
+
+    def assign_mw(self, log_scale: np.ndarray) -> np.ndarray:
+        """Multiplicatively weighted Voronoi: the site minimising |x − p_i| / s_i per cell
+        (s_i = exp(log_scale_i)), the distance multiplied by ``penalty`` where the cell's
+        旧市町村 differs from the site's. A site is evaluated in a tile only if its least
+        possible value there does not exceed the tile's bound min_j(penalty · max
+        distance_j / s_j), so the result equals the full argmin (lowest index on ties).
+        A site always wins its own point (distance 0)."""
+        inv = np.array([math.exp(-2.0 * v) for v in log_scale])   # libm, platform-stable
+        bound = (self.dmax2 * inv).min(axis=1) * self.penalty2
+        cand = self.dmin2 * inv <= bound[:, None]
+        lab = np.empty(len(self.xy), dtype=np.int64)
+        for k in range(len(self.start)):
+            idx = np.flatnonzero(cand[k])
+            a, b = self.start[k], self.stop[k]
+            x = self.xy[a:b]
+            p = self.sites[idx]
+            d2 = ((x[:, 0:1] - p[:, 0]) ** 2 + (x[:, 1:2] - p[:, 1]) ** 2) * inv[idx]
+            if self.penalty2 != 1.0:
+                foreign = self.cell_group[a:b, None] != self.site_group[idx][None, :]
+                d2 = np.where(foreign, d2 * self.penalty2, d2)
+            lab[a:b] = idx[d2.argmin(axis=1)]
+        return lab
+
+
+def mw_hessian(img: np.ndarray, grid: Grid, sites: np.ndarray, fallback: np.ndarray) -> sp.csc_matrix:
+    """dA_i/d(log s_j) of multiplicatively weighted Voronoi cells (m²).
+
+    On the boundary of i and j, f = log|x − p_i| − log s_i − log|x − p_j| + log s_j = 0;
+    raising log s_i by δ moves it outwards by δ / |∇f|, so the derivative is the boundary
+    integral of 1 / |∇f|, estimated from 4-adjacent cell pairs (× cell × π/4, the mean
+    length of a straight line per staircase step). Rows without neighbours get
+    ``fallback`` (2 × target: the value for an isolated round cell)."""
+    n = len(sites)
+    ny, nx = img.shape
+    flat = img.ravel()
+    idx = np.arange(ny * nx).reshape(ny, nx)
+    ia = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
+    ib = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
+    a, b = flat[ia], flat[ib]
+    keep = (a >= 0) & (b >= 0) & (a != b)
+    ia, ib, a, b = ia[keep], ib[keep], a[keep], b[keep]
+    ra, ca = np.divmod(ia, nx)
+    rb, cb = np.divmod(ib, nx)
+    mx = grid.x0 + ((ca + cb) / 2 + 0.5) * grid.cell
+    my = grid.y1 - ((ra + rb) / 2 + 0.5) * grid.cell
+    va = np.column_stack([mx - sites[a, 0], my - sites[a, 1]])
+    vb = np.column_stack([mx - sites[b, 0], my - sites[b, 1]])
+    da = np.maximum(np.hypot(va[:, 0], va[:, 1]), 1.0)
+    db = np.maximum(np.hypot(vb[:, 0], vb[:, 1]), 1.0)
+    g = va / da[:, None] ** 2 - vb / db[:, None] ** 2
+    h = grid.cell * math.pi / 4 / np.maximum(np.hypot(g[:, 0], g[:, 1]), 1e-9)
+    off = sp.coo_matrix((h, (a, b)), shape=(n, n)).tocsr()
+    off = (off + off.T).tocsr()
+    diag = np.asarray(off.sum(axis=1)).ravel()
+    diag = np.where(diag > 0, diag, fallback) * (1.0 + 1e-6)
+    return (sp.diags(diag) - off).tocsc()
+
+
+def solve_weighted_voronoi(sites, targets, grid: Grid, inside: np.ndarray, *, membership=None,
+                           max_iter: int = 60, log=print, what: str = "blocks",
+                           cell_group=None, site_group=None, penalty: float = 1.0) -> np.ndarray:
+    """Label raster of the multiplicatively weighted Voronoi diagram of ``sites`` whose
+    cells have the ``targets`` areas (m²); −1 outside ``inside``.
+
+    ``membership`` (sites × parameters, sparse 0/1) ties several sites to one parameter:
+    site i uses log s = θ[membership(i)] and the area of parameter k is the area of all
+    its sites (used for the 旧市町村 regions, many seeds per town). Without it every site
+    has its own parameter. The returned labels are parameter indices.
+
+    Damped Newton on θ (Hessian Mᵀ·H·M from :func:`mw_hessian`), falling back to the
+    diagonal step ½·log(target / area). A step is accepted only if no more parameters
+    get empty cells and the L2 area error drops by (1 − α/2). Stops when every area is
+    within one raster cell of its target, after ``max_iter`` steps, or when no step helps."""
+    n_sites = len(sites)
+    member = sp.identity(n_sites, format="csr") if membership is None else sp.csr_matrix(membership)
+    site_param = member.indices                  # one parameter per site
+    n = member.shape[1]
+    tiles = SiteTiles(grid, inside, sites, cell_group=cell_group, site_group=site_group, penalty=penalty)
+    ca = grid.cell ** 2
+    img = np.full(grid.shape, -1, dtype=np.int64)
+
+    def evaluate(theta):
+        lab = site_param[tiles.assign_mw(theta[site_param])]
+        areas = np.bincount(lab, minlength=n) * ca
+        return lab, areas, targets - areas
+
+    theta = 0.5 * np.log(targets / math.pi)     # radius of the equal-area disc
+    if membership is not None:
+        theta[:] = 0.0
+    lab, areas, err = evaluate(theta)
+    it = 0
+    for it in range(max_iter):
+        if np.abs(err).max() <= ca * 1.01:
+            break
+        norm = float(np.linalg.norm(err))
+        img[tiles.rows, tiles.cols] = tiles.assign_mw(theta[site_param])   # sites: boundary geometry
+        per_site_target = np.asarray(member @ targets).ravel()
+        h = mw_hessian(img, grid, sites, 2 * per_site_target)
+        h = (member.T @ h @ member).tocsc()
+        newton = spl.spsolve(h, err)
+        diagonal = 0.5 * np.log(np.maximum(targets, ca) / np.maximum(areas, ca))
+        accepted = None
+        for step in (newton, diagonal):
+            step = step - np.median(step)            # the common scale of s is free
+            alpha = 1.0
+            while alpha >= 1 / 256 and accepted is None:
+                trial = theta + alpha * step
+                t_lab, t_areas, t_err = evaluate(trial)
+                if (t_areas == 0).sum() <= (areas == 0).sum() and \
+                        np.linalg.norm(t_err) <= (1 - alpha / 8) * norm:
+                    accepted = (trial, t_lab, t_areas, t_err)
+                alpha /= 2
+            if accepted is not None:
+                break
+        if accepted is None:
+            break
+        theta, lab, areas, err = accepted
+    log(f"  weighted Voronoi ({what}): {it} Newton steps, max |area error| {np.abs(err).max() / ca:.1f} cells, "
+        f"median {np.median(np.abs(err) / targets) * 100:.2f} %, empty {(areas == 0).sum()}")
+    img[tiles.rows, tiles.cols] = lab
+    return img
+
+
+# --------------------------------------------------------------------------- clean-up
+
+def components(img: np.ndarray) -> np.ndarray:
+    """Connected-component id (4-connectivity, same label) per cell; −1 where img < 0."""
+    ny, nx = img.shape
+    idx = np.arange(ny * nx).reshape(ny, nx)
+    ra = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
+    rb = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
+    la, lb = img.ravel()[ra], img.ravel()[rb]
+    keep = (la >= 0) & (la == lb)
+    g = sp.coo_matrix((np.ones(keep.sum(), np.int8), (ra[keep], rb[keep])), shape=(ny * nx, ny * nx))
+    _, comp = csgraph.connected_components(g, directed=False)
+    comp = comp.reshape(ny, nx)
+    return np.where(img >= 0, comp, -1)
+
+
+def home_components(img: np.ndarray, comp: np.ndarray, site_rc, n: int) -> np.ndarray:
+    """For each label: the component holding its site's cell if that cell carries the
+    label, else its largest component (lowest id on ties)."""
+    rows, cols = site_rc
+    ny, nx = img.shape
+    own = np.full(n, -1, dtype=np.int64)
+    idx = np.flatnonzero((rows >= 0) & (rows < ny) & (cols >= 0) & (cols < nx))
+    idx = idx[img[rows[idx], cols[idx]] == idx]
+    own[idx] = comp[rows[idx], cols[idx]]
+    # largest component per label
+    m = img >= 0
+    lab, cm = img[m], comp[m]
+    pairs = pd.DataFrame({"lab": lab, "comp": cm}).value_counts().reset_index(name="size")
+    pairs = pairs.sort_values(["lab", "size", "comp"], ascending=[True, False, True], kind="stable")
+    largest = pairs.drop_duplicates("lab").set_index("lab")["comp"].reindex(range(n), fill_value=-1).to_numpy()
+    return np.where(own >= 0, own, largest)
+
+
+def refill(img: np.ndarray, holes: np.ndarray, group: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """Give every hole cell the label of a 4-neighbour, growing inwards from the kept
+    cells; prefer a neighbour of the same group as the cell's previous label, then the
+    most frequent neighbour label, then the lowest label."""
+    img = img.copy()
+    img[holes] = -2
+    ny, nx = img.shape
+    while (img == -2).any():
+        pad = np.pad(img, 1, constant_values=-1)
+        nb = np.stack([pad[:-2, 1:-1], pad[2:, 1:-1], pad[1:-1, :-2], pad[1:-1, 2:]], axis=-1)
+        r, c = np.nonzero(img == -2)
+        cand = nb[r, c]                                   # (k, 4)
+        valid = cand >= 0
+        if not valid.any():
+            raise RuntimeError("holes not reachable from any labelled cell")
+        pg = group[np.maximum(prev[r, c], 0)][:, None]
+        same = valid & (group[np.maximum(cand, 0)] == pg)
+        count = (cand[:, :, None] == cand[:, None, :]).sum(axis=2)
+        score = np.where(valid, same * 10 + count, -1) * 1_000_000 - np.where(valid, cand, 0)
+        best = cand[np.arange(len(r)), score.argmax(axis=1)]
+        take = valid.any(axis=1)
+        img[r[take], c[take]] = best[take]
+    return img
+
+
+def clean_labels(img: np.ndarray, site_rc, group: np.ndarray, n: int, log=print) -> np.ndarray:
+    """Make every record one connected piece holding its point where possible and drop
+    旧市町村 islands that hold no record's point (cells handed to neighbours)."""
+    for _ in range(5):
+        comp = components(img)
+        home = home_components(img, comp, site_rc, n)
+        stray = (img >= 0) & (comp != home[np.maximum(img, 0)])
+        gimg = np.where(img >= 0, group[np.maximum(img, 0)], -1)
+        gcomp = components(gimg)
+        rows, cols = site_rc
+        idx = np.flatnonzero((rows >= 0) & (rows < img.shape[0]) & (cols >= 0) & (cols < img.shape[1]))
+        idx = idx[gimg[rows[idx], cols[idx]] == group[idx]]
+        gkeep = np.zeros(gcomp.max() + 2, bool)
+        gkeep[gcomp[rows[idx], cols[idx]] + 1] = True
+        gstray = (img >= 0) & ~gkeep[gcomp + 1]
+        holes = stray | gstray
+        if not holes.any():
+            break
+        log(f"  clean-up: {int(stray.sum())} stray record cells, {int(gstray.sum())} 旧市町村-island cells")
+        img = refill(img, holes, group, img)
+    return img
+
+
+def extend_labels(img: np.ndarray, extent: np.ndarray) -> np.ndarray:
+    """Labels for the cells of ``extent`` outside the labelled area: nearest labelled cell."""
+    _, (ri, ci) = ndimage.distance_transform_edt(img < 0, return_indices=True)
+    out = img[ri, ci]
+    return np.where(extent | (img >= 0), out, -1)
+
+
+# --------------------------------------------------------------------------- vector
+
+def polygonise(img: np.ndarray, grid: Grid, n: int) -> np.ndarray:
+    """One (Multi)Polygon per label 0..n−1 from the label raster (exact shared edges)."""
+    shapes = rasterio.features.shapes(img.astype(np.int32), mask=img >= 0, transform=grid.transform,
+                                      connectivity=4)
+    geoms, labs = [], []
+    for geom, value in shapes:
+        geoms.append(shapely.geometry.shape(geom))
+        labs.append(int(value))
+    gdf = gpd.GeoDataFrame({"lab": labs}, geometry=geoms)
+    dissolved = gdf.dissolve(by="lab", sort=True)
+    out = dissolved.geometry.reindex(range(n))
+    if out.isna().any():
+        raise RuntimeError(f"labels without cells: {list(np.flatnonzero(out.isna()))[:10]}")
+    return np.asarray(out.values)
+
+
+def clip_coverage(geoms: np.ndarray, outline, simplify_m: float) -> np.ndarray:
+    """Smooth the staircase (coverage_simplify keeps shared edges shared), then clip to the
+    outline on a 1 mm grid so neighbours keep identical vertices."""
+    if simplify_m > 0:
+        geoms = shapely.coverage_simplify(geoms, simplify_m, simplify_boundary=False)
+    clipped = shapely.intersection(geoms, outline, grid_size=0.001)
+    clipped = shapely.make_valid(clipped)
+    # keep polygonal parts only (clipping can leave stray lines/points)
+    parts = shapely.get_parts(clipped, return_index=True)
+    poly = shapely.get_type_id(parts[0]) == 3
+    out = shapely.multipolygons(parts[0][poly], indices=parts[1][poly])
+    single = shapely.get_num_geometries(out) == 1
+    out[single] = shapely.get_geometry(out[single], 0)
+    return out
+
+
+# --------------------------------------------------------------------------- build
+
+def read_group_seeds(shared: Path, recs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Seeds for the 旧市町村 regions: the e-Stat points plus the ISJ address points
+    (Geolonia, CC BY 4.0), each with its trial sub-area label. Returns (xy m, label)."""
+    path = shared / "hanamaki_03205" / "isj_address_points_hanamaki.geojson"
+    isj = pyogrio.read_dataframe(path, columns=["trial_subarea"], read_geometry=True)
+    lon = np.concatenate([recs["X_CODE"].astype(float).to_numpy(), shapely.get_x(isj.geometry.values)])
+    lat = np.concatenate([recs["Y_CODE"].astype(float).to_numpy(), shapely.get_y(isj.geometry.values)])
+    labels = np.concatenate([recs["trial_subarea"].to_numpy(dtype=object), isj["trial_subarea"].to_numpy(dtype=object)])
+    return project_lonlat(lon, lat), labels
+
+
+def in_grid(grid: Grid, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    return (rows >= 0) & (rows < grid.ny) & (cols >= 0) & (cols < grid.nx)
+
+
+def fit_with_cleanup(solve, clean, targets: np.ndarray, cell_area: float, *, rounds: int = 4,
+                     log=print, what: str = "") -> np.ndarray:
+    """Fit, clean up, and re-fit with targets corrected by what the clean-up moved.
+
+    ``solve(targets) -> labels`` and ``clean(labels) -> labels``; after each round the
+    targets handed to ``solve`` are shifted by (wanted − obtained) so the cleaned result
+    approaches the wanted areas. Stops when every area is within two raster cells."""
+    n = len(targets)
+    adjusted = targets.copy()
+    best, best_err = None, np.inf
+    for r in range(rounds):
+        img = clean(solve(adjusted))
+        err = targets - np.bincount(img[img >= 0], minlength=n) * cell_area
+        score = float(np.linalg.norm(err))
+        if score < best_err:
+            best, best_err = img, score
+        if np.abs(err).max() <= 2 * cell_area:
+            break
+        adjusted = np.maximum(adjusted + err, cell_area)
+        adjusted *= targets.sum() / adjusted.sum()
+    log(f"  {what}: {r + 1} fit/clean-up rounds, L2 area error {best_err / 1e6:.3f} km²")
+    return best
+
+
+def group_regions(seeds, seed_group, group_targets, grid: Grid, inside, site_rc, site_group, log=print):
+    """旧市町村 label raster: weighted Voronoi of all seeds with one scale per 旧市町村, fitted
+    to the 旧市町村 areas; islands holding no e-Stat point of their own 旧市町村 go to the
+    neighbours; the cell of every e-Stat point is forced to its 旧市町村."""
+    n_groups = len(group_targets)
+    member = sp.csr_matrix((np.ones(len(seeds)), (np.arange(len(seeds)), seed_group)),
+                           shape=(len(seeds), n_groups))
+    rows, cols = site_rc
+    ok = in_grid(grid, rows, cols)
+    ok[ok] = inside[rows[ok], cols[ok]]
+
+    def solve(t):
+        return solve_weighted_voronoi(seeds, t, grid, inside, membership=member, log=lambda *_: None)
+
+    def clean(gimg):
+        gimg[rows[ok], cols[ok]] = site_group[ok]
+        comp = components(gimg)
+        keep = np.zeros(comp.max() + 2, bool)
+        keep[comp[rows[ok], cols[ok]] + 1] = True
+        holes = (gimg >= 0) & ~keep[comp + 1]
+        ident = np.arange(n_groups)
+        return refill(gimg, holes, ident, gimg) if holes.any() else gimg
+
+    return fit_with_cleanup(solve, clean, group_targets, grid.cell ** 2, log=log, what="旧市町村 regions")
+
+
+def blocks_in_region(sites, targets, grid: Grid, region: np.ndarray, site_rc, log=print, what=""):
+    """Record labels (local indices) inside one 旧市町村 region, fitted and cleaned."""
+    n = len(sites)
+    same = np.zeros(n, dtype=np.int64)
+
+    def solve(t):
+        return solve_weighted_voronoi(sites, t, grid, region, log=lambda *_: None)
+
+    def clean(img):
+        return clean_labels(img, site_rc, same, n, log=lambda *_: None)
+
+    return fit_with_cleanup(solve, clean, targets, grid.cell ** 2, log=log, what=what)
+
+
+def build_blocks(shared: Path, cell: float, simplify_m: float, log=print):
+    t0 = time.perf_counter()
+    _log = log
+
+    def log(msg):
+        _log(f"{msg}  [{time.perf_counter() - t0:.1f} s]")
+
+    """Approximate town-block polygons (EPSG:6678) for the 479 records + inputs."""
+    recs = read_estat_records(shared)
+    outline_ll = read_outline(shared)
+    outline = outline_ll.to_crs(PLANE_EPSG).geometry.iloc[0]
+    sites = project_lonlat(recs["X_CODE"].astype(float), recs["Y_CODE"].astype(float))
+    n = len(recs)
+    names = sorted(recs["trial_subarea"].unique(), key=lambda s: (OLD_MUNI_ORDER + [s]).index(s))
+    code = {s: i for i, s in enumerate(names)}
+    group = recs["trial_subarea"].map(code).to_numpy()
+
+    grid = Grid(outline.bounds, cell, pad_cells=4)
+    inside = grid.rasterize(outline)
+    ca = cell * cell
+    official = recs["AREA"].astype(float).to_numpy()
+    total = inside.sum() * ca
+    log(f"  grid {grid.nx}×{grid.ny} at {cell:g} m, {int(inside.sum())} cells inside "
+        f"({total / 1e6:.1f} km²; outline {outline.area / 1e6:.1f} km², e-Stat AREA {official.sum() / 1e6:.1f} km²)")
+    site_rc = grid.cell_of(sites)
+
+    seeds, seed_names = read_group_seeds(shared, recs)
+    seed_group = np.array([code[s] for s in seed_names])
+    group_targets = np.bincount(group, weights=official, minlength=len(names)) / official.sum() * total
+    gimg = group_regions(seeds, seed_group, group_targets, grid, inside, site_rc, group, log=log)
+
+    targets = np.maximum(official / official.sum() * total, ca)
+    targets *= total / targets.sum()
+    img = solve_weighted_voronoi(sites, targets, grid, inside, cell_group=gimg, site_group=group,
+                                 penalty=GROUP_PENALTY, log=log, what="town blocks")
+    img = clean_labels(img, site_rc, group, n, log=log)
+    extent = grid.rasterize(outline.buffer(3 * cell))
+    img = extend_labels(img, extent)
+    geoms = polygonise(img, grid, n)
+    log("  polygonised")
+    geoms = clip_coverage(geoms, outline, simplify_m)
+    log("  simplified and clipped")
+    return recs, outline_ll, outline, sites, geoms
+
+
+def estat_frame(recs: pd.DataFrame, geoms, crs) -> gpd.GeoDataFrame:
+    """The 30 e-Stat columns (typed like the e-Stat .dbf) + OLD_MUNI + OLD_CODE."""
+    out = pd.DataFrame(index=recs.index)
+    for c in ESTAT_COLUMNS:
+        if c in FLOAT_COLUMNS:
+            out[c] = recs[c].astype(float)
+        elif c in INT_COLUMNS:
+            out[c] = recs[c].astype("int64")
+        else:
+            out[c] = recs[c].astype(object)
+    out["OLD_MUNI"] = recs["trial_subarea"].astype(object)
+    out["OLD_CODE"] = recs["old_muni_code_2000"].astype(object)
+    return gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
+
+
+def dissolve_old_munis(blocks: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The 4 旧市町村 (approximate) dissolved from the blocks, in trial order."""
+    g = blocks[["OLD_MUNI", "OLD_CODE", "AREA", "JINKO", "SETAI", "geometry"]].copy()
+    d = g.dissolve(by=["OLD_MUNI", "OLD_CODE"], aggfunc={"AREA": "sum", "JINKO": "sum", "SETAI": "sum"},
+                   sort=True).reset_index()
+    d["order"] = d["OLD_MUNI"].map({s: i for i, s in enumerate(OLD_MUNI_ORDER)})
+    d = d.sort_values("order", kind="stable").drop(columns="order").reset_index(drop=True)
+    d = d.rename(columns={"AREA": "estat_area_m2"})
+    d["approx_area_m2"] = d.geometry.area.round(1)
+    d["estat_area_m2"] = d["estat_area_m2"].round(1)
+    d["APPROXIMATE"] = APPROX_NOTE
+    return d[["OLD_MUNI", "OLD_CODE", "JINKO", "SETAI", "estat_area_m2", "approx_area_m2",
+              "APPROXIMATE", "geometry"]]
+
+
+def area_check(blocks: gpd.GeoDataFrame, sites: np.ndarray, outline_area: float) -> pd.DataFrame:
+    """Per 旧市町村 and overall: approximate vs official area (km², %), per-block error
+    stats (median, P95 |%| error against the scaled target) and point-to-polygon distances."""
+    area = blocks.geometry.area.to_numpy()
+    official = blocks["AREA"].to_numpy()
+    scale = outline_area / official.sum()
+    block_err = np.abs(area / (official * scale) - 1) * 100
+    pts = shapely.points(sites)
+    dist = shapely.distance(pts, blocks.geometry.values)
+    rows = []
+    for name in OLD_MUNI_ORDER + ["合計 total"]:
+        m = np.ones(len(blocks), bool) if name.startswith("合計") else (blocks["OLD_MUNI"] == name).to_numpy()
+        a, o = area[m].sum(), official[m].sum()
+        rows.append({
+            "old_muni": name,
+            "records": int(m.sum()),
+            "official_km2": round(o / 1e6, 2),
+            "approx_km2": round(a / 1e6, 2),
+            "diff_pct": round((a / o - 1) * 100, 2),
+            "block_median_abs_err_pct": round(float(np.median(block_err[m])), 2),
+            "block_p95_abs_err_pct": round(float(np.percentile(block_err[m], 95)), 2),
+            "points_outside_own_polygon": int((dist[m] > 0).sum()),
+            "max_point_distance_m": round(float(dist[m].max()), 1),
+        })
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- writers
+
+def write_shapefile(blocks_ll: gpd.GeoDataFrame, folder: Path) -> Path:
+    """e-Stat 2015 legacy layout: CP932 .dbf, no .cpg, LDID 0, JGD2000 .prj."""
+    path = folder / f"{SHP_NAME}.shp"
+    pyogrio.write_dataframe(blocks_ll, path, driver="ESRI Shapefile", encoding="cp932",
+                            layer_options={"RESIZE": "YES", "DBF_DATE_LAST_UPDATE": FIXED_DATE})
+    cpg = path.with_suffix(".cpg")
+    if cpg.exists():
+        cpg.unlink()
+    dbf = path.with_suffix(".dbf")
+    with open(dbf, "r+b") as f:          # language driver id byte: 0 = not declared
+        f.seek(29)
+        f.write(b"\x00")
+    return path
+
+
+def write_geojson(gdf: gpd.GeoDataFrame, path: Path) -> Path:
+    pyogrio.write_dataframe(gdf, path, driver="GeoJSON", layer_options={"COORDINATE_PRECISION": "7"})
+    return path
+
+
+def write_gpkg(layers: dict[str, gpd.GeoDataFrame], path: Path) -> Path:
+    """GeoPackage with timestamps pinned (OGR_CURRENT_DATE) and the SQLite file vacuumed."""
+    with pyogrio_config({"OGR_CURRENT_DATE": f"{FIXED_DATE}T00:00:00.000Z"}):
+        for name, gdf in layers.items():
+            pyogrio.write_dataframe(gdf, path, layer=name, driver="GPKG",
+                                    layer_options={"SPATIAL_INDEX": "YES"})
+    con = sqlite3.connect(path)
+    try:
+        con.execute("VACUUM")
+    finally:
+        con.close()
+    return path
+
+
+class pyogrio_config:
+    """Temporarily set GDAL config options."""
+
+    def __init__(self, options: dict[str, str]):
+        self.options = options
+
+    def __enter__(self):
+        self.old = pyogrio.get_gdal_config_option
+        self.saved = {k: pyogrio.get_gdal_config_option(k) for k in self.options}
+        pyogrio.set_gdal_config_options(self.options)
+
+    def __exit__(self, *exc):
+        pyogrio.set_gdal_config_options(self.saved)
+
+
+def to_lonlat(gdf: gpd.GeoDataFrame, epsg: int) -> gpd.GeoDataFrame:
+    """Project to JGD2011 lon/lat and label it ``epsg`` (4612 or 6668: same numbers here)."""
+    out = gdf.to_crs(LONLAT_EPSG)
+    return out.set_crs(epsg, allow_override=True) if epsg != LONLAT_EPSG else out
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    head = "| " + " | ".join(df.columns) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def update_readme(readme: Path, table_md: str) -> bool:
+    """Replace the text between the area-table markers of data/README.md."""
+    begin, end = "<!-- BEGIN area_check (generated by build_sample.py) -->", "<!-- END area_check -->"
+    if not readme.exists():
+        return False
+    text = readme.read_text(encoding="utf-8")
+    if begin not in text or end not in text:
+        return False
+    pre, rest = text.split(begin, 1)
+    _, post = rest.split(end, 1)
+    readme.write_text(f"{pre}{begin}\n{table_md}\n{end}{post}", encoding="utf-8")
+    return True
+
+
+def build(shared: Path, out: Path, *, cell: float = 50.0, simplify_m: float = 40.0, force: bool = False,
+          readme: Path | None = None, log=print) -> pd.DataFrame:
+    """Build every output into ``out`` (a folder, replaced atomically). Returns area_check."""
+    if out.exists() and any(out.iterdir()) and not force:
+        raise SystemExit(f"{out} already exists; pass --force to rebuild it")
+    t0 = time.perf_counter()
+    recs, outline_ll, outline, sites, geoms = build_blocks(shared, cell, simplify_m, log=log)
+    blocks = estat_frame(recs, geoms, PLANE_EPSG)
+    check = area_check(blocks, sites, outline.area)
+    old = dissolve_old_munis(blocks)
+    offices = read_offices(shared)
+
+    blocks_shp = to_lonlat(blocks, SHP_EPSG)
+    blocks_ll = to_lonlat(blocks, LONLAT_EPSG)
+    old_ll = to_lonlat(old, LONLAT_EPSG)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write_shapefile(blocks_shp, tmp)
+        write_gpkg({"townblocks_estat": blocks_ll, "offices": offices, "outline": outline_ll,
+                    "old_municipalities_approx": old_ll}, tmp / "hanamaki_sample.gpkg")
+        write_geojson(offices, tmp / "offices.geojson")
+        write_geojson(outline_ll, tmp / "outline.geojson")
+        write_geojson(old_ll, tmp / "old_municipalities_approx.geojson")
+        (tmp / "area_check.csv").write_bytes(check.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    if readme is not None and update_readme(readme, markdown_table(check)):
+        log(f"  updated the area table in {readme}")
+    log(f"built {out} in {time.perf_counter() - t0:.1f} s")
+    return check
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def main(argv=None) -> int:
+    here = Path(__file__).resolve().parent
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", type=Path, default=default_shared_dir(), help="the shared data folder")
+    ap.add_argument("--out", type=Path, default=here / OUT_NAME, help="output folder (replaced)")
+    ap.add_argument("--cell", type=float, default=50.0, help="raster cell size in metres (default 50)")
+    ap.add_argument("--simplify", type=float, default=40.0,
+                    help="coverage_simplify tolerance in metres (default 40; 0 keeps the staircase)")
+    ap.add_argument("--readme", type=Path, default=None,
+                    help="README whose area table to refresh (default: data/README.md when --out is the default)")
+    ap.add_argument("--force", action="store_true", help="replace an existing output folder")
+    args = ap.parse_args(argv)
+    readme = args.readme
+    if readme is None and args.out.resolve() == (here / OUT_NAME).resolve():
+        readme = here / "README.md"
+    check = build(args.shared, args.out, cell=args.cell, simplify_m=args.simplify, force=args.force,
+                  readme=readme)
+    print(markdown_table(check))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""``subdivide map``: the council-review map of a plan, one interactive HTML file.
+
+Sub-areas in colour with a legend, town-block borders with tooltips and a name search,
+layers for the inward core / outward reach / neighbour exposure at each spill distance,
+optional carrier footprints, sites and office points; 地理院タイル or no basemap;
+``--offline`` inlines every library so the file opens without internet.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "write the council-review map (interactive HTML; --offline for a self-contained file)"
+EXAMPLE = """
+  subdivide map hanamaki.plan.gpkg -o hanamaki_review.html
+  subdivide map hanamaki.plan.gpkg -o review_offline.html --offline --basemap none \\
+      --points data/hanamaki_03205/offices.geojson --note "境界は推定形状です"
+  subdivide map plan.gpkg -o review.html --coverage docomo.gpkg --sites sites.csv --distances 2,3 --force
+"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("plan", help="plan GeoPackage written by `subdivide plan`")
+    p.add_argument("-o", "--output", metavar="HTML",
+                   help="output file (default: the plan's name with .map.html)")
+    p.add_argument("--basemap", choices=("pale", "std", "photo", "none"), default="pale",
+                   help="地理院タイル 淡色 (pale, default), 標準 (std), 写真 (photo) or none "
+                   "(no tiles: the page makes no network request)")
+    p.add_argument("--offline", action="store_true",
+                   help="inline all JavaScript/CSS so the map opens with no internet (tiles aside)")
+    p.add_argument("--distances", default="2,2.5,3", metavar="KM,KM,…",
+                   help="spill distances L in km for the core/reach/exposure layers (default 2,2.5,3)")
+    p.add_argument("--points", metavar="FILE",
+                   help="office or measurement points (GeoJSON/GPKG, or CSV with lat/lon)")
+    p.add_argument("--point-name", metavar="COL", help="name column of --points (default name/office_name)")
+    p.add_argument("--coverage", action="append", metavar="FILE",
+                   help="carrier coverage polygons (repeatable; see `subdivide spill --coverage`)")
+    p.add_argument("--sites", metavar="CSV", help="base-station site list (lat, lon, carrier …)")
+    p.add_argument("--title", metavar="TEXT", help="page heading (default 細分化エリア 審議用地図)")
+    p.add_argument("--note", metavar="TEXT",
+                   help="caution shown in the explanation box, e.g. that the geometry is approximate")
+    p.add_argument("--tolerance", type=float, default=15.0, metavar="M",
+                   help="display simplification of town-block borders in metres (default 15; 0 = none)")
+    p.add_argument("--progress", action="store_true", help="show progress on stderr")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+
+
+def read_points(path, name_col=None):
+    """Points from GeoJSON/GPKG/Shapefile, or a CSV with lat/lon (or latitude/longitude)
+    columns (JGD2011 degrees); ``name_col`` is renamed to ``name``."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from ..errors import UserError
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"points file {p} does not exist", where=str(p), fix="check the path")
+    if p.suffix.lower() == ".csv":
+        df = pd.read_csv(p, dtype=str, encoding="utf-8-sig")
+        cols = {c.lower(): c for c in df.columns}
+        lat = cols.get("lat") or cols.get("latitude")
+        lon = cols.get("lon") or cols.get("longitude") or cols.get("lng")
+        if not lat or not lon:
+            raise UserError(f"{p} has no lat/lon columns", where=str(p), fix="name them lat and lon (degrees)")
+        try:
+            x, y = pd.to_numeric(df[lon]), pd.to_numeric(df[lat])
+        except ValueError:
+            raise UserError(f"{p}: lat/lon are not all numbers", where=str(p), fix="check the coordinates") from None
+        gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs="EPSG:6668")
+    else:
+        try:
+            gdf = gpd.read_file(p)
+        except Exception as exc:  # pyogrio raises several types for unreadable files
+            raise UserError(f"{p} is not a readable vector file ({exc.__class__.__name__})", where=str(p),
+                            fix="give GeoJSON, GeoPackage, Shapefile or CSV with lat/lon") from None
+        if gdf.crs is None:
+            gdf = gdf.set_crs("EPSG:6668")
+    if name_col:
+        if name_col not in gdf.columns:
+            raise UserError(f"column {name_col!r} is not in {p}", where="--point-name",
+                            fix=f"choose one of {list(gdf.columns)[:12]}")
+        gdf = gdf.rename(columns={name_col: "name"})
+    elif "name" not in gdf.columns and "office_name" in gdf.columns:
+        gdf = gdf.rename(columns={"office_name": "name"})
+    return gdf
+
+
+def run(args) -> int:
+    import geopandas as gpd
+    import pandas as pd
+
+    from ..map import build_map
+    from ..plan import read_plan
+    from ..progress import StderrProgress, silent
+    from ..spill import parse_distances
+
+    progress = StderrProgress() if args.progress else silent
+    distances = parse_distances(args.distances)
+    out = Path(args.output) if args.output else Path(args.plan).with_suffix(".map.html")
+    from ..output import check_can_write
+
+    check_can_write(out, args.force)
+    plan = read_plan(args.plan)
+    points = read_points(args.points, args.point_name) if args.points else None
+    coverage = None
+    if args.coverage:
+        from ..coverage import read_coverage
+
+        parts = [read_coverage(f, plan.crs) for f in args.coverage]
+        coverage = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=plan.crs)
+    sites = None
+    if args.sites:
+        from ..sites import read_sites
+
+        s = read_sites(args.sites)
+        sites = gpd.GeoDataFrame(s, geometry=gpd.points_from_xy(s["lon"], s["lat"]), crs="EPSG:6668")
+    path = build_map(plan, out, distances_km=distances, coverage=coverage, sites=sites, points=points,
+                     basemap=args.basemap, offline=args.offline, force=args.force, title=args.title,
+                     note=args.note, tolerance_m=args.tolerance, progress=progress)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB{', offline' if args.offline else ''})")
+    return 0

@@ -1,0 +1,61 @@
+"""``subdivide validate``: what a carrier runs on a package it receives.
+
+Prints a table of findings (rule id, severity, message, offending features) and writes
+a JSON report with ``--json FILE``. Exit status 0 clean, 1 errors found, 2 unreadable.
+See docs/validation.md for every rule.
+"""
+from __future__ import annotations
+
+import sys
+
+from ..errors import UserError
+from ..output import atomic_path
+
+HELP = "validate a received package (directory or zip): exit 0 clean, 1 errors, 2 unreadable"
+EXAMPLE = """
+  subdivide validate hanamaki-package.zip
+  subdivide validate pkg/ --outline data/hanamaki_03205/outline.geojson --json report.json
+  subdivide validate pkg.zip --coverage carrier_cells.gpkg --selection site --profile carrier-a.toml
+"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("package", help="package directory or zip")
+    p.add_argument("--profile", metavar="FILE", help="carrier profile TOML (default profile if omitted)")
+    p.add_argument("--outline", metavar="FILE", help="municipal outline: check gaps and overlaps against it")
+    p.add_argument("--coverage", metavar="FILE", help="the carrier's coverage polygons: add its footprint report")
+    p.add_argument("--selection", choices=("any", "site", "share"), help="cell selection rule for --coverage")
+    p.add_argument("--spill-km", metavar="L,…", help="spill distances in km (default: the package's spill "
+                   "summary, else 2,2.5,3); the smallest is the design distance")
+    p.add_argument("--target-share", type=float, metavar="P", help="unreached share target (default 0.5)")
+    p.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-' for stdout)")
+    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
+
+
+def _distances(text):
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"--spill-km {text!r} is not a list of numbers", fix="e.g. --spill-km 2,2.5,3") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise UserError(f"--spill-km {text!r} must list positive distances", fix="e.g. --spill-km 2,2.5,3")
+    return vals
+
+
+def run(args) -> int:
+    from ..validation import validate_package
+
+    report = validate_package(args.package, profile=args.profile, outline=args.outline,
+                              coverage=args.coverage, coverage_selection=args.selection,
+                              spill_km=_distances(args.spill_km), target_share=args.target_share)
+    table = report.table()
+    print(table.splitlines()[-1] if args.quiet else table)
+    if args.json == "-":
+        sys.stdout.write(report.to_json())
+    elif args.json:
+        with atomic_path(args.json, force=args.force) as tmp:
+            tmp.write_text(report.to_json(), encoding="utf-8")
+    return report.status

@@ -1,0 +1,171 @@
+"""`subdivide info` and the reader's user errors through the CLI (exit 2, no traceback)."""
+import json
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+
+from subdivide.cli import main
+from subdivide.synthetic import synthetic_estat, write_estat_shapefile
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "hanamaki_03205" / "h27ka03205.shp"
+
+
+@pytest.fixture(scope="module")
+def raw():
+    return synthetic_estat(150, seed=21, layout="2015_legacy", crs="EPSG:4612")
+
+
+@pytest.fixture(scope="module")
+def shp(raw, tmp_path_factory):
+    return write_estat_shapefile(raw, tmp_path_factory.mktemp("info") / "h27ka03901.shp", layout="2015_legacy")
+
+
+def _copy(shp: Path, dest: Path, skip: str | None = None) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for p in shp.parent.glob(shp.stem + ".*"):
+        if p.suffix != skip:
+            shutil.copy(p, dest / p.name)
+    return dest / shp.name
+
+
+def _fails(capsys, argv, *needles):
+    status = main(argv)
+    out, err = capsys.readouterr()
+    assert status == 2, (out, err)
+    assert "Traceback" not in err and out == ""
+    assert err.startswith("subdivide info: error: ")
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+def test_text_report(shp, raw, capsys):
+    assert main(["info", str(shp)]) == 0
+    out = capsys.readouterr().out
+    real = raw[(raw.HCODE == 8101) & (raw.KEY_CODE.str.len() > 2)]
+    assert "layout:      2015_legacy" in out
+    assert "cp932 (no .cpg and no language driver byte" in out
+    assert "JGD2000" in out and "EPSG:6678" in out
+    assert f"records in:  {len(raw):,}" in out
+    assert "town-blocks: 150 (町丁・字)" in out
+    assert f"population (人口 JINKO):  {real.JINKO.sum():,}" in out
+    assert f"households (世帯 SETAI):  {real.SETAI.sum():,}" in out
+    assert "water area (水面, HCODE 8154)" in out
+    assert "geometry repairs: none" in out
+
+
+def test_json_report(shp, raw, capsys):
+    assert main(["info", str(shp), "--json", "--muni", "03901"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["layout"] == "2015_legacy" and d["encoding"] == "cp932"
+    assert d["records_in"] == len(raw) and d["blocks_out"] == 150
+    assert d["muni_codes"] == ["03901"]
+    assert d["flags"]["multipart"] == raw.loc[raw.KIGO_E != "", "KEY_CODE"].nunique()
+    assert d["totals"]["area_official_km2"] == pytest.approx(
+        raw.loc[(raw.HCODE == 8101) & (raw.KEY_CODE.str.len() > 2), "AREA"].sum() / 1e6, abs=1e-3)
+    assert {x["reason"].split(" (")[0] for x in d["dropped"]} == {
+        "water area", "placeholder for another municipality's area"}
+
+
+@pytest.mark.parametrize("ext", [".dbf", ".shx", ".prj"])
+def test_missing_companion_file_is_named(shp, tmp_path, capsys, ext):
+    p = _copy(shp, tmp_path, skip=ext)
+    _fails(capsys, ["info", str(p)], f"has no {ext}", "fix:")
+
+
+def test_missing_prj_is_fine_with_crs(shp, tmp_path, capsys):
+    p = _copy(shp, tmp_path, skip=".prj")
+    assert main(["info", str(p), "--crs", "EPSG:4612"]) == 0
+    assert "town-blocks: 150" in capsys.readouterr().out
+
+
+def test_unknown_crs_suggests_crs_option(shp, tmp_path, capsys):
+    p = _copy(shp, tmp_path)
+    p.with_suffix(".prj").write_text("this is not a CRS")
+    _fails(capsys, ["info", str(p)], "CRS", "--crs")
+
+
+def test_bad_crs_option(shp, capsys):
+    _fails(capsys, ["info", str(shp), "--crs", "EPSG:99999999"], "--crs")
+
+
+def test_coordinates_outside_japan(raw, tmp_path, capsys):
+    p = write_estat_shapefile(raw.to_crs("EPSG:6678"), tmp_path / "plane.shp", layout="2015_legacy")
+    _fails(capsys, ["info", str(p), "--crs", "EPSG:6668"], "outside Japan", "--crs")
+
+
+def test_lat_lon_swapped(raw, tmp_path, capsys):
+    swapped = raw.copy()
+    swapped["geometry"] = shapely.transform(raw.geometry.values, lambda c: c[:, ::-1])
+    p = write_estat_shapefile(swapped, tmp_path / "swapped.shp", layout="2015_legacy")
+    _fails(capsys, ["info", str(p)], "swapped")
+
+
+def test_duplicate_keys_that_are_not_multipart(raw, tmp_path, capsys):
+    bad = raw.copy()
+    singles = bad.index[(bad.KIGO_E == "") & (bad.HCODE == 8101) & (bad.KEY_CODE.str.len() > 2)]
+    bad.loc[singles[4], "KEY_CODE"] = bad.loc[singles[5], "KEY_CODE"]
+    p = write_estat_shapefile(bad, tmp_path / "dup.shp", layout="2015_legacy")
+    _fails(capsys, ["info", str(p)], "not marked as parts", bad.loc[singles[5], "KEY_CODE"])
+
+
+def test_empty_layer(raw, tmp_path, capsys):
+    p = tmp_path / "empty.gpkg"
+    raw.iloc[:0].to_file(p, layer="blocks")
+    _fails(capsys, ["info", str(p)], "empty")
+
+
+def test_non_polygon_geometry(raw, tmp_path, capsys):
+    pts = raw.copy()
+    pts["geometry"] = raw.geometry.representative_point()
+    p = tmp_path / "points.gpkg"
+    pts.to_file(p)
+    _fails(capsys, ["info", str(p)], "not polygons (Point)")
+
+
+def test_municipality_absent_lists_present_codes(shp, capsys):
+    _fails(capsys, ["info", str(shp), "--muni", "03205"], "03205 is not in the file", "03901")
+
+
+def test_bad_municipality_code(shp, capsys):
+    _fails(capsys, ["info", str(shp), "--muni", "3205"], "5 digits")
+
+
+def test_undecodable_text(shp, capsys):
+    _fails(capsys, ["info", str(shp), "--encoding", "utf-8"], "cannot be decoded as utf-8", "--encoding")
+
+
+def test_unknown_encoding_name(shp, capsys):
+    _fails(capsys, ["info", str(shp), "--encoding", "klingon"], "not a known text encoding")
+
+
+def test_latin1_is_mojibake(shp, capsys):
+    _fails(capsys, ["info", str(shp), "--encoding", "latin-1"], "mojibake", "--encoding")
+
+
+def test_not_estat_without_mapping_lists_columns(tmp_path, capsys):
+    g = gpd.GeoDataFrame({"code": ["1"], "pop": [3]}, geometry=[shapely.box(141, 39, 141.01, 39.01)],
+                         crs="EPSG:6668")
+    p = tmp_path / "x.geojson"
+    g.to_file(p)
+    _fails(capsys, ["info", str(p)], "not an e-Stat", "--key", "code, pop")
+    assert main(["info", str(p), "--key", "code", "--population", "pop", "--muni", "03205"]) == 0
+    assert "population (人口 JINKO):  3" in capsys.readouterr().out
+
+
+def test_missing_file(tmp_path, capsys):
+    _fails(capsys, ["info", str(tmp_path / "nope.shp")], "file not found")
+
+
+@pytest.mark.skipif(not SAMPLE.exists(), reason="bundled sample data/hanamaki_03205/h27ka03205.shp not built yet")
+def test_bundled_hanamaki_sample(capsys):
+    assert main(["info", str(SAMPLE), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["layout"] == "2015_legacy" and d["encoding"] == "cp932"
+    assert d["records_in"] == 479 and d["blocks_out"] == 463
+    assert d["totals"]["population"] == 97_702 and d["totals"]["households"] == 33_799
+    assert d["crs_in"].startswith("JGD2000") and "6678" in d["crs_out"]
+    assert d["totals"]["area_official_km2"] == pytest.approx(907.6, abs=0.1)

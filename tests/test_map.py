@@ -1,0 +1,326 @@
+"""The council-review map (subdivide.map) without a browser: content, escaping,
+offline self-containment, display geometry, determinism, CLI. Browser checks are in
+test_map_browser.py."""
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import re
+import subprocess
+import sys
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from hypothesis import given, settings, strategies as st
+
+from subdivide.errors import UserError
+from subdivide.map import (
+    BASEMAPS,
+    GSI_ATTRIBUTION,
+    OFFLINE_ASSETS,
+    PALETTE,
+    build_map,
+    display_coverage,
+    escape_text,
+    exposure_geometry,
+    external_references,
+    render_map,
+    spill_view,
+    to_display,
+)
+from subdivide.plan import Plan
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def expected_layers(distances=(2, 2.5, 3), points=False):
+    ls = [f"{x:g}" for x in distances]
+    out = ["細分化エリア", "町丁・字の境界"]
+    out += [f"内側コア (L={x} km)" for x in ls]
+    out += [f"外側到達範囲 (L={x} km)" for x in ls]
+    out += [f"隣接エリアへの漏れ (L={x} km)" for x in ls]
+    if points:
+        out.append("支所・計測地点")
+    return out + ["エリア名ラベル"]
+
+
+def plan_from(blocks, rename=None):
+    blocks = blocks.copy()
+    if rename:
+        for key, name in rename.items():
+            blocks.loc[blocks["key"] == key, "name"] = name
+    exc = blocks.loc[blocks["island"] | blocks["enclave"], "key"]
+    return Plan.from_assignment(blocks, blocks.set_index("key")["OLD_MUNI"], island_exceptions=exc)
+
+
+@pytest.fixture(scope="module")
+def hostile_plan(synthetic_blocks):
+    """A synthetic plan whose first town-block is named like an XSS payload and whose
+    first sub-area has a name with quotes, ampersand, backtick and ${}."""
+    b = synthetic_blocks(300, seed=3)
+    plan = plan_from(b, {b["key"].iloc[0]: HOSTILE})
+    table = plan.subareas.copy()
+    table.loc[0, "name"] = 'A&B "地域" `${x}` </b>'
+    return plan.with_assignment(plan.blocks["subarea"].to_numpy(), table)
+
+
+@pytest.fixture(scope="module")
+def offices():
+    from tests.conftest import SAMPLE_DIR, need
+
+    return gpd.read_file(need(SAMPLE_DIR / "offices.geojson", "bundled offices"))
+
+
+@pytest.fixture(scope="module")
+def sample_spill(sample_plan):
+    from subdivide.spill import spill_report
+
+    return spill_report(sample_plan)
+
+
+@pytest.fixture(scope="module")
+def sample_pages(sample_plan, offices, sample_spill):
+    """The sample map online (pale) and offline (no basemap), rendered once."""
+    online = render_map(sample_plan, spill=sample_spill, points=offices, basemap="pale")
+    offline = render_map(sample_plan, spill=sample_spill, points=offices, basemap="none", offline=True,
+                         note="境界は推定形状です")
+    return _unescape_js(online), _unescape_js(offline)
+
+
+# ---------------------------------------------------------------------- escaping
+@given(st.text(max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_escape_text_is_inert_and_reversible(text):
+    esc = escape_text(text)
+    assert not set(esc) & set("<>\"'`$\\")
+    assert html.unescape(esc) == text
+
+
+def _unescape_js(page: str) -> str:
+    """Undo JSON's \\uXXXX escapes (jinja's tojson writes < > & ' that way)."""
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), page)
+
+
+def test_hostile_names_never_reach_the_page_raw(hostile_plan):
+    page = render_map(hostile_plan, basemap="none", offline=True)
+    js = _unescape_js(page)
+    for raw in (HOSTILE, 'A&B "地域"', "`${x}`", "<script>alert"):
+        assert raw not in page, raw
+    # in the JSON data the verbatim name exists once, for the search (shown as text)
+    assert js.count(HOSTILE) == 1 and f'"search": "{HOSTILE}"' in js
+    assert 'A&B "地域"' not in js and "`${x}`" not in js
+    # the names are there, as escaped text (town-block tooltip/search data and legend)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in js
+    assert "A&amp;B &quot;地域&quot; &#96;&#36;{x}&#96; &lt;/b&gt;" in js
+
+
+# ---------------------------------------------------------------------- content
+def test_layers_basemaps_and_attribution(sample_pages):
+    online, _ = sample_pages
+    for name in expected_layers(points=True):
+        assert name in online, name
+    for key, (name, url) in BASEMAPS.items():
+        assert name in online and url in online
+    assert "背景地図なし" in online
+    assert GSI_ATTRIBUTION.replace('"', '\\"') in online
+    assert "maps.gsi.go.jp/development/ichiran.html" in online
+    assert "細分化エリア" in online and "町丁・字名で検索" in online and "全画面表示" in online
+    assert "L.control.scale" in online and "L.Control.Measure" in online
+    assert '"measureDistancesAndAreas":"距離と面積を計測"' in online.replace(": ", ":")  # Japanese measure locale
+
+
+def test_sample_legend_lists_every_subarea_with_numbers(sample_plan, sample_pages, sample_spill):
+    _, offline = sample_pages
+    m = sample_plan.metrics
+    for r in m.itertuples():
+        assert r.name in offline
+        assert f"{int(r.population):,}" in offline
+        assert f"{r.area_km2:,.1f}" in offline
+    view = spill_view(sample_plan, sample_spill)
+    first = view.shares[view.shares["distance_km"] == 2.0]
+    for v in first["core_share"]:
+        assert f"{100 * v:.0f} %" in offline
+
+
+def test_palette_distinct_for_fourteen_subareas():
+    assert len(set(PALETTE)) == 14
+
+
+# ---------------------------------------------------------------------- offline
+def test_offline_page_references_nothing_external(sample_pages):
+    online, offline = sample_pages
+    assert external_references(offline) == []
+    assert "cdn.jsdelivr" not in offline and "cyberjapandata" not in offline
+    # what is left are plain links (Leaflet's own attribution <a href>), never fetched
+    tags = re.findall(r"""<(\w+)[^<>]*?\b(?:src|href)\s*=\s*\\?["']?https?://""", offline)
+    assert set(tags) <= {"a"}, tags
+    # the online page does use the CDN (and the checker finds it)
+    assert external_references(online)
+    assert "leaflet@1.9.3/dist/leaflet.js" in online
+    # no jQuery / Bootstrap / Font Awesome anywhere
+    for lib in ("jquery", "bootstrap", "fontawesome", "awesome-markers"):
+        assert lib not in online.lower()
+
+
+def test_offline_with_basemap_keeps_only_tile_urls(hostile_plan):
+    page = render_map(hostile_plan, basemap="photo", offline=True, distances_km=(2,))
+    assert external_references(page) == []
+    hosts = set(re.findall(r"https?://([^/\"'\\]+)", page))
+    # tiles, their attribution link, and links inside the inlined libraries' comments
+    assert "cyberjapandata.gsi.go.jp" in hosts
+    assert not any("jsdelivr" in h or "cloudflare" in h or "jquery" in h for h in hosts)
+
+
+def test_vendored_assets_exist_and_are_inlined(sample_pages):
+    from subdivide.map import ASSET_DIR
+
+    _, offline = sample_pages
+    for url, (fname, images) in OFFLINE_ASSETS.items():
+        assert (ASSET_DIR / fname).is_file(), fname
+        for img in images.values():
+            assert (ASSET_DIR / img).is_file(), img
+    assert offline.count("data:image/png;base64,") >= 10
+    for fname, _ in OFFLINE_ASSETS.values():
+        text = (ASSET_DIR / fname).read_text(encoding="utf-8")
+        snippet = text[len(text) // 2: len(text) // 2 + 80]
+        assert _unescape_js(snippet) in offline, fname
+
+
+# ---------------------------------------------------------------------- geometry
+def _coverage_checks(orig, simp):
+    assert shapely.coverage_is_valid(simp)
+    assert shapely.is_valid(simp).all()
+    area = shapely.area(simp).sum()
+    union = shapely.area(shapely.union_all(simp))
+    assert union == pytest.approx(area, rel=1e-9)                      # no overlaps
+    assert union == pytest.approx(shapely.area(shapely.union_all(orig)), rel=2e-3)  # no gaps opened
+    # every pair of neighbours still shares a border (no slivers between them)
+    t = shapely.STRtree(orig)
+    a, b = t.query(orig, predicate="touches")
+    keep = a < b
+    shared = shapely.length(shapely.intersection(shapely.boundary(orig[a[keep]]), shapely.boundary(orig[b[keep]])))
+    long = shared > 200
+    s_shared = shapely.length(shapely.intersection(shapely.boundary(simp[a[keep][long]]),
+                                                   shapely.boundary(simp[b[keep][long]])))
+    assert (s_shared > 0).all()
+
+
+def test_display_coverage_keeps_shared_borders_on_synthetic(synthetic_blocks):
+    g = synthetic_blocks(1500, seed=2).geometry.values
+    simp, done = display_coverage(g, 25.0)
+    assert done
+    assert shapely.get_num_coordinates(simp).sum() < shapely.get_num_coordinates(g).sum()
+    _coverage_checks(g, simp)
+
+
+def test_display_coverage_cleans_the_sample_first(sample_blocks):
+    g = sample_blocks.geometry.values
+    assert not shapely.coverage_is_valid(g)  # the real file is not an exact coverage
+    simp, done = display_coverage(g, 15.0)
+    assert done
+    _coverage_checks(g, simp)
+
+
+def test_display_coordinates_are_rounded_and_shared(synthetic_blocks):
+    b = synthetic_blocks(400, seed=4)
+    simp, _ = display_coverage(b.geometry.values, 15.0)
+    ll = to_display(simp, b.crs)
+    xy = shapely.get_coordinates(ll)
+    assert np.allclose(xy, np.round(xy, 6), atol=0, rtol=0)
+    assert 120 < xy[:, 0].min() < 150 and 20 < xy[:, 1].min() < 50
+    assert shapely.coverage_is_valid(ll)
+
+
+def test_exposure_geometry_matches_spill_report(sample_plan):
+    from subdivide.spill import spill_report
+
+    rep = spill_report(sample_plan, distances_km=(2.5,))
+    e = rep.exposure[rep.exposure["population_source"] == "townblocks"]
+    mine = exposure_geometry(sample_plan, 2.5).set_index(["source", "target"])
+    theirs = e.set_index(["from_subarea", "to_subarea"])
+    common = mine.index.intersection(theirs.index)
+    assert len(common) >= 3
+    assert mine.loc[common, "area_km2"].to_numpy() == pytest.approx(theirs.loc[common, "area_km2"].to_numpy(), rel=0.02)
+
+
+# ---------------------------------------------------------------------- determinism, writing
+def test_rendering_is_deterministic(hostile_plan):
+    a = render_map(hostile_plan, basemap="std", offline=True)
+    b = render_map(hostile_plan, basemap="std", offline=True)
+    assert a == b
+    assert not re.search(r"[0-9a-f]{32}", a.split("<script>\n", 1)[0])  # no random folium ids
+
+
+@pytest.mark.slow
+def test_map_bytes_identical_across_processes(tmp_path, sample_shp):
+    code = (
+        "import sys, hashlib;from subdivide.townblocks import read_townblocks;from subdivide.plan import Plan;"
+        "from subdivide.map import build_map;"
+        f"b,_=read_townblocks(r'{sample_shp}');p=Plan.from_assignment(b,b.set_index('key')['OLD_MUNI']);"
+        "build_map(p, sys.argv[1], offline=True, basemap='none')"
+    )
+    digests = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"m{seed}.html"
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed})
+        digests.append(hashlib.sha256(out.read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+
+
+def test_build_map_refuses_overwrite_and_bad_options(tmp_path, hostile_plan):
+    out = tmp_path / "m.html"
+    build_map(hostile_plan, out, basemap="none")
+    before = out.read_bytes()
+    with pytest.raises(UserError, match="already exists"):
+        build_map(hostile_plan, out, basemap="none")
+    with pytest.raises(UserError, match="basemap"):
+        build_map(hostile_plan, tmp_path / "x.html", basemap="osm")
+    with pytest.raises(UserError, match="distances"):
+        build_map(hostile_plan, tmp_path / "y.html", distances_km=(2, -1))
+    assert not (tmp_path / "x.html").exists() and not (tmp_path / "y.html").exists()
+    build_map(hostile_plan, out, basemap="none", distances_km=(3,), force=True)
+    assert out.read_bytes() != before
+    assert list(tmp_path.iterdir()) == [out]  # no temporary files left
+
+
+def test_coverage_sites_and_points_layers(hostile_plan):
+    d = hostile_plan.dissolved
+    cells = gpd.GeoDataFrame({"carrier": ["docomo", "docomo", "KDDI"], "subarea": [1, 2, 1]},
+                             geometry=list(shapely.buffer(shapely.centroid(d.geometry.values[[0, 1, 0]]), 3000)),
+                             crs=hostile_plan.crs)
+    sites = gpd.GeoDataFrame({"carrier": ["docomo", "KDDI"], "site_id": ["S<1>", "S2"]},
+                             geometry=list(shapely.centroid(d.geometry.values[:2])), crs=hostile_plan.crs)
+    pts = gpd.GeoDataFrame({"name": ["本庁舎", HOSTILE]}, geometry=list(shapely.centroid(d.geometry.values[:2])),
+                           crs=hostile_plan.crs).to_crs(4326)
+    page = _unescape_js(render_map(hostile_plan, coverage=cells, sites=sites, points=pts, basemap="none",
+                                   distances_km=(2,)))
+    for name in ("キャリア推定エリア（docomo）", "キャリア推定エリア（KDDI）", "基地局（docomo）", "基地局（KDDI）",
+                 "支所・計測地点", "本庁舎"):
+        assert name in page, name
+    assert HOSTILE not in page and "S<1>" not in page
+
+
+# ---------------------------------------------------------------------- CLI
+def test_cli_map_writes_offline_file(tmp_path, hostile_plan, capsys):
+    from subdivide.cli import main
+
+    plan_path = tmp_path / "h.plan.gpkg"
+    hostile_plan.save(plan_path)
+    out = tmp_path / "review.html"
+    offices = "data/hanamaki_03205/offices.geojson"
+    args = ["map", str(plan_path), "-o", str(out), "--offline", "--basemap", "none", "--distances", "2,3"]
+    if os.path.exists(offices):
+        args += ["--points", offices]
+    assert main(args) == 0
+    page = _unescape_js(out.read_text(encoding="utf-8"))
+    assert external_references(page) == [] and "内側コア (L=3 km)" in page and "(L=2.5 km)" not in page
+    assert "wrote" in capsys.readouterr().out
+    assert main(args) == 2  # exists
+    assert "already exists" in capsys.readouterr().err
+    assert main(["map", str(plan_path), "-o", str(tmp_path / "b.html"), "--distances", "2,x"]) == 2
+    assert main(["map", str(tmp_path / "missing.gpkg")]) == 2
+    assert not (tmp_path / "b.html").exists()

@@ -1,0 +1,187 @@
+"""The council-review map in a real browser (headless Chromium over the DevTools pipe,
+see tests/browser.py): no console errors, the layer control lists the layers, the
+screenshot is not blank, the offline file makes no network request, controls are
+Japanese and work, and a hostile town-block name shows as text without running."""
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+
+from subdivide.map import build_map
+from tests.browser import Browser, require_chromium
+from tests.test_map import HOSTILE, expected_layers, plan_from
+
+pytestmark = pytest.mark.browser
+
+GSI_HOST = "https://cyberjapandata.gsi.go.jp/"
+
+FIND_BLOCK_LAYER = """
+(function () {
+  for (const k of Object.keys(window)) {
+    const v = window[k];
+    if (k.startsWith('geo_json_') && v instanceof L.GeoJSON) {
+      const f = v.toGeoJSON().features;
+      if (f.length && f[0].properties && 'key' in f[0].properties) return k;
+    }
+  }
+  return null;
+})()
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = require_chromium()
+    b = Browser(exe)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def offices():
+    from tests.conftest import SAMPLE_DIR, need
+
+    return gpd.read_file(need(SAMPLE_DIR / "offices.geojson", "bundled offices"))
+
+
+@pytest.fixture(scope="module")
+def sample_offline(tmp_path_factory, sample_plan, offices):
+    out = tmp_path_factory.mktemp("map") / "sample_offline.html"
+    return build_map(sample_plan, out, points=offices, basemap="none", offline=True,
+                     note="境界は推定形状です（テスト）")
+
+
+def local_only(requests):
+    return [u for u in requests if not (u.startswith("file://") or u.startswith("data:"))]
+
+
+def layer_labels(b):
+    return b.eval("Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))"
+                  ".map(l => l.textContent.trim())")
+
+
+def screenshot_stats(path):
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(path)[..., :3]
+    flat = (img.reshape(-1, 3) * 255).round().astype(np.uint8)
+    colours = len(np.unique(flat, axis=0))
+    bg = np.array([0xf3, 0xf3, 0xee])
+    drawn = np.mean(np.abs(flat.astype(int) - bg).sum(axis=1) > 12)
+    return colours, drawn
+
+
+def type_into_search(b, text):
+    """Type into the search box like a user (text, then a key release, then wait)."""
+    b.eval("document.querySelector('.leaflet-control-search input').focus()")
+    b.call("Input.insertText", text=text)
+    b.call("Input.dispatchKeyEvent", type="keyUp", key="a", code="KeyA", windowsVirtualKeyCode=65)
+    b._pump(0.8)  # leaflet-search waits 400 ms before listing matches
+
+
+def test_offline_sample_map_loads_cleanly(browser, sample_offline, tmp_path):
+    r = browser.open(sample_offline)
+    assert r.errors == []
+    assert r.dialogs == []
+    assert local_only(r.requests) == []                    # no network request at all
+    assert r.requests[0].startswith("file://")
+    assert layer_labels(browser) == expected_layers(points=True)
+    assert browser.eval("document.querySelectorAll('.leaflet-control-layers-base label').length") == 0
+    shot = browser.screenshot(tmp_path / "sample.png")
+    colours, drawn = screenshot_stats(shot)
+    assert colours > 200 and drawn > 0.25, (colours, drawn)
+    # the explanation, legend, labels and the caution are on the page
+    text = browser.eval("document.body.innerText")
+    for s in ("細分化エリア", "この地図の見方", "境界は推定形状です（テスト）", "花巻地域", "非到達率"):
+        assert s in text, s
+
+
+def test_controls_are_japanese_and_layers_toggle(browser, sample_offline):
+    browser.open(sample_offline, settle=0.5)
+    titles = browser.eval("Array.from(document.querySelectorAll('.leaflet-control a[title]'))"
+                          ".map(a => a.title)")
+    assert "全画面表示" in titles
+    assert "距離と面積を計測" in titles                     # measure tool in Japanese
+    assert browser.eval("document.querySelector('.leaflet-control-search input').placeholder") == "町丁・字名で検索"
+    scale = browser.eval("document.querySelector('.leaflet-control-scale-line').textContent")
+    assert scale.endswith("km") or scale.endswith(" m")
+    count = "document.querySelectorAll('.leaflet-overlay-pane path').length"
+    before = browser.eval(count)
+    browser.eval("""Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))
+        .find(l => l.textContent.trim() === '外側到達範囲 (L=3 km)').querySelector('input').click()""")
+    after = browser.eval(count)
+    assert after == before + 4  # one ring per sub-area of the sample
+    browser.eval("document.querySelector('.leaflet-control-measure-toggle').dispatchEvent(new MouseEvent('mouseover'))")
+
+
+def test_search_by_name_finds_the_block(browser, sample_offline, sample_plan):
+    names = sample_plan.blocks["name"]
+    name = sorted(n for n in names[names.map(names.value_counts()) == 1] if len(n) >= 3)[0]
+    browser.open(sample_offline, settle=0.3)
+    ctl = browser.eval("Object.keys(window).find(k => k.endsWith('searchControl'))")
+    assert ctl
+    type_into_search(browser, name)
+    browser.press("Enter", 13)
+    browser._pump(0.8)  # the map flies to the block
+    tip = browser.eval("Array.from(document.querySelectorAll('.leaflet-tooltip')).map(t => t.innerText).join('|')")
+    assert name in tip
+    key = sample_plan.blocks.loc[sample_plan.blocks["name"] == name, "key"].iloc[0]
+    assert key in tip
+
+
+def test_hostile_name_is_text_not_script(browser, synthetic_blocks, tmp_path):
+    b = synthetic_blocks(300, seed=3)
+    key = b["key"].iloc[0]
+    plan = plan_from(b, {key: HOSTILE})
+    out = build_map(plan, tmp_path / "hostile.html", basemap="none", offline=True)
+    r = browser.open(out)
+    assert r.dialogs == [] and r.errors == []
+    layer = browser.eval(FIND_BLOCK_LAYER)
+    assert layer
+    browser.eval(f"""window[{json.dumps(layer)}].eachLayer(l => {{
+        if (l.feature.properties.key === {json.dumps(key)}) {{
+            const g = window[{json.dumps(layer)}];
+            g._tooltip._source = l; g.openTooltip(l.getCenter()); }} }}); null""")
+    tip = browser.eval("document.querySelector('.leaflet-tooltip').innerText")
+    assert HOSTILE in tip                       # shown literally, as text
+    assert browser.eval("document.querySelectorAll('.leaflet-tooltip script').length") == 0
+    # the search list shows it as text as well
+    ctl = browser.eval("Object.keys(window).find(k => k.endsWith('searchControl'))")
+    type_into_search(browser, "<script")
+    tips = browser.eval("Array.from(document.querySelectorAll('.search-tip')).map(t => t.textContent)")
+    assert HOSTILE in tips
+    browser.press("Enter", 13)
+    browser._pump(0.5)
+    assert r.dialogs == []
+    assert browser.eval("document.querySelectorAll('.search-tooltip script, .leaflet-control-search script').length") == 0
+
+
+def test_basemap_fetches_only_gsi_tiles(browser, synthetic_blocks, tmp_path):
+    plan = plan_from(synthetic_blocks(300, seed=3))
+    out = build_map(plan, tmp_path / "pale.html", basemap="pale", offline=True, distances_km=(2,))
+    r = browser.open(out, settle=1.0)
+    outside = local_only(r.requests)
+    assert outside and all(u.startswith(GSI_HOST + "xyz/pale/") for u in outside), outside[:3]
+    # tiles may fail without internet; nothing else may
+    errors = [e for e in r.errors if "cyberjapandata.gsi.go.jp" not in e]
+    assert errors == []
+    attr = browser.eval("document.querySelector('.leaflet-control-attribution').innerHTML")
+    assert "地理院タイル" in attr and "https://maps.gsi.go.jp/development/ichiran.html" in attr
+    bases = browser.eval("Array.from(document.querySelectorAll('.leaflet-control-layers-base label'))"
+                         ".map(l => l.textContent.trim())")
+    assert bases == ["地理院タイル 淡色地図", "地理院タイル 標準地図", "地理院タイル 写真", "背景地図なし"]
+
+
+def test_require_chromium_fails_under_ci(monkeypatch):
+    import tests.browser as tb
+
+    monkeypatch.setattr(tb, "find_chromium", lambda: None)
+    monkeypatch.setattr(tb, "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception):
+        tb.require_chromium()
+    monkeypatch.setattr(tb, "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception):
+        tb.require_chromium()
