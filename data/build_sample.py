@@ -63,8 +63,15 @@ SHP_EPSG = 4612              # JGD2000 geographic, as the real e-Stat 2015 files
 LONLAT_EPSG = 6668           # JGD2011 geographic (N03, P34 sources)
 FIXED_DATE = "2015-10-01"    # census reference date, used for every embedded timestamp
 OUT_NAME = "hanamaki_03205"
+#: raster cell (m) and coverage_simplify tolerance (m); 20 m removes the 25 m steps
+DEFAULT_CELL_M = 25.0
+DEFAULT_SIMPLIFY_M = 20.0
+#: precision grid (m) for the clipped polygons
+GRID_SIZE_M = 0.001
 #: distance factor for a town block reaching into another 旧市町村's region
 GROUP_PENALTY = 2.0
+#: re-fits after the connectivity clean-up (targets shifted by what the clean-up moved)
+CLEANUP_REFITS = 0
 SHP_NAME = "h27ka03205"
 
 #: the 30 e-Stat 2015 legacy columns, in file order
@@ -169,42 +176,6 @@ class Grid:
         return rows, cols
 
 
-def power_assign(sites: np.ndarray, weights: np.ndarray, cells3: np.ndarray) -> np.ndarray:
-    """Index of the site with the least power distance |x − p_i|² − w_i for each cell.
-
-    Uses the lifting |x − p_i|² − w_i + W = |(x, 0) − (p_i, sqrt(W − w_i))|² so a 3-D
-    nearest-neighbour query answers it. ``cells3`` is (n, 3) with z = 0."""
-    big_w = float(weights.max()) + 1.0
-    tree = cKDTree(np.column_stack([sites, np.sqrt(big_w - weights)]))
-    _, lab = tree.query(cells3, k=1, workers=1)
-    return lab.astype(np.int64)
-
-
-def neighbour_pairs(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Label pairs (a, b), a ≠ b, of 4-adjacent labelled cells (labels ≥ 0)."""
-    a = np.concatenate([img[:, :-1].ravel(), img[:-1, :].ravel()])
-    b = np.concatenate([img[:, 1:].ravel(), img[1:, :].ravel()])
-    keep = (a >= 0) & (b >= 0) & (a != b)
-    return a[keep], b[keep]
-
-
-def power_hessian(img: np.ndarray, sites: np.ndarray, cell: float) -> sp.csc_matrix:
-    """dA_i/dw_j of the power cells: −len_ij / (2 |p_i − p_j|) off the diagonal.
-
-    Edge length is estimated from 4-adjacent cell pairs × cell × π/4 (the mean ratio
-    of a straight line's length to its staircase count). Rows of cells with no
-    neighbour get 1 on the diagonal (≈ π/2, the value for a round cell)."""
-    n = len(sites)
-    a, b = neighbour_pairs(img)
-    lengths = sp.coo_matrix((np.full(len(a), cell * math.pi / 4), (a, b)), shape=(n, n)).tocsr()
-    lengths = (lengths + lengths.T).tocoo()
-    dist = np.hypot(*(sites[lengths.row] - sites[lengths.col]).T)
-    off = sp.coo_matrix((lengths.data / (2.0 * dist), (lengths.row, lengths.col)), shape=(n, n)).tocsr()
-    diag = np.asarray(off.sum(axis=1)).ravel()
-    diag = np.where(diag > 0, diag, 1.0) * (1.0 + 1e-9)
-    return (sp.diags(diag) - off).tocsc()
-
-
 class SiteTiles:
     """Inside cells grouped in square tiles, with per-tile distance bounds to every site,
     so an assignment only evaluates the sites that can win somewhere in the tile."""
@@ -232,6 +203,7 @@ class SiteTiles:
         self.dmin2 = dx_min ** 2 + dy_min ** 2      # (tiles, sites) m²
         self.dmax2 = dx_max ** 2 + dy_max ** 2
         self.sites = sites
+        self.grid = grid
         # squared distance factor where a cell's 旧市町村 differs from the site's
         self.penalty2 = float(penalty) ** 2
         if cell_group is None or site_group is None:
@@ -240,6 +212,7 @@ class SiteTiles:
         else:
             self.cell_group = cell_group[self.rows, self.cols]
             self.site_group = np.asarray(site_group)
+        self.group_image = cell_group if self.penalty2 != 1.0 else None
 
     def assign_mw(self, log_scale: np.ndarray) -> np.ndarray:
         """Multiplicatively weighted Voronoi: the site minimising |x − p_i| / s_i per cell
@@ -265,14 +238,17 @@ class SiteTiles:
         return lab
 
 
-def mw_hessian(img: np.ndarray, grid: Grid, sites: np.ndarray, fallback: np.ndarray) -> sp.csc_matrix:
+def mw_hessian(img: np.ndarray, grid: Grid, sites: np.ndarray, fallback: np.ndarray,
+               cell_group: np.ndarray | None = None) -> sp.csc_matrix:
     """dA_i/d(log s_j) of multiplicatively weighted Voronoi cells (m²).
 
     On the boundary of i and j, f = log|x − p_i| − log s_i − log|x − p_j| + log s_j = 0;
     raising log s_i by δ moves it outwards by δ / |∇f|, so the derivative is the boundary
     integral of 1 / |∇f|, estimated from 4-adjacent cell pairs (× cell × π/4, the mean
-    length of a straight line per staircase step). Rows without neighbours get
-    ``fallback`` (2 × target: the value for an isolated round cell)."""
+    length of a straight line per staircase step). Where the boundary runs along a
+    旧市町村 border (``cell_group`` differs across it) the penalty jump pins it: such pairs
+    count 1 %. Rows without neighbours get ``fallback`` (2 × target: the value for an
+    isolated round cell)."""
     n = len(sites)
     ny, nx = img.shape
     flat = img.ravel()
@@ -292,6 +268,9 @@ def mw_hessian(img: np.ndarray, grid: Grid, sites: np.ndarray, fallback: np.ndar
     db = np.maximum(np.hypot(vb[:, 0], vb[:, 1]), 1.0)
     g = va / da[:, None] ** 2 - vb / db[:, None] ** 2
     h = grid.cell * math.pi / 4 / np.maximum(np.hypot(g[:, 0], g[:, 1]), 1e-9)
+    if cell_group is not None:
+        cg = cell_group.ravel()
+        h = np.where(cg[ia] != cg[ib], 0.01 * h, h)
     off = sp.coo_matrix((h, (a, b)), shape=(n, n)).tocsr()
     off = (off + off.T).tocsr()
     diag = np.asarray(off.sum(axis=1)).ravel()
@@ -299,48 +278,49 @@ def mw_hessian(img: np.ndarray, grid: Grid, sites: np.ndarray, fallback: np.ndar
     return (sp.diags(diag) - off).tocsc()
 
 
-def solve_weighted_voronoi(sites, targets, grid: Grid, inside: np.ndarray, *, membership=None,
-                           max_iter: int = 60, log=print, what: str = "blocks",
-                           cell_group=None, site_group=None, penalty: float = 1.0) -> np.ndarray:
-    """Label raster of the multiplicatively weighted Voronoi diagram of ``sites`` whose
-    cells have the ``targets`` areas (m²); −1 outside ``inside``.
+def solve_weighted_voronoi(tiles: SiteTiles, targets: np.ndarray, *, membership=None, theta0=None,
+                           max_iter: int = 40, log=print, what: str = "blocks"):
+    """Scales θ (log s) of the multiplicatively weighted Voronoi diagram of ``tiles.sites``
+    whose cells have the ``targets`` areas (m²). Returns (labels per tile cell, θ).
 
     ``membership`` (sites × parameters, sparse 0/1) ties several sites to one parameter:
-    site i uses log s = θ[membership(i)] and the area of parameter k is the area of all
-    its sites (used for the 旧市町村 regions, many seeds per town). Without it every site
-    has its own parameter. The returned labels are parameter indices.
+    site i uses θ[parameter of i] and a parameter's area is that of all its sites (the
+    旧市町村 regions: many seeds per town). Without it every site is its own parameter.
+    Labels are parameter indices.
 
     Damped Newton on θ (Hessian Mᵀ·H·M from :func:`mw_hessian`), falling back to the
     diagonal step ½·log(target / area). A step is accepted only if no more parameters
-    get empty cells and the L2 area error drops by (1 − α/2). Stops when every area is
+    get empty cells and the L2 area error drops by (1 − α/8). Stops when every area is
     within one raster cell of its target, after ``max_iter`` steps, or when no step helps."""
-    n_sites = len(sites)
+    grid = tiles.grid
+    n_sites = len(tiles.sites)
     member = sp.identity(n_sites, format="csr") if membership is None else sp.csr_matrix(membership)
     site_param = member.indices                  # one parameter per site
     n = member.shape[1]
-    tiles = SiteTiles(grid, inside, sites, cell_group=cell_group, site_group=site_group, penalty=penalty)
     ca = grid.cell ** 2
     img = np.full(grid.shape, -1, dtype=np.int64)
+    per_site_target = np.asarray(member @ targets).ravel()
 
     def evaluate(theta):
-        lab = site_param[tiles.assign_mw(theta[site_param])]
-        areas = np.bincount(lab, minlength=n) * ca
-        return lab, areas, targets - areas
+        site_lab = tiles.assign_mw(theta[site_param])
+        areas = np.bincount(site_param[site_lab], minlength=n) * ca
+        return site_lab, areas, targets - areas
 
-    theta = 0.5 * np.log(targets / math.pi)     # radius of the equal-area disc
-    if membership is not None:
-        theta[:] = 0.0
-    lab, areas, err = evaluate(theta)
+    if theta0 is not None:
+        theta = np.array(theta0, dtype=float)
+    elif membership is None:
+        theta = 0.5 * np.log(targets / math.pi)  # radius of the equal-area disc
+    else:
+        theta = np.zeros(n)
+    site_lab, areas, err = evaluate(theta)
     it = 0
     for it in range(max_iter):
         if np.abs(err).max() <= ca * 1.01:
             break
         norm = float(np.linalg.norm(err))
-        img[tiles.rows, tiles.cols] = tiles.assign_mw(theta[site_param])   # sites: boundary geometry
-        per_site_target = np.asarray(member @ targets).ravel()
-        h = mw_hessian(img, grid, sites, 2 * per_site_target)
-        h = (member.T @ h @ member).tocsc()
-        newton = spl.spsolve(h, err)
+        img[tiles.rows, tiles.cols] = site_lab
+        h = mw_hessian(img, grid, tiles.sites, 2 * per_site_target, tiles.group_image)
+        newton = spl.spsolve((member.T @ h @ member).tocsc(), err)
         diagonal = 0.5 * np.log(np.maximum(targets, ca) / np.maximum(areas, ca))
         accepted = None
         for step in (newton, diagonal):
@@ -357,11 +337,23 @@ def solve_weighted_voronoi(sites, targets, grid: Grid, inside: np.ndarray, *, me
                 break
         if accepted is None:
             break
-        theta, lab, areas, err = accepted
-    log(f"  weighted Voronoi ({what}): {it} Newton steps, max |area error| {np.abs(err).max() / ca:.1f} cells, "
-        f"median {np.median(np.abs(err) / targets) * 100:.2f} %, empty {(areas == 0).sum()}")
-    img[tiles.rows, tiles.cols] = lab
+        theta, site_lab, areas, err = accepted
+    log(f"  {what} at {grid.cell:g} m: {it} Newton steps, max |area error| {np.abs(err).max() / ca:.1f} cells, "
+        f"median {np.median(np.abs(err) / targets) * 100:.2f} %")
+    return site_param[site_lab], theta
+
+
+def paint(tiles: SiteTiles, labels: np.ndarray) -> np.ndarray:
+    """Label raster (−1 outside) from labels per tile cell."""
+    img = np.full(tiles.grid.shape, -1, dtype=np.int64)
+    img[tiles.rows, tiles.cols] = labels
     return img
+
+
+def area_targets(official: np.ndarray, total: float, cell_area: float) -> np.ndarray:
+    """Official areas scaled to ``total`` (m²), each at least one raster cell."""
+    t = np.maximum(official / official.sum() * total, cell_area)
+    return t * (total / t.sum())
 
 
 # --------------------------------------------------------------------------- clean-up
@@ -471,20 +463,40 @@ def polygonise(img: np.ndarray, grid: Grid, n: int) -> np.ndarray:
     return np.asarray(out.values)
 
 
-def clip_coverage(geoms: np.ndarray, outline, simplify_m: float) -> np.ndarray:
-    """Smooth the staircase (coverage_simplify keeps shared edges shared), then clip to the
-    outline on a 1 mm grid so neighbours keep identical vertices."""
-    if simplify_m > 0:
-        geoms = shapely.coverage_simplify(geoms, simplify_m, simplify_boundary=False)
-    clipped = shapely.intersection(geoms, outline, grid_size=0.001)
-    clipped = shapely.make_valid(clipped)
-    # keep polygonal parts only (clipping can leave stray lines/points)
-    parts = shapely.get_parts(clipped, return_index=True)
-    poly = shapely.get_type_id(parts[0]) == 3
-    out = shapely.multipolygons(parts[0][poly], indices=parts[1][poly])
+def clip_coverage(geoms: np.ndarray, outline, cell: float, simplify_m: float) -> np.ndarray:
+    """Clip the raster coverage to the outline and smooth its staircase edges.
+
+    1. segmentize at the cell size and snap to 1 mm, so both sides of every shared edge
+       carry the same vertices (a valid coverage in the GEOS sense);
+    2. clip to the outline on the same 1 mm grid (neighbours get identical cut points);
+    3. shapely.coverage_simplify (Visvalingam–Whyatt; tolerance = sqrt of the removed
+       triangle's area, so ≥ cell/√2 removes single raster steps) keeps shared edges
+       shared and leaves the outline untouched (simplify_boundary=False)."""
+    geoms = shapely.set_precision(shapely.segmentize(geoms, cell), GRID_SIZE_M)
+    clipped = shapely.intersection(geoms, outline, grid_size=GRID_SIZE_M)
+    parts, index = shapely.get_parts(clipped, return_index=True)
+    poly = shapely.get_type_id(parts) == 3
+    out = shapely.multipolygons(parts[poly], indices=index[poly])
+    if len(out) != len(geoms):
+        raise RuntimeError("a town block vanished when clipped to the outline")
     single = shapely.get_num_geometries(out) == 1
     out[single] = shapely.get_geometry(out[single], 0)
+    if simplify_m > 0:
+        out = shapely.coverage_simplify(out, simplify_m, simplify_boundary=False)
     return out
+
+
+def check_coverage(geoms: np.ndarray, outline) -> None:
+    """Fail the build unless the polygons are valid, non-empty, form a valid coverage (no
+    overlaps, matching shared edges) and their union is the outline (< 0.01 % apart)."""
+    if shapely.is_empty(geoms).any() or not shapely.is_valid(geoms).all():
+        raise RuntimeError("empty or invalid town-block polygons")
+    if not shapely.coverage_is_valid(geoms):
+        raise RuntimeError("town-block polygons do not form a valid coverage")
+    union = shapely.union_all(geoms)
+    gap = shapely.symmetric_difference(union, outline).area
+    if gap > 1e-4 * outline.area:
+        raise RuntimeError(f"union differs from the outline by {gap:.0f} m²")
 
 
 # --------------------------------------------------------------------------- build
@@ -504,78 +516,42 @@ def in_grid(grid: Grid, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return (rows >= 0) & (rows < grid.ny) & (cols >= 0) & (cols < grid.nx)
 
 
-def fit_with_cleanup(solve, clean, targets: np.ndarray, cell_area: float, *, rounds: int = 4,
-                     log=print, what: str = "") -> np.ndarray:
-    """Fit, clean up, and re-fit with targets corrected by what the clean-up moved.
-
-    ``solve(targets) -> labels`` and ``clean(labels) -> labels``; after each round the
-    targets handed to ``solve`` are shifted by (wanted − obtained) so the cleaned result
-    approaches the wanted areas. Stops when every area is within two raster cells."""
-    n = len(targets)
-    adjusted = targets.copy()
-    best, best_err = None, np.inf
-    for r in range(rounds):
-        img = clean(solve(adjusted))
-        err = targets - np.bincount(img[img >= 0], minlength=n) * cell_area
-        score = float(np.linalg.norm(err))
-        if score < best_err:
-            best, best_err = img, score
-        if np.abs(err).max() <= 2 * cell_area:
-            break
-        adjusted = np.maximum(adjusted + err, cell_area)
-        adjusted *= targets.sum() / adjusted.sum()
-    log(f"  {what}: {r + 1} fit/clean-up rounds, L2 area error {best_err / 1e6:.3f} km²")
-    return best
-
-
-def group_regions(seeds, seed_group, group_targets, grid: Grid, inside, site_rc, site_group, log=print):
-    """旧市町村 label raster: weighted Voronoi of all seeds with one scale per 旧市町村, fitted
-    to the 旧市町村 areas; islands holding no e-Stat point of their own 旧市町村 go to the
-    neighbours; the cell of every e-Stat point is forced to its 旧市町村."""
-    n_groups = len(group_targets)
-    member = sp.csr_matrix((np.ones(len(seeds)), (np.arange(len(seeds)), seed_group)),
-                           shape=(len(seeds), n_groups))
-    rows, cols = site_rc
+def clean_groups(gimg: np.ndarray, grid: Grid, sites: np.ndarray, site_group: np.ndarray) -> np.ndarray:
+    """Force the cell of every e-Stat point to its 旧市町村; hand 旧市町村 islands that hold
+    no e-Stat point of their own 旧市町村 to the neighbours."""
+    rows, cols = grid.cell_of(sites)
     ok = in_grid(grid, rows, cols)
-    ok[ok] = inside[rows[ok], cols[ok]]
-
-    def solve(t):
-        return solve_weighted_voronoi(seeds, t, grid, inside, membership=member, log=lambda *_: None)
-
-    def clean(gimg):
-        gimg[rows[ok], cols[ok]] = site_group[ok]
-        comp = components(gimg)
-        keep = np.zeros(comp.max() + 2, bool)
-        keep[comp[rows[ok], cols[ok]] + 1] = True
-        holes = (gimg >= 0) & ~keep[comp + 1]
-        ident = np.arange(n_groups)
-        return refill(gimg, holes, ident, gimg) if holes.any() else gimg
-
-    return fit_with_cleanup(solve, clean, group_targets, grid.cell ** 2, log=log, what="旧市町村 regions")
+    ok[ok] = gimg[rows[ok], cols[ok]] >= 0
+    gimg = gimg.copy()
+    gimg[rows[ok], cols[ok]] = site_group[ok]
+    comp = components(gimg)
+    keep = np.zeros(comp.max() + 2, bool)
+    keep[comp[rows[ok], cols[ok]] + 1] = True
+    holes = (gimg >= 0) & ~keep[comp + 1]
+    ident = np.arange(int(site_group.max()) + 1)
+    return refill(gimg, holes, ident, gimg) if holes.any() else gimg
 
 
-def blocks_in_region(sites, targets, grid: Grid, region: np.ndarray, site_rc, log=print, what=""):
-    """Record labels (local indices) inside one 旧市町村 region, fitted and cleaned."""
-    n = len(sites)
-    same = np.zeros(n, dtype=np.int64)
+class Raster:
+    """A grid, its inside mask (cell centres in the outline) and the area to fill (m²)."""
 
-    def solve(t):
-        return solve_weighted_voronoi(sites, t, grid, region, log=lambda *_: None)
-
-    def clean(img):
-        return clean_labels(img, site_rc, same, n, log=lambda *_: None)
-
-    return fit_with_cleanup(solve, clean, targets, grid.cell ** 2, log=log, what=what)
+    def __init__(self, outline, cell: float):
+        self.grid = Grid(outline.bounds, cell, pad_cells=4)
+        self.inside = self.grid.rasterize(outline)
+        self.cell_area = cell * cell
+        self.total = float(self.inside.sum()) * self.cell_area
 
 
 def build_blocks(shared: Path, cell: float, simplify_m: float, log=print):
+    """Approximate town-block polygons (EPSG:6678) for the 479 records + inputs.
+
+    Every fit runs first on a grid twice as coarse, then is refined on the final grid
+    from the coarse scales (θ does not depend on the cell size)."""
     t0 = time.perf_counter()
-    _log = log
 
-    def log(msg):
-        _log(f"{msg}  [{time.perf_counter() - t0:.1f} s]")
+    def tlog(msg):
+        log(f"{msg}  [{time.perf_counter() - t0:.1f} s]")
 
-    """Approximate town-block polygons (EPSG:6678) for the 479 records + inputs."""
     recs = read_estat_records(shared)
     outline_ll = read_outline(shared)
     outline = outline_ll.to_crs(PLANE_EPSG).geometry.iloc[0]
@@ -584,32 +560,57 @@ def build_blocks(shared: Path, cell: float, simplify_m: float, log=print):
     names = sorted(recs["trial_subarea"].unique(), key=lambda s: (OLD_MUNI_ORDER + [s]).index(s))
     code = {s: i for i, s in enumerate(names)}
     group = recs["trial_subarea"].map(code).to_numpy()
-
-    grid = Grid(outline.bounds, cell, pad_cells=4)
-    inside = grid.rasterize(outline)
-    ca = cell * cell
     official = recs["AREA"].astype(float).to_numpy()
-    total = inside.sum() * ca
-    log(f"  grid {grid.nx}×{grid.ny} at {cell:g} m, {int(inside.sum())} cells inside "
-        f"({total / 1e6:.1f} km²; outline {outline.area / 1e6:.1f} km², e-Stat AREA {official.sum() / 1e6:.1f} km²)")
-    site_rc = grid.cell_of(sites)
+    group_official = np.bincount(group, weights=official, minlength=len(names))
 
+    coarse, fine = Raster(outline, 2 * cell), Raster(outline, cell)
+    tlog(f"  grid {fine.grid.nx}×{fine.grid.ny} at {cell:g} m, {int(fine.inside.sum())} cells inside "
+         f"({fine.total / 1e6:.1f} km²; outline {outline.area / 1e6:.1f} km², e-Stat AREA {official.sum() / 1e6:.1f} km²)")
+
+    # 1. 旧市町村 regions from all seeds (e-Stat + ISJ points), one scale per 旧市町村
     seeds, seed_names = read_group_seeds(shared, recs)
     seed_group = np.array([code[s] for s in seed_names])
-    group_targets = np.bincount(group, weights=official, minlength=len(names)) / official.sum() * total
-    gimg = group_regions(seeds, seed_group, group_targets, grid, inside, site_rc, group, log=log)
+    member = sp.csr_matrix((np.ones(len(seeds)), (np.arange(len(seeds)), seed_group)),
+                           shape=(len(seeds), len(names)))
+    theta_g = None
+    gimgs = {}
+    for r, iters in ((coarse, 30), (fine, 4)):
+        tiles = SiteTiles(r.grid, r.inside, seeds)
+        lab, theta_g = solve_weighted_voronoi(tiles, group_official / official.sum() * r.total,
+                                              membership=member, theta0=theta_g, max_iter=iters,
+                                              log=tlog, what="旧市町村 regions")
+        gimgs[r.grid.cell] = clean_groups(paint(tiles, lab), r.grid, sites, group)
 
-    targets = np.maximum(official / official.sum() * total, ca)
-    targets *= total / targets.sum()
-    img = solve_weighted_voronoi(sites, targets, grid, inside, cell_group=gimg, site_group=group,
-                                 penalty=GROUP_PENALTY, log=log, what="town blocks")
-    img = clean_labels(img, site_rc, group, n, log=log)
-    extent = grid.rasterize(outline.buffer(3 * cell))
-    img = extend_labels(img, extent)
+    # 2. town blocks: weighted Voronoi, distance × GROUP_PENALTY outside the own region
+    theta = None
+    for r, iters in ((coarse, 40), (fine, 8)):
+        tiles = SiteTiles(r.grid, r.inside, sites, cell_group=gimgs[r.grid.cell], site_group=group,
+                          penalty=GROUP_PENALTY)
+        lab, theta = solve_weighted_voronoi(tiles, area_targets(official, r.total, r.cell_area),
+                                            theta0=theta, max_iter=iters, log=tlog, what="town blocks")
+    grid = fine.grid
+    # the clean-up moves cells; shift the targets by what it moved and re-fit (keep the best)
+    targets = area_targets(official, fine.total, fine.cell_area)
+    adjusted = targets.copy()
+    best, best_err = None, np.inf
+    for rnd in range(1 + CLEANUP_REFITS):
+        if rnd:
+            lab, theta = solve_weighted_voronoi(tiles, adjusted, theta0=theta, max_iter=6, log=tlog,
+                                                what=f"town blocks, re-fit {rnd}")
+        img = clean_labels(paint(tiles, lab), grid.cell_of(sites), group, n, log=tlog)
+        err = targets - np.bincount(img[img >= 0], minlength=n) * fine.cell_area
+        if np.linalg.norm(err) < best_err:
+            best, best_err = img, float(np.linalg.norm(err))
+        adjusted = area_targets(np.maximum(adjusted + err, fine.cell_area), fine.total, fine.cell_area)
+    img = best
+    tlog(f"  after clean-up: L2 area error {best_err / 1e6:.3f} km²")
+
+    # 3. polygons: extend past the outline, polygonise, smooth, clip
+    img = extend_labels(img, grid.rasterize(outline.buffer(3 * cell)))
     geoms = polygonise(img, grid, n)
-    log("  polygonised")
-    geoms = clip_coverage(geoms, outline, simplify_m)
-    log("  simplified and clipped")
+    geoms = clip_coverage(geoms, outline, cell, simplify_m)
+    check_coverage(geoms, outline)
+    tlog("  polygonised, clipped, simplified, checked")
     return recs, outline_ll, outline, sites, geoms
 
 
@@ -748,7 +749,7 @@ def update_readme(readme: Path, table_md: str) -> bool:
     return True
 
 
-def build(shared: Path, out: Path, *, cell: float = 50.0, simplify_m: float = 40.0, force: bool = False,
+def build(shared: Path, out: Path, *, cell: float = DEFAULT_CELL_M, simplify_m: float = DEFAULT_SIMPLIFY_M, force: bool = False,
           readme: Path | None = None, log=print) -> pd.DataFrame:
     """Build every output into ``out`` (a folder, replaced atomically). Returns area_check."""
     if out.exists() and any(out.iterdir()) and not force:
@@ -796,9 +797,10 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, default=default_shared_dir(), help="the shared data folder")
     ap.add_argument("--out", type=Path, default=here / OUT_NAME, help="output folder (replaced)")
-    ap.add_argument("--cell", type=float, default=50.0, help="raster cell size in metres (default 50)")
-    ap.add_argument("--simplify", type=float, default=40.0,
-                    help="coverage_simplify tolerance in metres (default 40; 0 keeps the staircase)")
+    ap.add_argument("--cell", type=float, default=DEFAULT_CELL_M,
+                    help=f"raster cell size in metres (default {DEFAULT_CELL_M:g})")
+    ap.add_argument("--simplify", type=float, default=DEFAULT_SIMPLIFY_M,
+                    help=f"coverage_simplify tolerance in metres (default {DEFAULT_SIMPLIFY_M:g}; 0 keeps the staircase)")
     ap.add_argument("--readme", type=Path, default=None,
                     help="README whose area table to refresh (default: data/README.md when --out is the default)")
     ap.add_argument("--force", action="store_true", help="replace an existing output folder")

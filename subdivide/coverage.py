@@ -400,7 +400,11 @@ def _overlap_pairs(sub_geoms: np.ndarray, cell_geoms: np.ndarray):
     """(subarea index, cell index, overlap area m²) for every overlapping pair."""
     tree = shapely.STRtree(cell_geoms)
     si, ci = tree.query(sub_geoms, predicate="intersects")
-    inter = shapely.area(shapely.intersection(sub_geoms[si], cell_geoms[ci]))
+    shapely.prepare(sub_geoms)
+    inside = shapely.contains_properly(sub_geoms[si], cell_geoms[ci])
+    inter = shapely.area(cell_geoms[ci])
+    cut = ~inside
+    inter[cut] = shapely.area(shapely.intersection(sub_geoms[si[cut]], cell_geoms[ci[cut]]))
     keep = inter > MIN_OVERLAP_M2
     return si[keep], ci[keep], inter[keep]
 
@@ -411,7 +415,9 @@ def selection_geometry(coverage: gpd.GeoDataFrame) -> np.ndarray:
     writes it; ``nominal_wkt`` in files), else the coverage polygon itself."""
     if "nominal" in coverage.columns:
         nom = np.asarray(gpd.GeoSeries(coverage["nominal"]).values, dtype=object)
-        return np.where(shapely.is_missing(nom), _geoms(coverage), nom)
+        absent = shapely.is_missing(nom)
+        absent[~absent] = shapely.is_empty(nom[~absent])
+        return np.where(absent, _geoms(coverage), nom)
     return _geoms(coverage)
 
 
@@ -800,9 +806,11 @@ def _split_over_alert(over, rows_sub, rows_car, subs, blocks, nb) -> pd.DataFram
         a = np.empty(0)
     gi, bi, _, pop = _areal_population(over, blocks)
     bsub = blocks["subarea"].to_numpy()
-    pop_df = pd.DataFrame({"_row": gi, "nsub": bsub[bi], "population": pop}).groupby(["_row", "nsub"])["population"].sum()
+    pop_df = (pd.DataFrame({"_row": gi, "nsub": bsub[bi], "population": pop})
+              .groupby(["_row", "nsub"])["population"].sum())
     sub_df = pd.DataFrame({"_row": oi, "nsub": numbers[sj], "area_km2": a / 1e6})
-    sub_df["population"] = pop_df.reindex(pd.MultiIndex.from_arrays([sub_df["_row"], sub_df["nsub"]])).fillna(0.0).to_numpy()
+    pairs = pd.MultiIndex.from_arrays([sub_df["_row"], sub_df["nsub"]])
+    sub_df["population"] = pop_df.reindex(pairs).fillna(0.0).to_numpy()
     sub_df["neighbour"] = names[sj]
     sub_df["neighbour_kind"] = "subarea"
     sub_df["neighbour_subarea"] = sub_df.pop("nsub")

@@ -413,6 +413,22 @@ def deterministic_ids() -> Iterator[None]:
         Element._generate_id = original
 
 
+@contextlib.contextmanager
+def compact_json() -> Iterator[None]:
+    """Embed data as compact UTF-8 JSON (no spaces, Japanese not \\u-escaped): about a
+    third smaller pages. Jinja's ``tojson`` still escapes ``< > & '`` so the JSON is
+    safe inside ``<script>``."""
+    import folium.features
+
+    env = folium.features.GeoJson._template.environment
+    old = env.policies.get("json.dumps_kwargs")
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False, "separators": (",", ":")}
+    try:
+        yield
+    finally:
+        env.policies["json.dumps_kwargs"] = old
+
+
 # ---------------------------------------------------------------------- offline inlining
 def _data_uri(name: str) -> str:
     path = ASSET_DIR / name
@@ -551,7 +567,7 @@ PAGE_CSS = """
 <style>
   html, body { font-family: "Noto Sans CJK JP", "IPAGothic", "IPAexGothic", "Hiragino Sans",
                "Yu Gothic", "Meiryo", sans-serif; }
-  .leaflet-container { background: #f3f3ee; font-family: inherit; font-size: 13px; }
+  html .leaflet-container { background: #f3f3ee; font-family: inherit; font-size: 13px; }
   .sd-box { background: rgba(255,255,255,0.94); padding: 6px 9px; border-radius: 4px;
             box-shadow: 0 1px 5px rgba(0,0,0,0.35); max-width: 420px; line-height: 1.45; color: #222; }
   .sd-box summary { cursor: pointer; font-weight: bold; }
@@ -565,7 +581,7 @@ PAGE_CSS = """
   .sd-info { max-width: 340px; font-size: 12px; }
   .sd-info p { margin: 4px 0; }
   .sd-note { color: #8a1c00; font-size: 12px; }
-  .sd-head { max-width: 260px; }
+  .sd-head { max-width: 330px; }
   .sd-label-icon { background: none; border: none; }
   .sd-label { position: absolute; transform: translate(-50%, -50%); white-space: nowrap;
               font-size: 15px; font-weight: bold; color: #111; pointer-events: none;
@@ -687,10 +703,12 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
     ll = np.asarray(shapely.bounds(shapely.union_all(sub_geom_4326[sub_geom_4326 != None])))  # noqa: E711
     bounds = [[float(ll[1]), float(ll[0])], [float(ll[3]), float(ll[2])]]
 
-    with deterministic_ids():
+    with deterministic_ids(), compact_json():
         m = ReviewMap(location=[(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2],
                       zoom_start=10, tiles=None, control_scale=False, prefer_canvas=False,
-                      zoom_snap=0.25, zoom_delta=0.5)
+                      zoom_snap=0.25, zoom_delta=0.5, zoom_control=False)
+        Script("L.control.zoom({zoomInTitle: '拡大', zoomOutTitle: '縮小', position: 'topleft'})"
+               ".addTo({map});").add_to(m)
         m.get_root().header.add_child(folium.Element(
             f"<title>{escape_text(title or '細分化エリア 審議用地図')}</title>" + PAGE_CSS))
 
@@ -836,7 +854,7 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
                ".addTo({map});").add_to(m)
         heading = escape_text(title or "細分化エリア 審議用地図")
         note_html = f'<div class="sd-note">{escape_text(note)}</div>' if note else ""
-        HtmlControl(f'<div class="sd-title">{heading}</div>{note_html}', "topleft", "sd-box sd-head").add_to(m)
+        HtmlControl(f'<div class="sd-title">{heading}</div>{note_html}', "bottomleft", "sd-box sd-head").add_to(m)
         HtmlControl(_legend_html(view, metrics, colours, distances), "bottomright", "sd-box sd-legend").add_to(m)
         HtmlControl(_info_html(distances, note), "bottomleft", "sd-box sd-info").add_to(m)
         Script(_SEARCH_JS.replace("{search}", f"{blk_layer.get_name()}searchControl")
@@ -850,6 +868,9 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
 #: the search list shows names as text (not HTML); after a hit, outline the block and
 #: show its tooltip
 _SEARCH_JS = """
+{search}.options.textErr = '見つかりません';
+if ({search}._cancel) { {search}._cancel.title = '消去'; }
+if ({search}._button) { {search}._button.title = '検索'; }
 {search}.options.buildTip = function (text) {
     var a = document.createElement('a');
     a.textContent = text;

@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -185,16 +186,24 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], path, *, text_columns: Iterable[
     return Path(path)
 
 
+_XLSX_MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
+
+
 def normalize_zip(data: bytes) -> bytes:
-    """Rewrite a zip with fixed timestamps and sorted members (byte-identical outputs)."""
+    """Rewrite a zip (or .xlsx) with fixed timestamps, keeping the member order, so that
+    outputs are byte-identical run to run. openpyxl stamps ``dcterms:modified`` with
+    the time of saving whatever the workbook says: that is pinned to 2000-01-01 too."""
     src = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for name in src.namelist():  # keep the writer's member order
+            body = src.read(name)
+            if name == "docProps/core.xml":
+                body = _XLSX_MODIFIED.sub(rb"\g<1>2000-01-01T00:00:00Z\g<2>", body)
             info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            dst.writestr(info, src.read(name))
+            dst.writestr(info, body)
     return out.getvalue()
 
 

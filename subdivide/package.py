@@ -174,29 +174,8 @@ def write_lists(plan: Plan, directory: Path, profile: Profile, *, encoding: str)
     text_cols = {sc["code"], sc["code6"], tc["key"], tc["subarea_code"]}
     p = directory / lp["xlsx"]
     write_xlsx({"subareas": sub, "townblocks": blk}, p, text_columns=text_cols)
-    p.write_bytes(pin_xlsx_dates(p.read_bytes()))
     out.append(p)
     return out
-
-
-_MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
-
-
-def pin_xlsx_dates(data: bytes) -> bytes:
-    """openpyxl stamps ``dcterms:modified`` with the time of saving whatever the workbook
-    says; pin it to 2000-01-01 so the workbook is byte-identical run to run."""
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():  # keep member order ([Content_Types].xml first)
-            body = src.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                body = _MODIFIED.sub(rb"\g<1>2000-01-01T00:00:00Z\g<2>", body)
-            new = zipfile.ZipInfo(info.filename, date_time=ZIP_DATE)
-            new.compress_type = zipfile.ZIP_DEFLATED
-            new.external_attr = 0o644 << 16
-            dst.writestr(new, body)
-    return out.getvalue()
 
 
 def _spill_module_ready() -> bool:
@@ -209,7 +188,7 @@ def _map_module_ready() -> bool:
 
 
 def write_extras(plan: Plan, directory: Path, profile: Profile, *, spill=True, review_map=True,
-                 offline_map: bool = False) -> dict:
+                 offline_map: bool = False, csv_encoding: str = "utf-8-sig") -> dict:
     """Spill summary and review map, when their modules exist. Returns what was written
     (for the manifest): ``{"spill": bool, "map": bool, ...}``."""
     done = {"spill": False, "map": False}
@@ -223,7 +202,7 @@ def write_extras(plan: Plan, directory: Path, profile: Profile, *, spill=True, r
         else:
             report = spill
         if report is not None:
-            report.write(directory / profile.extras["spill_dir"], force=False)
+            report.write(directory / profile.extras["spill_dir"], force=False, encoding=csv_encoding)
             done["spill"] = True
     if review_map and _map_module_ready():
         from .map import build_map
@@ -294,7 +273,7 @@ def write_package_files(plan: Plan, directory: Path, profile: Profile, *, csv_en
     write_lists(plan, directory, profile, encoding=csv_encoding)
     progress("spill summary and review map", 4, 6)
     extras = write_extras(plan, directory, profile, spill=spill, review_map=review_map,
-                          offline_map=offline_map)
+                          offline_map=offline_map, csv_encoding=csv_encoding)
     progress("manifest", 5, 6)
     man = manifest_dict(plan, profile, directory, inputs=inputs, options=options, extras=extras)
     mpath = directory / profile.extras["manifest"]
@@ -357,6 +336,7 @@ def build_package(plan: Plan, out: str | os.PathLike, *, profile: Profile | str 
             tmpzip.write_bytes(data)
     else:
         with atomic_dir(out, force=force) as tmp:
+            os.chmod(tmp, 0o755)   # mkdtemp makes it 0700; a package is meant to be shared
             write_package_files(plan, tmp, prof, **kw)
     progress("package", 6, 6)
     return out

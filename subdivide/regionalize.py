@@ -589,8 +589,8 @@ def regionalize(blocks: gpd.GeoDataFrame, *, k=range(2, MAX_SUBAREAS + 1), min_a
     rasters: name → GeoTIFF; zonal mean per block joins the attributes.
     follow_old: 旧市町村 column; crossing its lines costs ``old_penalty`` (per block of
         impurity) or, with ``nest``, is forbidden.
-    compactness: weight of centroid coordinates in the objective (default 1 when no
-        attribute is given, else 0).
+    compactness: weight of area-weighted centroid coordinates in the objective (default
+        1 when no attribute is given, else 0.5 with a core floor, else 0).
     seed: seed of the ``numpy`` Generator (restart noise); same seed → same plans.
     restarts: spanning trees tried per k (default by size: 8 up to 2,000 blocks, 4 above).
     time_budget_s: soft limit for the local-improvement phase.
@@ -630,8 +630,8 @@ def regionalize(blocks: gpd.GeoDataFrame, *, k=range(2, MAX_SUBAREAS + 1), min_a
     progress("features", 0, 0)
     frame, notes = attribute_frame(blocks, attributes, rasters)
     Z = standardize(frame)
-    if compactness is None:
-        compactness = 0.0 if Z.shape[1] else 1.0
+    if compactness is None:   # a core floor needs compact shapes even with attributes
+        compactness = 1.0 if not Z.shape[1] else (0.5 if min_core > 0 else 0.0)
     blocks_area = blocks.geometry.area.to_numpy()
     parts, weights = [Z], [np.ones_like(Z)]
     if compactness > 0:

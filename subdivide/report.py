@@ -181,9 +181,6 @@ def unreached_curve_figure(points: pd.DataFrame, names: dict, *, font: str | Non
                      fontsize=11)
         ax.grid(True, which="both", color="#ddd", lw=0.6)
         ax.legend(fontsize=8, loc="upper left", ncols=1, framealpha=0.9)
-        key = ", ".join(f"{n} {names[n]}" if lab.ja else f"{n}" for n in sorted(names))
-        if lab.ja:
-            fig.text(0.01, 0.005, "番号: " + key, fontsize=7.5, color="#333")
     return fig
 
 
@@ -317,6 +314,7 @@ def render_report_html(plan, view, distances, curve_distances, *, title: str | N
     heading = escape_text(title or f"細分化エリア案 要約（団体コード {plan.muni_code}）")
     note_html = f'<p class="note">{escape_text(note)}</p>' if note else ""
     ls = "、".join(km_label(L) for L in distances)
+    key = "、".join(f"{s} {escape_text(n)}" for s, n in names.items())
     return f"""<!DOCTYPE html>
 <html lang="ja">
 <head>
@@ -338,7 +336,7 @@ def render_report_html(plan, view, distances, curve_distances, *, title: str | N
 
 <h2>非到達率と面積</h2>
 <figure><img src="unreached_curve.png" alt="非到達率と面積の関係（L = {'・'.join(km_label(L) for L in curve_distances)} km）">
-<figcaption>曲線は円モデル (r − L)² / r²、点は各エリアの実形状での値（番号はエリア番号）。曲線より下の点は、
+<figcaption>曲線は円モデル (r − L)² / r²、点は各エリアの実形状での値（番号はエリア番号：{key}）。曲線より下の点は、
 細長いなど形のために同じ面積の円より漏れの影響を受けやすいエリアです。</figcaption></figure>
 
 <h2>隣接エリアへの漏れ</h2>

@@ -148,7 +148,7 @@ def _extract(zf: zipfile.ZipFile, root: Path, limits: Limits) -> None:
                     dst.write(chunk)
         except PackageRejected:
             raise
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:  # unsupported method: RuntimeError subclass
             raise _reject("ZIP-CORRUPT", f"member cannot be extracted ({exc.__class__.__name__}: {exc})",
                           info.filename) from None
 

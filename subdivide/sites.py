@@ -507,7 +507,8 @@ def _check_site_ranges(res: pd.DataFrame, where: str) -> None:
         fail(~((bw > 0) & (bw <= 360)), "beamwidth must be > 0 and ≤ 360°", "360 means an omni antenna")
     h = res["height_m"]
     if (~((h > 0) & (h < 1000))).any():
-        fail(~((h > 0) & (h < 1000)), "antenna height must be between 0 and 1000 m", "give the height above ground in m")
+        fail(~((h > 0) & (h < 1000)), "antenna height must be between 0 and 1000 m",
+             "give the height above ground in m")
     f = res["band_mhz"]
     if (~f.between(100.0, 6000.0)).any():
         fail(~f.between(100.0, 6000.0), "band must be a frequency in MHz (100–6000)",

@@ -34,7 +34,7 @@ from pyproj import CRS, Transformer
 from .codes import normalize_municipality_code
 from .crs import JAPAN_LAT, JAPAN_LON, PREF_NAMES, parse_crs, plane_rectangular_epsg
 from .errors import UserError
-from .estat import HCODE_WATER, ROLES, detect_layout, looks_like_estat, missing_for_layout
+from .estat import HCODE_WATER, LAYOUTS, ROLES, detect_layout, looks_like_estat, missing_for_layout
 from .progress import Progress, silent
 from .schema import TOWNBLOCK_COLUMNS, check_townblocks, coerce_townblocks
 
@@ -165,6 +165,10 @@ def _codec(name: str, *, option: str = "--encoding") -> str:
 
 def _text(s: pd.Series) -> pd.Series:
     """A column as object-dtype str with '' for missing (pandas 3 safe)."""
+    if pd.api.types.is_string_dtype(s) or s.dtype == object:
+        arr = s.to_numpy(dtype=object, na_value="")
+        if all(isinstance(v, str) for v in arr[:1000]) and (len(arr) <= 1000 or s.dtype != object):
+            return pd.Series(arr, index=s.index, dtype=object)
     return s.astype(object).where(s.notna(), "").astype(str).astype(object)
 
 
@@ -654,7 +658,8 @@ def normalize_townblocks(
             cols = [str(c) for c in raw.columns if c != raw.geometry.name]
             hint = ""
             if looks_like_estat(cols):
-                miss = min(missing_for_layout(cols).items(), key=lambda kv: len(kv[1]))
+                miss = min(missing_for_layout(cols).items(),      # fewest missing, then most specific
+                           key=lambda kv: (len(kv[1]), -len(LAYOUTS[kv[0]])))
                 hint = f" (closest e-Stat layout {miss[0]} lacks {', '.join(miss[1][:8])})"
             raise UserError(f"not an e-Stat town-block layout{hint}", where=where,
                             fix="say which columns to use: --key COL [--name COL --population COL "

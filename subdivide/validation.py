@@ -113,6 +113,7 @@ RULES: dict[str, tuple[str, str]] = {
     "COVERAGE-FOOTPRINT": ("info", "carrier footprint per sub-area × carrier (over/under-alert, overshoot); "
                            "warning when more than 1 % of the sub-area is left unalerted"),
     "COVERAGE-SKIPPED": ("warning", "coverage given but the footprint report could not be made"),
+    "INTERNAL-ERROR": ("error", "an unexpected failure while checking (the package is treated as failing)"),
 }
 
 #: rules that mean the package could not be read at all (status 2)
@@ -215,6 +216,11 @@ def validate_package(path, *, profile: Profile | str | None = None, outline=None
                            spill_km=spill_km, target_share=target_share)
     except PackageRejected as exc:
         c.findings.extend(exc.findings)
+    except UserError:
+        raise          # a problem with the validator's own inputs (outline, coverage, profile)
+    except Exception as exc:  # hostile input must never end in a traceback
+        c.add("INTERNAL-ERROR", f"the package could not be checked completely ({exc.__class__.__name__}: "
+              f"{str(exc)[:200]}); treat it as failing and report this to the subdivide maintainers")
     report.findings = _sorted(c.findings)
     report.readable = not any(f.rule in FATAL_RULES for f in report.findings)
     return report
@@ -547,7 +553,11 @@ def check_geopackage(root: Path, prof: Profile, tb, sa, c: _Check) -> None:
             continue
         if ref is None:
             continue
-        g = pyogrio.read_dataframe(path, layer=layer)
+        try:
+            g = pyogrio.read_dataframe(path, layer=layer)
+        except Exception as exc:  # corrupt GeoPackage tables
+            c.add("GPKG-LAYERS", f"{gp['file']}:{layer} cannot be read ({exc.__class__.__name__})", [layer])
+            continue
         if key_field not in g.columns:
             c.add("GPKG-MISMATCH", f"{gp['file']}:{layer} lacks the field {key_field}", [layer])
             continue
@@ -701,7 +711,11 @@ def _outline_geometry(outline, crs):
         p = Path(outline)
         if not p.exists():
             raise UserError(f"outline {p} does not exist", fix="pass the municipal outline (GeoJSON, GPKG, Shapefile)")
-        outline = gpd.read_file(p)
+        try:
+            outline = gpd.read_file(p)
+        except Exception as exc:  # any unreadable vector file
+            raise UserError(f"outline {p} cannot be read ({exc.__class__.__name__})", where=str(p),
+                            fix="pass a GeoJSON, GeoPackage or Shapefile with a CRS") from None
     if isinstance(outline, (gpd.GeoDataFrame, gpd.GeoSeries)):
         if outline.crs is None:
             raise UserError("the outline has no CRS", fix="write the outline with its CRS")

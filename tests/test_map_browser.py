@@ -68,10 +68,10 @@ def screenshot_stats(path):
 
     img = mpimg.imread(path)[..., :3]
     flat = (img.reshape(-1, 3) * 255).round().astype(np.uint8)
-    colours = len(np.unique(flat, axis=0))
-    bg = np.array([0xf3, 0xf3, 0xee])
-    drawn = np.mean(np.abs(flat.astype(int) - bg).sum(axis=1) > 12)
-    return colours, drawn
+    uniq, counts = np.unique(flat, axis=0, return_counts=True)
+    bg = uniq[np.argmax(counts)]                       # the most common colour: background
+    drawn = np.mean(np.abs(flat.astype(int) - bg.astype(int)).sum(axis=1) > 12)
+    return len(uniq), drawn, tuple(int(v) for v in bg)
 
 
 def type_into_search(b, text):
@@ -91,8 +91,9 @@ def test_offline_sample_map_loads_cleanly(browser, sample_offline, tmp_path):
     assert layer_labels(browser) == expected_layers(points=True)
     assert browser.eval("document.querySelectorAll('.leaflet-control-layers-base label').length") == 0
     shot = browser.screenshot(tmp_path / "sample.png")
-    colours, drawn = screenshot_stats(shot)
+    colours, drawn, bg = screenshot_stats(shot)
     assert colours > 200 and drawn > 0.25, (colours, drawn)
+    assert bg == (0xf3, 0xf3, 0xee)                    # the page's own background, no tiles
     # the explanation, legend, labels and the caution are on the page
     text = browser.eval("document.body.innerText")
     for s in ("細分化エリア", "この地図の見方", "境界は推定形状です（テスト）", "花巻地域", "非到達率"):
@@ -103,7 +104,8 @@ def test_controls_are_japanese_and_layers_toggle(browser, sample_offline):
     browser.open(sample_offline, settle=0.5)
     titles = browser.eval("Array.from(document.querySelectorAll('.leaflet-control a[title]'))"
                           ".map(a => a.title)")
-    assert "全画面表示" in titles
+    assert {"拡大", "縮小", "全画面表示"} <= set(titles)
+    assert not {"Zoom in", "Zoom out"} & set(titles)
     assert "距離と面積を計測" in titles                     # measure tool in Japanese
     assert browser.eval("document.querySelector('.leaflet-control-search input').placeholder") == "町丁・字名で検索"
     scale = browser.eval("document.querySelector('.leaflet-control-scale-line').textContent")

@@ -2,7 +2,6 @@
 and the refusals of ``subdivide plan`` (exit 2, offending blocks named, nothing written)."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -243,3 +242,27 @@ def test_cli_help_has_worked_example(capsys):
         main(["plan", "--help"])
     text = capsys.readouterr().out
     assert "example:" in text and "--by OLD_MUNI" in text and "--auto" in text
+
+
+def test_cli_auto_overlay_and_import(sample_shp, shared_data, tmp_path, capsys):
+    cand = tmp_path / "cand.csv"
+    assert main(["plan", str(sample_shp), "--auto", "--k", "3-4", "--follow-old", "OLD_MUNI", "--seed", "0",
+                 "--restarts", "3", "--candidates-out", str(cand), "--out", str(tmp_path / "auto.gpkg"),
+                 "--export-csv", str(tmp_path / "auto.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "candidates (ranked)" in out
+    table = pd.read_csv(cand, encoding="utf-8-sig")
+    assert {"k", "objective", "min_area_km2", "min_core_share", "feasible", "violations"} <= set(table.columns)
+    assert sorted(table["k"]) == [3, 4]
+    best_k = int(table.loc[table["rank"] == 1, "k"].item())
+    assert read_plan(tmp_path / "auto.gpkg").k == best_k
+    # the exported auto plan re-imports to the same assignment
+    assert main(["plan", str(sample_shp), "--import-csv", str(tmp_path / "auto.csv"),
+                 "--out", str(tmp_path / "again.gpkg")]) == 0
+    a, b = read_plan(tmp_path / "auto.gpkg"), read_plan(tmp_path / "again.gpkg")
+    assert (a.blocks["subarea"].to_numpy() == b.blocks["subarea"].to_numpy()).all()
+    assert list(a.subareas["name"]) == list(b.subareas["name"])
+    review = tmp_path / "review.csv"
+    assert main(["plan", str(sample_shp), "--overlay", str(shared_data / APPROX_OLD), "--overlay-name",
+                 "old_muni_name", "--review-out", str(review), "--out", str(tmp_path / "ov.gpkg")]) == 0
+    assert len(pd.read_csv(review, encoding="utf-8-sig", dtype=str)) > 0

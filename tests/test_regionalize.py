@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import sparse
 from scipy.sparse import csgraph
@@ -111,7 +110,6 @@ def test_islands_attached_and_reported(synthetic_blocks):
 
 
 def test_ring_test_agrees_with_brute_force():
-    rng = np.random.default_rng(0)
     n = 8
     idx = np.arange(n * n).reshape(n, n)
     e = np.r_[np.c_[idx[:, :-1].ravel(), idx[:, 1:].ravel()], np.c_[idx[:-1].ravel(), idx[1:].ravel()]]
@@ -132,7 +130,6 @@ def test_ring_test_agrees_with_brute_force():
         if fast[v]:          # the cheap test is sufficient: removing v never disconnects
             assert after <= before
     assert fast.any() and not fast.all()
-    _ = rng
 
 
 def test_objective_not_worse_than_spopt_skater(synthetic_blocks):
@@ -157,3 +154,18 @@ def test_objective_not_worse_than_spopt_skater(synthetic_blocks):
     theirs = within_ssd(Z[keep], sk.labels_)
     mine_main = within_ssd(Z[keep], ours.blocks["subarea"].to_numpy()[keep])
     assert mine_main <= theirs * 1.0001, (mine_main, theirs, mine)
+
+
+def test_raster_attributes_and_old_muni_penalty(synthetic_blocks, tmp_path):
+    from subdivide.hazard import write_synthetic_hazard_raster
+
+    b = synthetic_blocks(250, seed=5)
+    tif = write_synthetic_hazard_raster(tmp_path / "f.tif", tuple(b.total_bounds), b.crs, resolution_m=300, seed=1)
+    res = regionalize(b, k=4, rasters={"flood": tif}, attributes=["SLOPE_DEG"], seed=0, restarts=2)
+    assert list(res.features.columns[:2]) == ["SLOPE_DEG", "flood"] and res.features["flood"].notna().all()
+    free = regionalize(b, k=4, attributes=["SLOPE_DEG"], seed=0, restarts=2, follow_old="OLD_MUNI",
+                       old_penalty=0.0)
+    follow = regionalize(b, k=4, attributes=["SLOPE_DEG"], seed=0, restarts=2, follow_old="OLD_MUNI",
+                         old_penalty=10.0)
+    assert follow.candidates[0].old_mixing <= free.candidates[0].old_mixing
+    assert follow.candidates[0].old_mixing < 0.1 * len(b)

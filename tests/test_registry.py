@@ -116,7 +116,6 @@ def _run_parallel(db, jobs):
     return results
 
 
-@pytest.mark.slow
 def test_forty_parallel_registrations_never_exceed_25(tmp_path):
     db = tmp_path / "fresh.sqlite"      # created and migrated concurrently as well
     results = _run_parallel(db, [(code, "") for code in CODES])
@@ -135,7 +134,6 @@ def test_forty_parallel_registrations_never_exceed_25(tmp_path):
     assert max(h["detail"]["active_after"] for h in hist if h["action"] == "register") == MAX_MUNICIPALITIES
 
 
-@pytest.mark.slow
 def test_parallel_resubmissions_of_one_municipality_keep_one_active(tmp_path):
     db = tmp_path / "r.sqlite"
     Registry(db).register_record(record(CODES[0]))

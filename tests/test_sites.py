@@ -52,7 +52,8 @@ def test_cost231_textbook_values():
     assert cost231_hata_loss(1800, 30, 1.5, 1) == pytest.approx(136.20, abs=0.01)
     assert cost231_hata_loss(1800, 30, 1.5, 1, metropolitan=True) == pytest.approx(139.20, abs=0.01)
     # the two models nearly meet at 1500 MHz: 46.3 − 69.55 + (33.9 − 26.16)·log 1500 = 1.33 dB
-    assert abs(cost231_hata_loss(1500, 50, 1.5, 5) - okumura_hata_loss(1500, 50, 1.5, 5)) == pytest.approx(1.333, abs=0.001)
+    gap = cost231_hata_loss(1500, 50, 1.5, 5) - okumura_hata_loss(1500, 50, 1.5, 5)
+    assert gap == pytest.approx(1.333, abs=0.001)
 
 
 def test_path_loss_is_vectorised_and_picks_the_model_by_frequency():
@@ -273,3 +274,48 @@ def test_read_sites_bad_input(tmp_path, mutate, msg):
 def test_read_sites_missing_file(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         read_sites(tmp_path / "nope.csv")
+
+
+# ---------------------------------------------------------------------- command
+def _run_coverage_command(argv):
+    import argparse
+
+    from subdivide.commands import coverage as cmd
+
+    p = argparse.ArgumentParser()
+    cmd.add_arguments(p)
+    return cmd.run(p.parse_args(argv))
+
+
+def test_coverage_command_synthetic_and_site_list_agree(tmp_path, square_outline, capsys):
+    from subdivide.coverage import read_coverage
+
+    outline = tmp_path / "outline.geojson"
+    square_outline.to_crs(6668).to_frame("geometry").to_file(outline, driver="GeoJSON")
+    a, sites = tmp_path / "a.gpkg", tmp_path / "sites.csv"
+    assert _run_coverage_command(["--synthetic", "--isd-km", "6", "--carriers", "A,B", "--outline", str(outline),
+                                  "--crs", CRS, "--out", str(a), "--sites-out", str(sites)]) == 0
+    b = tmp_path / "b.gpkg"
+    assert _run_coverage_command([str(sites), "--crs", CRS, "--outline", str(outline), "--out", str(b)]) == 0
+    assert a.read_bytes() == b.read_bytes()
+    out = capsys.readouterr().out
+    assert "wrote" in out and "margin_km" in out
+    cov = read_coverage(a, CRS, outline=square_outline)
+    assert set(cov["carrier"]) == {"A", "B"} and "nominal" in cov.columns
+    assert (shapely.area(np.asarray(cov["nominal"].values)) <= shapely.area(np.asarray(cov.geometry.values)) + 1).all()
+    with pytest.raises(UserError, match="already exists"):
+        _run_coverage_command([str(sites), "--crs", CRS, "--out", str(b)])
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--synthetic", "--isd-km", "5", "--out", "x.gpkg", "--crs", CRS], "needs --outline"),
+    (["s.csv", "--synthetic", "--out", "x.gpkg"], "either a site list or --synthetic"),
+    (["s.csv", "--out", "x.gpkg"], "no output CRS"),
+    (["s.csv", "--out", "x.gpkg", "--crs", "EPSG:6668"], "not projected"),
+])
+def test_coverage_command_errors(tmp_path, argv, msg, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    site_rows([(30_000.0, -60_000.0)]).to_csv(tmp_path / "s.csv", index=False)
+    with pytest.raises(UserError, match=msg):
+        _run_coverage_command(argv)
+    assert not (tmp_path / "x.gpkg").exists()

@@ -314,3 +314,26 @@ def test_reading_is_deterministic_and_reports_progress(files):
     assert (shapely.to_wkb(a.geometry.values) == shapely.to_wkb(b.geometry.values)).all()
     assert ra.to_dict() == rb.to_dict()
     assert ("dissolving multi-part units", 4, 4) in stages and stages[0][0] == "reading"
+
+
+def test_zip_with_several_shapefiles_needs_layer_or_picks_by_municipality(files, tmp_path):
+    z = tmp_path / "iwate.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for layout in ("2015_current", "2020"):
+            path = files[layout][1]
+            stem = "h27ka03901" if layout == "2015_current" else "r2ka03999"
+            for p in sorted(path.parent.iterdir()):
+                zf.write(p, f"{stem}{p.suffix}")
+    with pytest.raises(UserError, match="2 Shapefiles") as exc:
+        read_townblocks(z)
+    assert "--layer" in exc.value.message
+    _, rep = read_townblocks(z, layer="r2ka03999")
+    assert rep.layout == "2020"
+    _, rep = read_townblocks(z, muni_code="03901")
+    assert rep.layout == "2015_current" and rep.source.endswith("h27ka03901.shp")
+
+
+def test_estat_file_with_a_missing_field_names_it(raw_current):
+    with pytest.raises(UserError, match="not an e-Stat town-block layout") as exc:
+        normalize_townblocks(raw_current.drop(columns=["SETAI"]), muni_code="03901")
+    assert "2015_current lacks SETAI" in exc.value.message and "--key" in exc.value.message

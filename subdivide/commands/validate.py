@@ -52,7 +52,7 @@ def run(args) -> int:
                               coverage=args.coverage, coverage_selection=args.selection,
                               spill_km=_distances(args.spill_km), target_share=args.target_share)
     table = report.table()
-    print(table.splitlines()[-1] if args.quiet else table)
+    print(table.splitlines()[-1] if args.quiet else table, file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json == "-":
         sys.stdout.write(report.to_json())
     elif args.json:

@@ -1,0 +1,133 @@
+"""The summary report (subdivide.report): files, figures with one point per sub-area,
+the exposure matrix, escaping, the no-CJK-font fallback, determinism and the CLI."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from subdivide.errors import UserError
+from subdivide.map import spill_view
+from subdivide.report import (
+    REPORT_FILES,
+    build_report,
+    cjk_font,
+    curve_points,
+    exposure_figure,
+    exposure_matrix,
+    unreached_curve_figure,
+)
+from tests.test_map import plan_from
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def plan14(synthetic_blocks):
+    """A synthetic municipality of 14 旧市町村 (the carriers' maximum), one hostile name."""
+    plan = plan_from(synthetic_blocks(700, seed=5, n_old=14))
+    table = plan.subareas.copy()
+    table.loc[1, "name"] = "<b>太字</b>地域"
+    return plan.with_assignment(plan.blocks["subarea"].to_numpy(), table)
+
+
+@pytest.fixture(scope="module")
+def sample_report(tmp_path_factory, sample_plan):
+    out = tmp_path_factory.mktemp("rep") / "report"
+    return build_report(sample_plan, out, note="境界は推定形状です")
+
+
+def scatter_offsets(fig, gid):
+    for ax in fig.axes:
+        for c in ax.collections:
+            if c.get_gid() == gid:
+                return np.asarray(c.get_offsets())
+    raise AssertionError(f"no scatter {gid}")
+
+
+def test_sample_report_files(sample_report, sample_plan):
+    folder = sample_report.parent
+    assert sorted(p.name for p in folder.iterdir()) == sorted(REPORT_FILES)
+    for name in REPORT_FILES:
+        if name.endswith(".png"):
+            data = (folder / name).read_bytes()
+            assert data[:8] == PNG_MAGIC and len(data) > 10_000
+    page = sample_report.read_text(encoding="utf-8")
+    for n in sample_plan.subareas["name"]:
+        assert n in page
+    assert page.count("<tr>") >= len(sample_plan.subareas) + 1
+    for img in ("unreached_curve.png", "exposure_matrix.png", "subareas.png"):
+        assert f'src="{img}"' in page
+    assert "境界は推定形状です" in page and 'lang="ja"' in page
+
+
+@pytest.mark.parametrize("font", ["auto", None])
+def test_curve_has_one_point_per_subarea_per_distance(plan14, font):
+    font = cjk_font() if font == "auto" else None
+    pts = curve_points(plan14, (1.0, 2.0, 3.0))
+    names = dict(zip(plan14.subareas["subarea"].astype(int), plan14.subareas["name"]))
+    fig = unreached_curve_figure(pts, names, font=font)
+    m = plan14.metrics
+    for L in (1, 2, 3):
+        off = scatter_offsets(fig, f"subareas-L{L}")
+        assert len(off) == len(plan14.subareas) == 14
+        p = pts[pts["distance_km"] == L].sort_values("subarea")
+        assert off[:, 0] == pytest.approx(p["area_km2"].to_numpy())
+        assert off[:, 1] == pytest.approx(p["core_share"].to_numpy())
+        # the exact polygon share never beats the circle of the same area
+        assert (p["core_share"].to_numpy() <= p["circle_share"].to_numpy() + 1e-9).all()
+    assert pts.loc[pts["distance_km"] == 1, "area_km2"].sum() == pytest.approx(m["area_km2"].sum(), rel=1e-3)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts] + [fig.axes[0].get_xlabel(), fig.axes[0].get_title()]
+    if font is None:  # romanised fallback: nothing a Latin font cannot draw
+        assert all(all(ord(ch) < 0x2000 or ch in "²" for ch in t) for t in texts), texts
+
+
+def test_exposure_matrix_matches_spill(plan14):
+    view = spill_view(plan14, None, (2.0, 3.0))
+    order = plan14.subareas["subarea"].astype(int).tolist()
+    mat = exposure_matrix(view.exposure, order, 2.0, "population")
+    assert mat.shape == (14, 14) and np.isnan(np.diag(mat)).all()
+    e = view.exposure[view.exposure["distance_km"] == 2.0]
+    assert np.nansum(mat) == pytest.approx(e["population"].sum())
+    # neighbours in the plan are exactly the pairs with exposure > 0 at 2 km or more
+    adj = plan14.subarea_adjacency
+    a_col, b_col = adj.columns[:2]
+    pos = {s: i for i, s in enumerate(order)}
+    for a, b in zip(adj[a_col], adj[b_col]):
+        assert mat[pos[a], pos[b]] > 0 or mat[pos[b], pos[a]] > 0
+    names = dict(zip(order, plan14.subareas["name"]))
+    fig = exposure_figure(view.exposure, order, names, (2.0, 3.0), font=None)
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 2 and images[0].get_array().shape == (14, 14)
+
+
+def test_report_escapes_names_and_is_deterministic(plan14, tmp_path):
+    a = build_report(plan14, tmp_path / "a")
+    b = build_report(plan14, tmp_path / "b")
+    page = a.read_text(encoding="utf-8")
+    assert "<b>太字</b>" not in page and "&lt;b&gt;太字&lt;/b&gt;地域" in page
+    for name in REPORT_FILES:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_report_refuses_overwrite(plan14, tmp_path):
+    out = tmp_path / "r"
+    build_report(plan14, out, distances_km=(2.0,))
+    with pytest.raises(UserError, match="already exists"):
+        build_report(plan14, out)
+    (out / "extra.txt").write_text("x")
+    build_report(plan14, out, distances_km=(2.0,), force=True)
+    assert not (out / "extra.txt").exists()          # replaced as a whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_cli_report(tmp_path, plan14, capsys):
+    from subdivide.cli import main
+
+    plan_path = tmp_path / "p.plan.gpkg"
+    plan14.save(plan_path)
+    out = tmp_path / "rep"
+    assert main(["report", str(plan_path), "-o", str(out), "--distances", "2,3"]) == 0
+    assert (out / "report.html").exists() and "wrote" in capsys.readouterr().out
+    assert main(["report", str(plan_path), "-o", str(out)]) == 2
+    assert main(["report", str(plan_path), "-o", str(tmp_path / "x"), "--curve-distances", "0"]) == 2
+    assert not (tmp_path / "x").exists()
