@@ -20,7 +20,7 @@ from . import __version__
 from .errors import UserError
 
 #: the subcommands, in the order ``--help`` lists them
-COMMANDS = ("demo", "info", "plan", "spill", "package", "validate", "registry", "map", "report")
+COMMANDS = ("demo", "info", "plan", "spill", "coverage", "package", "validate", "registry", "map", "report")
 
 
 def _load(name: str):

@@ -133,8 +133,8 @@ def escape_text(value) -> str:
     >>> escape_text("<script>alert(1)</script>")
     '&lt;script&gt;alert(1)&lt;/script&gt;'
     """
-    s = html.escape("" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value),
-                    quote=True)
+    missing = value is None or (np.ndim(value) == 0 and bool(pd.isna(value)))
+    s = html.escape("" if missing else str(value), quote=True)
     return s.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
 
 
@@ -565,8 +565,9 @@ def _folium_classes():
 
 PAGE_CSS = """
 <style>
-  html, body { font-family: "Noto Sans CJK JP", "IPAGothic", "IPAexGothic", "Hiragino Sans",
-               "Yu Gothic", "Meiryo", sans-serif; }
+  html, body { font-family: "Helvetica Neue", Arial, "Liberation Sans", "Hiragino Sans",
+               "Hiragino Kaku Gothic ProN", "Yu Gothic", Meiryo, "Noto Sans CJK JP", "IPAPGothic",
+               "IPAGothic", sans-serif; }
   html .leaflet-container { background: #f3f3ee; font-family: inherit; font-size: 13px; }
   .sd-box { background: rgba(255,255,255,0.94); padding: 6px 9px; border-radius: 4px;
             box-shadow: 0 1px 5px rgba(0,0,0,0.35); max-width: 420px; line-height: 1.45; color: #222; }
@@ -660,7 +661,7 @@ def _add_geojson(folium, group, data: dict, *, style_by, highlight=None, tooltip
                  aliases=None, name=None, point_style=None):
     """A GeoJson layer styled per feature id (``style_by``: feature → style dict)."""
     kw = {}
-    if tooltip_fields:
+    if tooltip_fields and data["features"]:  # folium refuses a tooltip on an empty layer
         kw["tooltip"] = folium.GeoJsonTooltip(fields=list(tooltip_fields), aliases=list(aliases),
                                               sticky=True, localize=False, labels=True)
     if point_style is not None:
@@ -815,10 +816,11 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
 
         # carriers' footprints and sites
         if coverage is not None and len(coverage):
-            _add_coverage(folium, m, coverage, colours, names)
+            progress("map: carrier footprints", 0, 0)
+            _add_coverage(folium, m, plan, coverage, colours, names, tolerance_m)
         if sites is not None and len(sites):
             _add_points(folium, m, sites, group_col=_pick(sites, "carrier", "operator"),
-                        base_name="基地局", colour="#444", radius=4)
+                        base_name="基地局", colour="#444", radius=4, show=False)
         if points is not None and len(points):
             _add_points(folium, m, points, group_col=None, base_name="支所・計測地点", colour="#d7191c",
                         radius=7)
@@ -888,51 +890,79 @@ if ({search}._button) { {search}._button.title = '検索'; }
 """
 
 
-def _add_coverage(folium, m, coverage: gpd.GeoDataFrame, colours, names):
-    """Carrier footprints: one layer per carrier (or one layer), coloured by sub-area
-    when a 'subarea' column is present."""
+def carrier_footprints(plan, coverage: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Footprint polygons to draw, in the plan's CRS: columns carrier (str or None),
+    subarea (int or NaN), area_km2, geometry.
+
+    Coverage with a ``subarea`` column is drawn as given (one row per polygon). Cell
+    coverage (``carrier``, ``cell_id``, as :func:`subdivide.coverage.read_coverage`
+    returns it) becomes one footprint per carrier and sub-area: the union of the cells
+    :func:`subdivide.coverage.select_cells` selects for it (rule ``any``)."""
     if coverage.crs is None:
         raise UserError("the coverage footprints have no CRS", fix="write them with a CRS (GeoPackage)")
-    cov = coverage.reset_index(drop=True)
+    cov = coverage.to_crs(plan.crs).reset_index(drop=True)
     carrier_col = _pick(cov, "carrier", "operator")
-    sub_col = "subarea" if "subarea" in cov.columns else None
-    groups = sorted(cov[carrier_col].astype(str).unique()) if carrier_col else [None]
+    if "subarea" not in cov.columns and carrier_col == "carrier" and "cell_id" in cov.columns:
+        from .coverage import select_cells
+
+        sel = select_cells(plan, cov)
+        geom_of = dict(zip(zip(cov["carrier"].astype(str), cov["cell_id"].astype(str)), cov.geometry.values))
+        rows = []
+        for (car, sub), grp in sel.groupby(["carrier", "subarea"], sort=True):
+            cells = [geom_of[(str(car), str(c))] for c in grp["cell_id"]]
+            rows.append((str(car), int(sub), shapely.union_all(np.asarray(cells, dtype=object))))
+        out = gpd.GeoDataFrame({"carrier": [r[0] for r in rows], "subarea": [r[1] for r in rows]},
+                               geometry=[r[2] for r in rows], crs=plan.crs)
+    else:
+        out = gpd.GeoDataFrame({
+            "carrier": cov[carrier_col].astype(str) if carrier_col else None,
+            "subarea": pd.to_numeric(cov["subarea"], errors="coerce") if "subarea" in cov.columns else np.nan,
+        }, geometry=cov.geometry.values, crs=plan.crs)
+    out["area_km2"] = shapely.area(out.geometry.values) / 1e6
+    return out
+
+
+def _add_coverage(folium, m, plan, coverage: gpd.GeoDataFrame, colours, names, tolerance_m: float):
+    """Carrier footprints: one layer per carrier, coloured by sub-area."""
+    fp = carrier_footprints(plan, coverage)
+    has_carrier = fp["carrier"].notna().any()
+    groups = sorted(fp["carrier"].astype(str).unique()) if has_carrier else [None]
     for grp in groups:
-        part = cov if grp is None else cov[cov[carrier_col].astype(str) == grp]
-        geoms = to_display(part.to_crs(3857).geometry.values if not part.crs.is_projected
-                           else part.geometry.values,
-                           3857 if not part.crs.is_projected else part.crs, tolerance_m=10.0)
+        part = fp if grp is None else fp[fp["carrier"].astype(str) == grp]
+        subs = part["subarea"].to_numpy()
         props = pd.DataFrame({
             "carrier": [escape_text(grp) if grp is not None else "–"] * len(part),
-            "sub": ([f"{int(s)} {escape_text(names.get(int(s), ''))}" if pd.notna(s) else "–"
-                     for s in part[sub_col]] if sub_col else ["–"] * len(part)),
-            "c": ([colours.get(int(s), "#666") if pd.notna(s) else "#666" for s in part[sub_col]]
-                  if sub_col else ["#666"] * len(part)),
+            "sub": [f"{int(s)} {escape_text(names.get(int(s), ''))}" if pd.notna(s) else "–" for s in subs],
+            "area": [f"{a:,.1f} km²" for a in part["area_km2"]],
+            "c": [colours.get(int(s), "#666") if pd.notna(s) else "#666" for s in subs],
         })
         name = "キャリア推定エリア" + (f"（{escape_text(grp)}）" if grp is not None else "")
         g = folium.FeatureGroup(name=name, overlay=True, show=False).add_to(m)
-        _add_geojson(folium, g, _geojson_dict(geoms, props),
+        _add_geojson(folium, g, _geojson_dict(to_display(part.geometry.values, plan.crs,
+                                                         tolerance_m=max(tolerance_m, 10.0)), props),
                      style_by=lambda f: _style(f["properties"]["c"], weight=2, fill_opacity=0.08, dash="8 4"),
-                     tooltip_fields=["carrier", "sub"], aliases=["キャリア", "細分化エリア"])
+                     tooltip_fields=["carrier", "sub", "area"], aliases=["キャリア", "細分化エリア", "配信範囲の面積"])
 
 
-def _add_points(folium, m, pts: gpd.GeoDataFrame, *, group_col, base_name, colour, radius):
+def _add_points(folium, m, pts: gpd.GeoDataFrame, *, group_col, base_name, colour, radius, show=True):
     """Point layers (offices, measurement points, sites) as circle markers (no icon
     images, so nothing is fetched)."""
     if pts.crs is None:
         raise UserError(f"the {base_name} points have no CRS", fix="write them with a CRS (GeoJSON is WGS84)")
     p = pts.reset_index(drop=True).to_crs(4326)
     p = p[p.geometry.notna() & ~p.geometry.is_empty].reset_index(drop=True)
+    if "site_id" in p.columns:  # a site list has one row per sector: one point per site
+        p = p.drop_duplicates(subset=[c for c in ("carrier", "site_id") if c in p.columns]).reset_index(drop=True)
     pt = shapely.get_point(p.geometry.values, 0) if (p.geometry.geom_type == "MultiPoint").any() else p.geometry.values
     pt = round_coords(pt)
-    name_col = _pick(p, "name", "名称", "office_name", "site_name", "site_id", "cell_id", "id")
+    name_col = _pick(p, "name", "名称", "office_name", "site_name", "site_id", "id")
     groups = sorted(p[group_col].astype(str).unique()) if group_col else [None]
     for grp in groups:
         idx = np.arange(len(p)) if grp is None else np.flatnonzero(p[group_col].astype(str).to_numpy() == grp)
         props = pd.DataFrame({"name": [escape_text(p.loc[i, name_col]) if name_col else f"{base_name} {i + 1}"
                                        for i in idx]})
         lname = base_name + (f"（{escape_text(grp)}）" if grp is not None else "")
-        g = folium.FeatureGroup(name=lname, overlay=True, show=True).add_to(m)
+        g = folium.FeatureGroup(name=lname, overlay=True, show=show).add_to(m)
         _add_geojson(folium, g, _geojson_dict(pt[idx], props),
                      style_by=lambda f: {"color": "#111", "weight": 1.5, "fill": True, "fillColor": colour,
                                          "fillOpacity": 0.9, "radius": radius},

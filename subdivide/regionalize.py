@@ -698,14 +698,13 @@ def regionalize(blocks: gpd.GeoDataFrame, *, k=range(2, MAX_SUBAREAS + 1), min_a
     todo = [x for x in ks if x not in reasons]
     if not todo:
         raise InfeasibleError("no requested k is feasible:\n" + "\n".join(f"  {reasons[x]}" for x in ks),
-                              fix="lower --min-area-km2 / --min-core, raise --spill-km only if justified, "
+                              fix="lower --min-area-km2 / --min-core (or --spill-km, if justified), "
                                   "or ask for fewer sub-areas")
 
     # ---- spanning-tree partitions per restart
     if restarts is None:
         restarts = 8 if g.m <= 2000 else 4
     deadline = None if time_budget_s is None else t0 + float(time_budget_s)
-    best: dict[tuple[int, float], list] = {}
     factors = CORE_RETRY_FACTORS if min_core > 0 else (1.0,)
     candidates: dict[int, Candidate] = {}
     meta = {"method": "spanning-tree partition + local improvement (subdivide.regionalize)",

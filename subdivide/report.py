@@ -30,7 +30,7 @@ import pandas as pd
 import shapely
 
 from .errors import UserError
-from .map import DEFAULT_DISTANCES_KM, PALETTE, _territory, escape_text, km_label, spill_view
+from .map import DEFAULT_DISTANCES_KM, _territory, escape_text, km_label, spill_view
 from .output import atomic_dir, check_can_write
 from .progress import Progress, silent
 
@@ -39,7 +39,7 @@ CURVE_DISTANCES_KM = (1.0, 2.0, 3.0)
 #: figure resolution (dots per inch) — fixed for byte-identical PNGs
 DPI = 110
 #: CJK fonts tried, in order (matplotlib family names)
-CJK_FONTS = ("IPAexGothic", "IPAGothic", "IPAPGothic", "Noto Sans CJK JP", "Noto Sans JP",
+CJK_FONTS = ("IPAexGothic", "IPAPGothic", "IPAGothic", "Noto Sans CJK JP", "Noto Sans JP",
              "Source Han Sans JP", "TakaoGothic", "TakaoPGothic", "VL Gothic", "Droid Sans Fallback")
 _CJK_FILE_HINTS = ("ipag", "ipaexg", "notosanscjk", "notosansjp", "sourcehansans", "takao", "vl-gothic", "droidsansfallback")
 #: colours of the L curves
@@ -99,7 +99,7 @@ def _figure(width_in: float, height_in: float, font: str | None):
 
 
 def _rc(font: str | None) -> dict:
-    fam = [font, "DejaVu Sans"] if font else ["DejaVu Sans"]
+    fam = ["DejaVu Sans", font] if font else ["DejaVu Sans"]  # Latin from DejaVu, the rest from the CJK font
     return {"font.family": fam, "axes.unicode_minus": False, "svg.hashsalt": "subdivide",
             "path.simplify": True}
 
@@ -259,7 +259,8 @@ def subarea_map_figure(plan, names: dict, *, font: str | None = None):
 
 # ---------------------------------------------------------------------- HTML
 _CSS = """
-body { font-family: "Noto Sans CJK JP", "IPAGothic", "Hiragino Sans", "Yu Gothic", "Meiryo", sans-serif;
+body { font-family: "Helvetica Neue", Arial, "Liberation Sans", "Hiragino Sans", "Yu Gothic", Meiryo,
+       "Noto Sans CJK JP", "IPAPGothic", sans-serif;
        margin: 24px; color: #222; max-width: 1100px; }
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; font-size: 13px; }

@@ -113,8 +113,15 @@ class Browser:
         self._next_id = 0
         self._events: list[dict] = []
         self.session = None
-        targets = self.call("Target.getTargets")["targetInfos"]
-        page = next(t for t in targets if t["type"] == "page")
+        page = None
+        for _ in range(50):  # the first tab may take a moment to exist
+            page = next((t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page"), None)
+            if page:
+                break
+            time.sleep(0.1)
+        if page is None:
+            self.close()
+            raise CDPError("chromium opened no page")
         self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True,
                                  _session=False)["sessionId"]
         for domain in ("Page", "Runtime", "Network", "Log"):

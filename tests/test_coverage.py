@@ -255,6 +255,8 @@ def test_selection_uses_the_nominal_polygon_when_present():
     assert 1 not in set(select_cells(plan, cov2)["subarea"])                 # nominal decides
     rep = footprint_report(plan, cov2)
     assert row(rep, 2, "X")["overshoot_max_km"] == pytest.approx(2.0)       # widened counts
+    cov3 = cov2.assign(nominal=gpd.GeoSeries([shapely.Polygon()], crs=CRS).values)   # empty: fall back
+    assert 1 in set(select_cells(plan, cov3)["subarea"])
 
 
 # ---------------------------------------------------------------------- reading

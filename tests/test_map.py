@@ -69,7 +69,7 @@ def hostile_plan(synthetic_blocks):
 
 @pytest.fixture(scope="module")
 def offices():
-    from tests.conftest import SAMPLE_DIR, need
+    from conftest import SAMPLE_DIR, need
 
     return gpd.read_file(need(SAMPLE_DIR / "offices.geojson", "bundled offices"))
 
@@ -216,10 +216,21 @@ def test_display_coverage_keeps_shared_borders_on_synthetic(synthetic_blocks):
     _coverage_checks(g, simp)
 
 
-def test_display_coverage_cleans_the_sample_first(sample_blocks):
+def test_display_coverage_on_the_sample(sample_blocks):
     g = sample_blocks.geometry.values
-    assert not shapely.coverage_is_valid(g)  # the real file is not an exact coverage
     simp, done = display_coverage(g, 15.0)
+    assert done
+    _coverage_checks(g, simp)
+
+
+def test_display_coverage_cleans_mismatched_neighbours_first(synthetic_blocks):
+    """Real files are often not exact coverages (neighbours' vertices differ by
+    millimetres): shift every other block by 2 mm, then the display must still be a
+    valid, gap-free coverage."""
+    g = synthetic_blocks(600, seed=6).geometry.values.copy()
+    g[::2] = shapely.transform(g[::2], lambda c: c + 0.002)
+    assert not shapely.coverage_is_valid(g)
+    simp, done = display_coverage(g, 20.0)
     assert done
     _coverage_checks(g, simp)
 
@@ -333,7 +344,7 @@ def test_committed_maps_are_regenerated_output(tmp_path, sample_shp):
     PNGs depend on the installed fonts and are checked by `regenerate.py --check`)."""
     import importlib.util
 
-    from tests.conftest import ROOT
+    from conftest import ROOT
 
     maps = ROOT / "maps"
     if not (maps / "hanamaki_review.html").exists():
@@ -345,3 +356,71 @@ def test_committed_maps_are_regenerated_output(tmp_path, sample_shp):
     for name in ("hanamaki_review.html", "hanamaki_review_offline.html", "report/report.html"):
         assert (tmp_path / name).read_bytes() == (maps / name).read_bytes(), f"maps/{name} is stale"
     assert external_references((maps / "hanamaki_review_offline.html").read_text(encoding="utf-8")) == []
+
+
+@pytest.fixture(scope="module")
+def carrier_files(tmp_path_factory, hostile_plan):
+    """Synthetic site lists and their coverage (two carriers), written as files."""
+    from subdivide.sites import coverage_from_sites, synthetic_sites
+
+    d = tmp_path_factory.mktemp("carriers")
+    outline = hostile_plan.dissolved.union_all()
+    sites = synthetic_sites(outline, isd_km=7, seed=2, crs=hostile_plan.crs, carriers=("docomo", "KDDI"))
+    cov = coverage_from_sites(sites, crs=hostile_plan.crs)
+    sites.to_csv(d / "sites.csv", index=False)
+    for car in ("docomo", "KDDI"):
+        cov[cov["carrier"] == car].drop(columns=["nominal"]).to_file(d / f"{car}.gpkg")
+    return d, sites, cov
+
+
+def test_footprints_from_cell_coverage(hostile_plan, carrier_files):
+    from subdivide.coverage import select_cells
+    from subdivide.map import carrier_footprints
+
+    _, _, cov = carrier_files
+    fp = carrier_footprints(hostile_plan, cov)
+    sel = select_cells(hostile_plan, cov)
+    assert len(fp) == len(sel.groupby(["carrier", "subarea"]))
+    assert set(fp["carrier"]) == {"docomo", "KDDI"}
+    # every footprint covers its sub-area (rule 'any' selects every overlapping cell)
+    d = hostile_plan.dissolved.set_index("subarea").geometry
+    for r in fp.itertuples():
+        inside = shapely.area(shapely.intersection(r.geometry, d.loc[r.subarea])) / shapely.area(d.loc[r.subarea])
+        assert inside > 0.99
+
+
+def test_cli_map_with_coverage_and_sites(tmp_path, hostile_plan, carrier_files):
+    from subdivide.cli import main
+
+    d, sites, _ = carrier_files
+    plan_path = tmp_path / "p.plan.gpkg"
+    hostile_plan.save(plan_path)
+    out = tmp_path / "m.html"
+    assert main(["map", str(plan_path), "-o", str(out), "--basemap", "none", "--offline", "--distances", "2",
+                 "--coverage", str(d / "docomo.gpkg"), "--coverage", str(d / "KDDI.gpkg"),
+                 "--sites", str(d / "sites.csv")]) == 0
+    page = _unescape_js(out.read_text(encoding="utf-8"))
+    for name in ("キャリア推定エリア（docomo）", "キャリア推定エリア（KDDI）", "基地局（docomo）", "基地局（KDDI）"):
+        assert name in page
+    n_sites = sites.drop_duplicates(["carrier", "site_id"]).shape[0]
+    assert page.count('"type":"Point"') == n_sites < len(sites)   # one marker per site, not per sector
+    assert main(["map", str(plan_path), "-o", str(tmp_path / "n.html"), "--sites", str(d / "none.csv")]) == 2
+
+
+@pytest.fixture(scope="module")
+def single_plan(synthetic_blocks):
+    """The degenerate plan: one sub-area (nothing to spill into)."""
+    import pandas as pd
+
+    b = synthetic_blocks(200, seed=8, n_old=1)
+    exc = b.loc[b["island"] | b["enclave"], "key"]
+    return Plan.from_assignment(b, pd.Series("全域", index=b["key"]), island_exceptions=exc)
+
+
+def test_single_subarea_map_has_empty_exposure_layers(single_plan):
+    view = spill_view(single_plan, None, (2.0,))
+    assert len(view.exposure) == 0
+    page = _unescape_js(render_map(single_plan, basemap="none", distances_km=(2,)))
+    for name in expected_layers((2,)):
+        assert name in page
+    assert "全域地域" in page

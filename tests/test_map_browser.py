@@ -11,8 +11,15 @@ import numpy as np
 import pytest
 
 from subdivide.map import build_map
-from tests.browser import Browser, require_chromium
-from tests.test_map import HOSTILE, expected_layers, plan_from
+from browser import Browser, require_chromium
+from test_map import (  # noqa: F401 (fixtures)
+    HOSTILE,
+    carrier_files,
+    expected_layers,
+    hostile_plan,
+    plan_from,
+    single_plan,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +49,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def offices():
-    from tests.conftest import SAMPLE_DIR, need
+    from conftest import SAMPLE_DIR, need
 
     return gpd.read_file(need(SAMPLE_DIR / "offices.geojson", "bundled offices"))
 
@@ -178,7 +185,7 @@ def test_basemap_fetches_only_gsi_tiles(browser, synthetic_blocks, tmp_path):
 
 
 def test_require_chromium_fails_under_ci(monkeypatch):
-    import tests.browser as tb
+    import browser as tb
 
     monkeypatch.setattr(tb, "find_chromium", lambda: None)
     monkeypatch.setattr(tb, "IN_CI", True)
@@ -187,3 +194,31 @@ def test_require_chromium_fails_under_ci(monkeypatch):
     monkeypatch.setattr(tb, "IN_CI", False)
     with pytest.raises(pytest.skip.Exception):
         tb.require_chromium()
+
+
+def test_carrier_layers_in_the_browser(browser, hostile_plan, carrier_files, tmp_path):  # noqa: F811
+    _, sites, cov = carrier_files
+    sg = gpd.GeoDataFrame(sites, geometry=gpd.points_from_xy(sites["lon"], sites["lat"]), crs="EPSG:6668")
+    out = build_map(hostile_plan, tmp_path / "carriers.html", coverage=cov, sites=sg, basemap="none",
+                    offline=True, distances_km=(2,))
+    r = browser.open(out)
+    assert r.errors == [] and local_only(r.requests) == []
+    labels = layer_labels(browser)
+    assert labels == expected_layers((2,))[:-1] + ["キャリア推定エリア（KDDI）", "キャリア推定エリア（docomo）",
+                                                   "基地局（KDDI）", "基地局（docomo）", "エリア名ラベル"]
+    count = "document.querySelectorAll('.leaflet-overlay-pane path').length"
+    before = browser.eval(count)
+    browser.eval("""Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))
+        .filter(l => l.textContent.includes('（docomo）')).forEach(l => l.querySelector('input').click())""")
+    from subdivide.map import carrier_footprints
+
+    fp = carrier_footprints(hostile_plan, cov)
+    n_sites = sites[sites["carrier"] == "docomo"].drop_duplicates("site_id").shape[0]
+    assert browser.eval(count) == before + int((fp["carrier"] == "docomo").sum()) + n_sites
+
+
+def test_single_subarea_map_in_the_browser(browser, single_plan, tmp_path):  # noqa: F811
+    out = build_map(single_plan, tmp_path / "one.html", basemap="none", offline=True, distances_km=(2,))
+    r = browser.open(out, settle=0.5)
+    assert r.errors == [] and local_only(r.requests) == []
+    assert layer_labels(browser) == expected_layers((2,))

@@ -42,6 +42,7 @@ def test_sample_k4_is_reproducible_and_contiguous(sample_blocks, auto4):
     assert row["k"] == 4 and row["feasible"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_plan_across_hash_seeds(tmp_path, auto4):
     code = ("import hashlib,sys;from subdivide.townblocks import read_townblocks;"
             "from subdivide.regionalize import regionalize;"
@@ -132,6 +133,7 @@ def test_ring_test_agrees_with_brute_force():
     assert fast.any() and not fast.all()
 
 
+@pytest.mark.slow
 def test_objective_not_worse_than_spopt_skater(synthetic_blocks):
     pytest.importorskip("spopt")
     import libpysal

@@ -16,7 +16,7 @@ from subdivide.report import (
     exposure_matrix,
     unreached_curve_figure,
 )
-from tests.test_map import plan_from
+from test_map import plan_from, single_plan  # noqa: F401 (fixture)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -131,3 +131,9 @@ def test_cli_report(tmp_path, plan14, capsys):
     assert main(["report", str(plan_path), "-o", str(out)]) == 2
     assert main(["report", str(plan_path), "-o", str(tmp_path / "x"), "--curve-distances", "0"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_report_for_a_single_subarea(single_plan, tmp_path):  # noqa: F811
+    page = build_report(single_plan, tmp_path / "r", distances_km=(2.0,)).read_text(encoding="utf-8")
+    assert "全域地域" in page
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(REPORT_FILES)

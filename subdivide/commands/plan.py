@@ -186,7 +186,6 @@ def run(args) -> int:
         if args.import_csv:
             plan, rep = pl.plan_from_assignment_csv(plan, args.import_csv, **common)
             notes += rep.lines()
-        blocks = plan.blocks
     else:
         from ..townblocks import read_townblocks
 
