@@ -701,7 +701,7 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
         for i, s in enumerate(plan.dissolved["subarea"].to_numpy())], dtype=object)
     sub_geom_4326 = to_display(sub_geom, crs)
     bgeom_4326 = to_display(bgeom, crs)
-    ll = np.asarray(shapely.bounds(shapely.union_all(sub_geom_4326[sub_geom_4326 != None])))  # noqa: E711
+    ll = np.asarray(shapely.total_bounds(sub_geom_4326[~shapely.is_missing(sub_geom_4326)]))
     bounds = [[float(ll[1]), float(ll[0])], [float(ll[3]), float(ll[2])]]
 
     with deterministic_ids(), compact_json():
@@ -944,11 +944,25 @@ def _add_coverage(folium, m, plan, coverage: gpd.GeoDataFrame, colours, names, t
                      tooltip_fields=["carrier", "sub", "area"], aliases=["キャリア", "細分化エリア", "配信範囲の面積"])
 
 
+def _as_points(pts, what: str) -> gpd.GeoDataFrame:
+    """A GeoDataFrame of points; a plain DataFrame needs lat/lon (JGD2011 degrees), as
+    :func:`subdivide.sites.read_sites` returns."""
+    if not isinstance(pts, gpd.GeoDataFrame):
+        cols = {c.lower(): c for c in pts.columns}
+        lat, lon = cols.get("lat") or cols.get("latitude"), cols.get("lon") or cols.get("longitude")
+        if not lat or not lon:
+            raise UserError(f"the {what} points have no geometry and no lat/lon columns",
+                            fix="pass a GeoDataFrame, or a table with lat and lon in degrees")
+        return gpd.GeoDataFrame(pts, geometry=gpd.points_from_xy(pts[lon], pts[lat]), crs="EPSG:6668")
+    if pts.crs is None:
+        raise UserError(f"the {what} points have no CRS", fix="write them with a CRS (GeoJSON is WGS84)")
+    return pts
+
+
 def _add_points(folium, m, pts: gpd.GeoDataFrame, *, group_col, base_name, colour, radius, show=True):
     """Point layers (offices, measurement points, sites) as circle markers (no icon
     images, so nothing is fetched)."""
-    if pts.crs is None:
-        raise UserError(f"the {base_name} points have no CRS", fix="write them with a CRS (GeoJSON is WGS84)")
+    pts = _as_points(pts, base_name)
     p = pts.reset_index(drop=True).to_crs(4326)
     p = p[p.geometry.notna() & ~p.geometry.is_empty].reset_index(drop=True)
     if "site_id" in p.columns:  # a site list has one row per sector: one point per site
@@ -982,8 +996,10 @@ def build_map(plan, path, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, cove
     distances_km: spill distances L (km) for the core, reach and exposure layers.
     coverage: carrier footprint polygons (GeoDataFrame; optional columns ``carrier``,
         ``subarea``); a layer per carrier.
-    sites: base-station points (GeoDataFrame; optional ``carrier``, ``name``).
-    points: office or measurement points (GeoDataFrame with ``name``).
+    sites: base-station points (GeoDataFrame, or a site list with lat/lon as
+        ``subdivide.sites.read_sites`` returns; optional ``carrier``, ``site_id``); one
+        marker per site.
+    points: office or measurement points (GeoDataFrame with ``name`` or ``office_name``).
     basemap: ``pale`` / ``std`` / ``photo`` (地理院タイル shown first; the others and
         「背景地図なし」 are in the layer control) or ``none`` (no tiles at all).
     offline: inline every script, stylesheet and image (no CDN).

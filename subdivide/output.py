@@ -71,6 +71,7 @@ def atomic_dir(path: str | os.PathLike, *, force: bool = False) -> Iterator[Path
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; outputs are ordinary folders
         if final.exists():
             old = final.with_name(f".{final.name}.old")
             if old.exists():

@@ -782,7 +782,7 @@ def regionalize(blocks: gpd.GeoDataFrame, *, k=range(2, MAX_SUBAREAS + 1), min_a
     if not any(c.feasible for c in ranked):
         raise InfeasibleError("no requested k could be met:\n" + "\n".join(
             f"  k={c.k}: {'; '.join(c.violations)}" for c in sorted(ranked, key=lambda c: c.k)),
-            fix="lower the floors, allow crossing 旧市町村 (drop --nest) or ask for fewer sub-areas")
+            fix="lower the floors or ask for fewer sub-areas" + (" (or drop --nest)" if nest else ""))
     progress("regionalize", 1, 1)
     return result
 

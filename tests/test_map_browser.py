@@ -198,8 +198,7 @@ def test_require_chromium_fails_under_ci(monkeypatch):
 
 def test_carrier_layers_in_the_browser(browser, hostile_plan, carrier_files, tmp_path):  # noqa: F811
     _, sites, cov = carrier_files
-    sg = gpd.GeoDataFrame(sites, geometry=gpd.points_from_xy(sites["lon"], sites["lat"]), crs="EPSG:6668")
-    out = build_map(hostile_plan, tmp_path / "carriers.html", coverage=cov, sites=sg, basemap="none",
+    out = build_map(hostile_plan, tmp_path / "carriers.html", coverage=cov, sites=sites, basemap="none",
                     offline=True, distances_km=(2,))
     r = browser.open(out)
     assert r.errors == [] and local_only(r.requests) == []

@@ -28,6 +28,10 @@ EXAMPLE = """
   subdivide demo --out /tmp/demo --force
 """
 
+SAMPLE_NOTE = ("サンプルの町丁・字の境界は、e-Stat の代表点と公式面積から作った推定形状です。"
+               "実際の境界とは異なります（人口・世帯は 2015 年国勢調査の実数）。"
+               "携帯電話の基地局・カバレッジは合成データです。")
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SAMPLE = REPO / "data" / "hanamaki_03205"
 
@@ -185,8 +189,9 @@ def run_pipeline(sample: Path, out: Path, *, isd_km: float = 7.0, say=print, pro
     d = out / "07_map"
     d.mkdir()
     build_map(plan, d / "hanamaki_review.html", spill=report, points=offices, offline=True,
-              progress=progress)
-    build_report(plan, d / "report", spill=report, progress=progress)
+              coverage=coverage, sites=sites, title="花巻市 緊急速報メール 細分化案（サンプル）",
+              note=SAMPLE_NOTE, progress=progress)
+    build_report(plan, d / "report", spill=report, note=SAMPLE_NOTE, progress=progress)
     say("map: 07_map/hanamaki_review.html (opens offline); report: 07_map/report/report.html")
     outputs["map"] = "07_map/hanamaki_review.html"
     outputs["report"] = "07_map/report/report.html"

@@ -112,8 +112,7 @@ def run(args) -> int:
     if args.sites:
         from ..sites import read_sites
 
-        s = read_sites(args.sites)
-        sites = gpd.GeoDataFrame(s, geometry=gpd.points_from_xy(s["lon"], s["lat"]), crs="EPSG:6668")
+        sites = read_sites(args.sites)
     path = build_map(plan, out, distances_km=distances, coverage=coverage, sites=sites, points=points,
                      basemap=args.basemap, offline=args.offline, force=args.force, title=args.title,
                      note=args.note, tolerance_m=args.tolerance, progress=progress)
