@@ -49,6 +49,7 @@ import shapely
 from pyproj import CRS
 
 from .errors import UserError
+from .tables import read_text_table
 
 #: the field trial's measured spill range (DOMAIN.md §2), km
 TRIAL_L_KM = (1.6, 3.3)
@@ -199,22 +200,8 @@ def _read_vector(p: Path, layer) -> gpd.GeoDataFrame:
 
 
 def _read_wkt_csv(p: Path, source_crs, target: CRS) -> gpd.GeoDataFrame:
-    import io
-
-    raw = p.read_bytes()
-    for enc in ("utf-8-sig", "cp932"):
-        try:
-            text = raw.decode(enc)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise UserError(f"{p} is neither UTF-8 nor CP932 text", where=str(p), fix="save it as UTF-8 CSV")
-    try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"{p} is not a readable CSV ({exc.__class__.__name__})", where=str(p),
-                        fix="save it as comma-separated text with a header row and a WKT column") from None
+    df = read_text_table(p, what="coverage CSV", empty_as_nan=True,
+                         fix="save it as comma-separated text with a header row and a WKT column")
     cols = {str(c).strip().lower(): c for c in df.columns}
     wkt_col = next((cols[a] for a in ALIASES["wkt"] if a in cols), None)
     if wkt_col is None:

@@ -26,7 +26,6 @@ import importlib.util
 import io
 import json
 import os
-import re
 import tempfile
 import zipfile
 from pathlib import Path

@@ -17,7 +17,6 @@ unless listed in ``island_exceptions``.
 """
 from __future__ import annotations
 
-import io
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import shapely
 
 from . import MAX_SUBAREAS
 from .contiguity import block_adjacency, disconnected_blocks, parts_per_group
+from .tables import read_text_table
 from .errors import PlanCheckError, UserError
 from .findings import Finding
 from .output import write_csv
@@ -88,33 +88,7 @@ def _island_args(blocks, island_exceptions, allow_flagged_islands, report: Plann
 
 def read_table(path, *, what: str = "table") -> pd.DataFrame:
     """A CSV (UTF-8 with/without BOM, or CP932) or XLSX as all-text columns."""
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"{what} {p} does not exist", where=str(p))
-    if p.suffix.lower() in (".xlsx", ".xlsm"):
-        try:
-            df = pd.read_excel(p, dtype=str, sheet_name=0, engine="openpyxl")
-        except Exception as exc:
-            raise UserError(f"{p.name} is not a readable .xlsx ({exc.__class__.__name__})", where=str(p)) from None
-        df = df.fillna("")
-    else:
-        raw = p.read_bytes()
-        for enc in ("utf-8-sig", "cp932"):
-            try:
-                text = raw.decode(enc)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            raise UserError(f"{p.name} is neither UTF-8 nor CP932 text", where=str(p),
-                            fix="save the CSV as UTF-8 (or Shift_JIS/CP932)")
-        try:
-            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-        except Exception as exc:
-            raise UserError(f"{p.name} is not a readable CSV ({exc.__class__.__name__}: {exc})", where=str(p)) from None
-    df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
-    df = df.astype(str).apply(lambda c: c.str.strip()).astype(object)
-    return df
+    return read_text_table(path, what=what)
 
 
 def _pick_columns(df: pd.DataFrame, path, key_column=None, value_column=None) -> tuple[str, str]:

@@ -39,6 +39,7 @@ from scipy.spatial import cKDTree
 
 from .crs import JAPAN_LAT, JAPAN_LON
 from .errors import UserError
+from .tables import read_text_table
 
 #: geographic CRS of site lists (JGD2011 lat/lon; WGS84 differs by < 1 m in Japan)
 SITES_CRS = "EPSG:6668"
@@ -523,22 +524,8 @@ def read_sites(path) -> pd.DataFrame:
     p = Path(path)
     if not p.exists():
         raise UserError(f"site list {p} does not exist", where=str(p), fix="check the path")
-    raw = p.read_bytes()
-    for enc in ("utf-8-sig", "cp932"):
-        try:
-            text = raw.decode(enc)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise UserError(f"{p} is neither UTF-8 nor CP932 text", where=str(p), fix="save it as UTF-8 CSV")
-    import io
-
-    try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"{p} is not a readable CSV ({exc.__class__.__name__}: {str(exc)[:120]})",
-                        where=str(p), fix="save the site list as comma-separated text with a header row") from None
+    df = read_text_table(p, what="site list", empty_as_nan=True,
+                         fix="save the site list as comma-separated text with a header row")
     return _normalise_sites(df, where=str(p))
 
 

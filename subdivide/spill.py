@@ -631,7 +631,6 @@ def spill_territory(geoms) -> np.ndarray:
     buffer. Holes that overlap another sub-area (an enclosed sub-area) stay open.
     """
     g = np.asarray(geoms, dtype=object)
-    k = len(g)
     parts, pidx = shapely.get_parts(g, return_index=True)
     rings, ridx = shapely.get_rings(parts, return_index=True)
     is_hole = np.ones(len(rings), bool)

@@ -3,19 +3,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SHARED_DATA, need
 
 from subdivide.estat import LAYOUTS, detect_layout, field_kind, field_names, missing_for_layout
 from subdivide.errors import UserError
 
-HANAMAKI_CSV = Path("/work/shared/data/hanamaki_03205/estat2015_town_blocks_hanamaki.csv")
+HANAMAKI_CSV = SHARED_DATA / "hanamaki_03205" / "estat2015_town_blocks_hanamaki.csv"
 
 
 def test_field_counts_match_domain_brief():
     assert [len(field_names(x)) for x in ("2015_legacy", "2015_current", "2020")] == [30, 35, 29]
 
 
-@pytest.mark.skipif(not HANAMAKI_CSV.exists(), reason="shared data not mounted")
 def test_legacy_layout_is_the_real_hanamaki_table():
+    need(HANAMAKI_CSV, "../shared/data (real 花巻 attribute table)")
     cols = pd.read_csv(HANAMAKI_CSV, nrows=1, dtype=str).columns[:30].tolist()
     assert cols == field_names("2015_legacy", "03")
     assert detect_layout(cols) == "2015_legacy"

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+from conftest import need
 import shapely
 
 from subdivide.cli import main
@@ -160,8 +161,8 @@ def test_missing_file(tmp_path, capsys):
     _fails(capsys, ["info", str(tmp_path / "nope.shp")], "file not found")
 
 
-@pytest.mark.skipif(not SAMPLE.exists(), reason="bundled sample data/hanamaki_03205/h27ka03205.shp not built yet")
 def test_bundled_hanamaki_sample(capsys):
+    need(SAMPLE, "bundled sample data/hanamaki_03205/h27ka03205.shp")
     assert main(["info", str(SAMPLE), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["layout"] == "2015_legacy" and d["encoding"] == "cp932"

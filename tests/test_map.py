@@ -344,11 +344,10 @@ def test_committed_maps_are_regenerated_output(tmp_path, sample_shp):
     PNGs depend on the installed fonts and are checked by `regenerate.py --check`)."""
     import importlib.util
 
-    from conftest import ROOT
+    from conftest import ROOT, need
 
     maps = ROOT / "maps"
-    if not (maps / "hanamaki_review.html").exists():
-        pytest.skip("maps/ not generated yet (python maps/regenerate.py)")
+    need(maps / "hanamaki_review.html", "maps/ (python maps/regenerate.py)")
     spec = importlib.util.spec_from_file_location("regenerate", maps / "regenerate.py")
     regen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(regen)

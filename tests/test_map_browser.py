@@ -158,7 +158,6 @@ def test_hostile_name_is_text_not_script(browser, synthetic_blocks, tmp_path):
     assert HOSTILE in tip                       # shown literally, as text
     assert browser.eval("document.querySelectorAll('.leaflet-tooltip script').length") == 0
     # the search list shows it as text as well
-    ctl = browser.eval("Object.keys(window).find(k => k.endsWith('searchControl'))")
     type_into_search(browser, "<script")
     tips = browser.eval("Array.from(document.querySelectorAll('.search-tip')).map(t => t.textContent)")
     assert HOSTILE in tips

@@ -1,7 +1,5 @@
 """Atomic, non-overwriting, Excel-safe outputs."""
-import io
 import time
-import zipfile
 
 import pandas as pd
 import pytest

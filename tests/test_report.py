@@ -102,7 +102,7 @@ def test_exposure_matrix_matches_spill(plan14):
 
 def test_report_escapes_names_and_is_deterministic(plan14, tmp_path):
     a = build_report(plan14, tmp_path / "a")
-    b = build_report(plan14, tmp_path / "b")
+    build_report(plan14, tmp_path / "b")
     page = a.read_text(encoding="utf-8")
     assert "<b>太字</b>" not in page and "&lt;b&gt;太字&lt;/b&gt;地域" in page
     for name in REPORT_FILES:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
+from conftest import need
 import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -40,8 +41,7 @@ B = load_builder()
 
 
 def need_shared():
-    if not ESTAT_CSV.exists():
-        pytest.skip(f"shared data missing: {SHARED}")
+    need(ESTAT_CSV, f"shared data ({SHARED})")
 
 
 @pytest.fixture(scope="module")

@@ -140,7 +140,6 @@ def test_cli_neighbours_and_raster(plan_file, sample_plan, tmp_path):
 
 
 def test_cli_coverage_tables(plan_file, sample_plan, tmp_path):
-    pytest.importorskip("subdivide.coverage")
     # a seeded hexagon-ish grid of 4 km cells over the municipality: one carrier
     x0, y0, x1, y1 = shapely.bounds(shapely.union_all(sample_plan.dissolved.geometry.values))
     xs, ys = np.meshgrid(np.arange(x0, x1, 4000.0), np.arange(y0, y1, 4000.0))

@@ -5,6 +5,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SHARED_DATA, need
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -274,13 +275,13 @@ def test_property_totals_conserved_between_records_and_blocks(n, seed, multi, is
     assert rep.records_in == len(raw)
 
 
-HANAMAKI_CSV = "/work/shared/data/hanamaki_03205/estat2015_town_blocks_hanamaki.csv"
+HANAMAKI_CSV = SHARED_DATA / "hanamaki_03205" / "estat2015_town_blocks_hanamaki.csv"
 
 
-@pytest.mark.skipif(not __import__("os").path.exists(HANAMAKI_CSV), reason="shared data not mounted")
 def test_real_hanamaki_attribute_table_as_a_legacy_shapefile(tmp_path):
     """The real 花巻市 e-Stat 2015 records (479) with stand-in squares at X_CODE/Y_CODE,
     written CP932 without .cpg like the source: 463 town-blocks, JINKO 97,702, SETAI 33,799."""
+    need(HANAMAKI_CSV, "../shared/data (real 花巻 attribute table)")
     from subdivide.estat import field_kind, field_names
 
     df = pd.read_csv(HANAMAKI_CSV, dtype=str, keep_default_na=False)

@@ -162,7 +162,7 @@ def zip_path_traversal(root, ctx):
 
 @case("ZIP-ABSOLUTE-PATH", 2)
 def zip_absolute_path(root, ctx):
-    return zip_with(root, ctx.tmp / "p.zip", [("/tmp/subdivide-evil.txt", b"pwned")])
+    return zip_with(root, ctx.tmp / "p.zip", [("/srv/subdivide-evil.txt", b"pwned")])
 
 
 @case("ZIP-BACKSLASH", 2)
@@ -686,7 +686,7 @@ def test_broken_package(name, base_package, base_plan, outline_file, tmp_path, m
     after = sorted(p for p in tmp_path.rglob("*") if p != tmp_path / "report.json")
     assert after == before
     assert list(scratch.iterdir()) == []
-    assert not (tmp_path.parent / "evil.txt").exists() and not Path("/tmp/subdivide-evil.txt").exists()
+    assert not (tmp_path.parent / "evil.txt").exists() and not Path("/srv/subdivide-evil.txt").exists()
 
 
 # ============================================================================ good packages

@@ -25,7 +25,7 @@ from ..progress import StderrProgress, silent
 HELP = "run the whole pipeline on the bundled 花巻市 sample and write every output to one folder"
 EXAMPLE = """
   subdivide demo                       # writes ./subdivide-demo/
-  subdivide demo --out /tmp/demo --force
+  subdivide demo --out demo-2 --force
 """
 
 SAMPLE_NOTE = ("サンプルの町丁・字の境界は、e-Stat の代表点と公式面積から作った推定形状です。"
