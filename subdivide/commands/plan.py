@@ -27,8 +27,9 @@ EXAMPLE = """
   # the trial's 4 sub-areas of 花巻市 from the 旧市町村 column
   subdivide plan data/hanamaki_03205/h27ka03205.shp --by OLD_MUNI --out hanamaki.plan.gpkg
 
-  # automatic: k = 2..6, each sub-area ≥ 50 % unreached core at L = 2 km, following 旧市町村
-  subdivide plan data/hanamaki_03205/h27ka03205.shp --auto --k 2-6 --min-core 0.5 --spill-km 2 \\
+  # automatic: k = 2..6, each sub-area ≥ 40 % unreached core at L = 2 km, following 旧市町村
+  # (at 50 % no plan of 花巻市 with 2 or more sub-areas is feasible: the command says so)
+  subdivide plan data/hanamaki_03205/h27ka03205.shp --auto --k 2-6 --min-core 0.4 --spill-km 2 \\
       --follow-old OLD_MUNI --seed 0 --candidates-out candidates.csv --out auto.plan.gpkg
 
   # edit a saved plan: move a town-block, rename, export the block list
