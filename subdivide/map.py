@@ -573,15 +573,21 @@ PAGE_CSS = """
             box-shadow: 0 1px 5px rgba(0,0,0,0.35); max-width: 420px; line-height: 1.45; color: #222; }
   .sd-box summary { cursor: pointer; font-weight: bold; }
   .sd-title { font-size: 15px; font-weight: bold; }
+  .sd-legend { max-height: calc(100vh - 420px); min-height: 60px; overflow-y: auto; }
   .sd-legend table { border-collapse: collapse; font-size: 12px; }
   .sd-legend th, .sd-legend td { padding: 1px 5px; text-align: right; white-space: nowrap; }
   .sd-legend th { border-bottom: 1px solid #999; font-weight: bold; }
-  .sd-legend td.sd-name { text-align: left; }
+  .sd-legend th.sd-name, .sd-legend td.sd-name { text-align: left; }
+  .sd-legend td.sd-name { white-space: normal; overflow-wrap: anywhere; min-width: 5em; max-width: 10em; }
+  .sd-legend .sd-key { font-size: 11.5px; margin: 4px 0 0; white-space: normal; color: #333; }
+  .sd-core-key { display: inline-block; width: 22px; height: 12px; border: 1.5px dashed #333;
+                 background: #9a9a9a; vertical-align: middle; }
   .sd-swatch { display: inline-block; width: 14px; height: 14px; border: 1px solid #333;
                vertical-align: middle; }
   .sd-info { max-width: 340px; font-size: 12px; }
   .sd-info p { margin: 4px 0; }
   .sd-note { color: #8a1c00; font-size: 12px; }
+  .sd-caution { color: #555; }
   .sd-head { max-width: 330px; }
   .sd-label-icon { background: none; border: none; }
   .sd-label { position: absolute; transform: translate(-50%, -50%); white-space: nowrap;
@@ -625,23 +631,29 @@ def _legend_html(view: SpillView, metrics: pd.DataFrame, colours: dict[int, str]
         '<table><thead><tr><th></th><th>番号</th><th class="sd-name">名称</th><th>面積 km²</th>'
         f'<th>人口</th>{head}</tr>'
         f'<tr><th colspan="5"></th><th colspan="{len(distances)}">非到達率（内側コアの割合）</th></tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></details>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        f'<p class="sd-key"><span class="sd-core-key"></span> 濃い色・点線の内側＝内側コア'
+        f"（境界から L km 以上内側：隣のエリア宛ての配信が届かないと見込まれる範囲）。"
+        f"非到達率＝内側コアの面積 ÷ エリアの面積。</p></details>"
     )
 
 
 def _info_html(distances, note: str | None) -> str:
     ls = "・".join(f"{km_label(L)}" for L in distances)
     parts = [
-        "<details><summary>この地図の見方</summary>",
+        "<details><summary>この地図の見方（色・点線・用語の説明）</summary>",
         "<p>緊急速報メールは、エリアを受け持つ基地局から一斉に配信されます。電波はエリアの境界を"
         "越えて届くため、隣のエリア宛てのメールも境界から数 km 内側まで受信されます（漏れ）。"
         "2016–17 年の実証では境界から 1.6–3.3 km 離れた地点で受信されました。</p>",
         f"<p><b>内側コア (L km)</b>：境界から L km 以上内側の範囲。隣のエリア宛ての配信が届かない"
         f"と見込まれる部分です。<b>非到達率</b> = 内側コアの面積 ÷ エリアの面積（L = {ls} km）。</p>",
         "<p><b>外側到達範囲</b>：そのエリア宛ての配信が境界の外で届く範囲（境界から L km）。"
-        "<b>隣接エリアへの漏れ</b>：その範囲のうち他のエリアに入る部分。人口は町丁・字の人口を"
-        "面積で按分した概算です。</p>",
-        "<p>町丁・字にマウスを重ねると名称・人口が表示されます。左上の検索欄で町丁・字名を探せます。</p>",
+        "<b>隣接エリアへの漏れ</b>：その範囲のうち他のエリアに入る部分（色は配信元エリアの色）。"
+        "人口は町丁・字の人口を面積で按分した概算です。</p>",
+        "<p>レイヤ（表示する項目）は右上で切り替えます。町丁・字にマウスを重ねると名称・人口が"
+        "表示されます。左上の検索欄で町丁・字名を探せます。</p>",
+        '<p class="sd-caution">ご注意：漏れの範囲は「境界から一律 L km 届く」と仮定した目安で、'
+        "実際の電波の届き方は地形や基地局の位置で変わります。境界線は表示のため簡略化しています。</p>",
     ]
     if note:
         parts.append(f'<p class="sd-note">{escape_text(note)}</p>')
@@ -818,12 +830,17 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
         if coverage is not None and len(coverage):
             progress("map: carrier footprints", 0, 0)
             _add_coverage(folium, m, plan, coverage, colours, names, tolerance_m)
+        point_layers = []
         if sites is not None and len(sites):
-            _add_points(folium, m, sites, group_col=_pick(sites, "carrier", "operator"),
-                        base_name="基地局", colour="#444", radius=4, show=False)
+            point_layers += _add_points(folium, m, sites, group_col=_pick(sites, "carrier", "operator"),
+                                        base_name="基地局", colour="#444", radius=4, show=False)
         if points is not None and len(points):
-            _add_points(folium, m, points, group_col=None, base_name="支所・計測地点", colour="#d7191c",
-                        radius=7)
+            point_layers += _add_points(folium, m, points, group_col=None, base_name="支所・計測地点",
+                                        colour="#d7191c", radius=7)
+        if point_layers:
+            # a layer switched on later is drawn on top: keep the points above the areas
+            Script(_POINTS_ON_TOP_JS.replace("{layers}", ", ".join(g.get_name() for g in point_layers)))\
+                .add_to(m)
 
         # labels
         centres = to_display(label_points(sub_geom), crs)
@@ -866,6 +883,12 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
         page = m.get_root().render()
     return inline_assets(page, offline=offline)
 
+
+_POINTS_ON_TOP_JS = """
+{map}.on('overlayadd', function () {
+    [{layers}].forEach(function (g) { if ({map}.hasLayer(g)) { g.bringToFront(); } });
+});
+"""
 
 #: the search list shows names as text (not HTML); after a hit, outline the block and
 #: show its tooltip
@@ -961,7 +984,7 @@ def _as_points(pts, what: str) -> gpd.GeoDataFrame:
 
 def _add_points(folium, m, pts: gpd.GeoDataFrame, *, group_col, base_name, colour, radius, show=True):
     """Point layers (offices, measurement points, sites) as circle markers (no icon
-    images, so nothing is fetched)."""
+    images, so nothing is fetched); returns the GeoJson layers."""
     pts = _as_points(pts, base_name)
     p = pts.reset_index(drop=True).to_crs(4326)
     p = p[p.geometry.notna() & ~p.geometry.is_empty].reset_index(drop=True)
@@ -971,17 +994,19 @@ def _add_points(folium, m, pts: gpd.GeoDataFrame, *, group_col, base_name, colou
     pt = round_coords(pt)
     name_col = _pick(p, "name", "名称", "office_name", "site_name", "site_id", "id")
     groups = sorted(p[group_col].astype(str).unique()) if group_col else [None]
+    layers = []
     for grp in groups:
         idx = np.arange(len(p)) if grp is None else np.flatnonzero(p[group_col].astype(str).to_numpy() == grp)
         props = pd.DataFrame({"name": [escape_text(p.loc[i, name_col]) if name_col else f"{base_name} {i + 1}"
                                        for i in idx]})
         lname = base_name + (f"（{escape_text(grp)}）" if grp is not None else "")
         g = folium.FeatureGroup(name=lname, overlay=True, show=show).add_to(m)
-        _add_geojson(folium, g, _geojson_dict(pt[idx], props),
-                     style_by=lambda f: {"color": "#111", "weight": 1.5, "fill": True, "fillColor": colour,
-                                         "fillOpacity": 0.9, "radius": radius},
-                     tooltip_fields=["name"], aliases=[base_name],
-                     point_style={"radius": radius})
+        layers.append(_add_geojson(
+            folium, g, _geojson_dict(pt[idx], props),
+            style_by=lambda f: {"color": "#111", "weight": 1.5, "fill": True, "fillColor": colour,
+                                "fillOpacity": 0.9, "radius": radius},
+            tooltip_fields=["name"], aliases=[base_name], point_style={"radius": radius}))
+    return layers
 
 
 def build_map(plan, path, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=None, sites=None,

@@ -154,11 +154,7 @@ class Plan:
                   island_exceptions=self.island_exceptions, max_subareas=self.max_subareas,
                   metadata=dict(self.metadata), block_graph=self.__dict__.get("adjacency", self.block_graph))
         kw.update(changes)
-        plan = Plan(**kw)
-        # the block graph does not depend on the assignment: reuse it
-        if "adjacency" in self.__dict__:
-            object.__setattr__(plan, "adjacency", self.__dict__["adjacency"])
-        return plan
+        return Plan(**kw)  # the block graph does not depend on the assignment: reused
 
     # ------------------------------------------------------------------ checks
     def check(self) -> list[Finding]:

@@ -86,6 +86,21 @@ def _island_args(blocks, island_exceptions, allow_flagged_islands, report: Plann
     return exc
 
 
+def lost_leading_zeros(keys, known: set) -> dict[str, str]:
+    """Keys that lost their leading zero (Excel stores 032050011 typed as a number as
+    32050011) → the restored key: only where the key as written is no town-block and
+    the key with a leading zero is one."""
+    return {u: "0" + u for u in map(str, keys)
+            if u not in known and u.isdigit() and len(u) in (8, 10) and "0" + u in known}
+
+
+def _leading_zero_finding(rule: str, what: str, restored: dict) -> Finding:
+    return Finding(rule, "warning",
+                   f"{len(restored)} keys in the {what} had lost their leading zero (stored as numbers, "
+                   "e.g. by Excel) and were restored; format the key column as text (文字列) to avoid this",
+                   tuple(sorted(restored)))
+
+
 def read_table(path, *, what: str = "table") -> pd.DataFrame:
     """A CSV (UTF-8 with/without BOM, or CP932) or XLSX as all-text columns."""
     return read_text_table(path, what=what)
@@ -176,17 +191,18 @@ def plan_from_mapping(blocks: gpd.GeoDataFrame, mapping, *, by: str | None = Non
     if by is not None and by not in blocks.columns:
         raise UserError(f"column {by!r} is not in the town-blocks", fix="check --by")
     lookup = (blocks["key"] if by is None else blocks[by].fillna("").astype(str)).map(_nfkc)
-    target = lookup.map(mapping)
     report = PlanningReport()
+    if by is None:
+        restored = lost_leading_zeros(mapping.index, set(lookup))
+        if restored:
+            mapping = mapping.rename(index=restored)
+            mapping = mapping[~mapping.index.duplicated(keep="first")]
+            report.findings.append(_leading_zero_finding("MAPPING-LEADING-ZERO", "mapping", restored))
+    target = lookup.map(mapping)
     unknown = sorted(set(mapping.index) - set(lookup))
     if unknown:
-        hint = ""
-        if by is None:
-            zf = {u.zfill(w) for u in unknown for w in (9, 11)} & set(blocks["key"])
-            if zf:
-                hint = " — some match a town-block once a leading zero is restored: keep keys as text"
         report.findings.append(Finding("MAPPING-UNKNOWN-KEY", "warning",
-                                       f"{len(unknown)} mapping keys match no town-block{hint}",
+                                       f"{len(unknown)} mapping keys match no town-block",
                                        tuple(unknown)))
     unmapped = target.isna()
     if unmapped.any():
@@ -364,7 +380,8 @@ def move_blocks(plan: Plan, moves) -> Plan:
     unknown = sorted({str(k) for k, _ in items} - set(keys))
     if unknown:
         raise UserError(f"--move: town-blocks {unknown[:10]} are not in the plan",
-                        fix="give KEY_CODEs as text (keep the leading zero)")
+                        fix="give KEY_CODEs of this plan with their leading zero (9 or 11 digits, e.g. "
+                        f"{keys[0]}); --export-csv lists them all")
     for k, target in items:
         sub[pos[str(k)]] = resolve_subarea(plan, target)
     return plan.with_assignment(sub, metadata=dict(plan.metadata, edited=True))
@@ -434,6 +451,11 @@ def plan_from_assignment_csv(blocks_or_plan, path, *, muni_code: str | None = No
                         fix="export one with --export-csv to see the layout")
     kc, sc = lower["key"], lower["subarea"]
     nc = lower.get("subarea_name")
+    report = PlanningReport()
+    restored = lost_leading_zeros(df[kc], set(blocks["key"].astype(str)))
+    if restored:
+        df[kc] = df[kc].map(lambda k: restored.get(k, k))
+        report.findings.append(_leading_zero_finding("ASSIGNMENT-LEADING-ZERO", "assignment CSV", restored))
     empty = df.loc[df[sc] == "", kc]
     if len(empty):
         raise PlanCheckError(f"{len(empty)} rows have no sub-area: {empty.tolist()[:20]}", where=str(path))
@@ -458,7 +480,6 @@ def plan_from_assignment_csv(blocks_or_plan, path, *, muni_code: str | None = No
             names = base.subareas.set_index("subarea")["name"].to_dict()
         else:
             names = {i: f"第{i}地域" for i in order}
-    report = PlanningReport()
     if numeric and order != list(range(1, len(order) + 1)):
         report.findings.append(Finding("ASSIGNMENT-RENUMBERED", "info",
                                        f"sub-area numbers {order} were renumbered 1..{len(order)}"))

@@ -45,6 +45,11 @@ _CJK_FILE_HINTS = ("ipag", "ipaexg", "notosanscjk", "notosansjp", "sourcehansans
 #: colours of the L curves
 CURVE_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
 
+#: longest axis label (characters, number included) in the exposure figure
+TICK_CHARS = 12
+#: above this many sub-areas the exposure panels (one per L) are stacked, not side by side
+STACK_EXPOSURE_ABOVE = 6
+
 REPORT_FILES = ("report.html", "unreached_curve.png", "exposure_matrix.png", "subareas.png")
 
 
@@ -184,6 +189,12 @@ def unreached_curve_figure(points: pd.DataFrame, names: dict, *, font: str | Non
     return fig
 
 
+def _short(text: str, limit: int = TICK_CHARS) -> str:
+    """A tick label cut to ``limit`` characters (…), so long names do not push the
+    panels out of the figure; the full names are in the table."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _pct_formatter():
     from matplotlib.ticker import FuncFormatter
 
@@ -200,10 +211,16 @@ def exposure_figure(exposure: pd.DataFrame, subareas, names: dict, distances_km,
     k = len(subs)
     n = len(distances_km)
     cell = 0.42 if k > 8 else 0.6
+    # side by side while the panels stay readable on a page; stacked for many sub-areas
+    stacked = k > STACK_EXPOSURE_ABOVE
     with rc_context(_rc(font)):
-        fig = _figure(max(4.0, n * (k * cell + 1.6)) + 0.8, k * cell + 2.2, font)
-        axes = fig.subplots(1, n, squeeze=False)[0]
-        ticks = [lab.subarea(s, names[s]) for s in subs]
+        if stacked:
+            fig = _figure(k * cell + 3.8, n * (k * cell + 1.4) + 0.6, font)
+            axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+        else:
+            fig = _figure(max(4.0, n * (k * cell + 1.6)) + 0.8, k * cell + 2.2, font)
+            axes = fig.subplots(1, n, squeeze=False)[0]
+        ticks = [_short(lab.subarea(s, names[s])) for s in subs]
         im = None
         for ax, L in zip(axes, distances_km):
             share = exposure_matrix(exposure, subs, L, "target_population_share")
@@ -224,7 +241,7 @@ def exposure_figure(exposure: pd.DataFrame, subareas, names: dict, distances_km,
             ax.set_title(f"L = {km_label(L)} km", fontsize=10)
             ax.set_xlabel(lab("受信するエリア", "receiving sub-area"), fontsize=8.5)
             ax.set_ylabel(lab("配信元エリア", "sending sub-area"), fontsize=8.5)
-        cb = fig.colorbar(im, ax=list(axes), shrink=0.8)
+        cb = fig.colorbar(im, ax=list(axes), shrink=0.6 if stacked else 0.8)
         cb.ax.yaxis.set_major_formatter(_pct_formatter())
         cb.set_label(lab("受信エリア人口に占める割合", "share of receiving population"), fontsize=8.5)
         fig.suptitle(lab("隣接エリアへの漏れ（数字は人数、町丁・字人口の面積按分）",
@@ -265,7 +282,7 @@ body { font-family: "Helvetica Neue", Arial, "Liberation Sans", "Hiragino Sans",
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #bbb; padding: 3px 7px; text-align: right; white-space: nowrap; }
-th { background: #f0f0f0; } td.t { text-align: left; }
+th { background: #f0f0f0; } td.t, th.t { text-align: left; }
 .below { color: #a00; font-weight: bold; }
 figure { margin: 16px 0; } figcaption { font-size: 13px; color: #444; max-width: 900px; }
 img { max-width: 100%; height: auto; border: 1px solid #ddd; }
@@ -293,7 +310,8 @@ def _table_html(plan, view, distances, target_share: float) -> str:
                 else:
                     cells.append("–")
         rows.append("<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in cells) + "</tr>")
-    return ("<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
+    return ("<table><thead><tr>" + "".join(f'<th class="t">{h}</th>' if h == "名称" else f"<th>{h}</th>"
+                                          for h in head) + "</tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")
 
 
@@ -304,7 +322,8 @@ def _exposure_table_html(view, names, distance_km: float) -> str:
         f'<tr><td class="t">{int(s)} {escape_text(names[int(s)])}</td><td class="t">{int(t)} {escape_text(names[int(t)])}</td>'
         f"<td>{a:,.2f}</td><td>{p:,.0f}</td><td>{100 * q:.1f} %</td></tr>"
         for s, t, a, p, q in zip(e["source"], e["target"], e["area_km2"], e["population"], e["target_population_share"]))
-    return ("<table><thead><tr><th>配信元エリア</th><th>受信するエリア</th><th>面積 (km²)</th><th>人口（概算）</th>"
+    return ('<table><thead><tr><th class="t">配信元エリア</th><th class="t">受信するエリア</th>'
+            "<th>面積 (km²)</th><th>人口（概算）</th>"
             f"<th>受信エリア人口比</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
@@ -326,7 +345,7 @@ def render_report_html(plan, view, distances, curve_distances, *, title: str | N
 <body>
 <h1>{heading}</h1>
 {note_html}
-<p>サブエリア数 {len(plan.subareas)}、町丁・字 {len(plan.blocks):,}、人口 {int(plan.blocks['population'].sum()):,} 人。
+<p>細分化エリア数 {len(plan.subareas)}、町丁・字 {len(plan.blocks):,}、人口 {int(plan.blocks['population'].sum()):,} 人。
 漏れ距離 L は実証試験で観測された 1.6–3.3 km を踏まえ {html.escape(ls)} km としています。</p>
 
 <h2>エリア一覧</h2>
@@ -343,7 +362,7 @@ def render_report_html(plan, view, distances, curve_distances, *, title: str | N
 <h2>隣接エリアへの漏れ</h2>
 <figure><img src="exposure_matrix.png" alt="隣接エリアへの漏れの行列">
 <figcaption>行 = 配信元、列 = 受信するエリア。色は受信エリアの人口のうち配信元の配信が届く割合、数字はその人数
-（町丁・字人口の面積按分による概算）。</figcaption></figure>
+（町丁・字人口の面積按分による概算）。空欄は配信が届かない組み合わせ、「—」は同じエリアです。</figcaption></figure>
 <p>L = {km_label(mid)} km での内訳：</p>
 {_exposure_table_html(view, names, mid)}
 

@@ -176,22 +176,39 @@ def directory_findings(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[Find
     return out
 
 
-def _package_root(staged: Path, manifest_name: str) -> Path:
-    """The package root: the staging folder, or its single top-level folder."""
+#: top-level entries archivers add beside a zipped folder (macOS Finder, Windows Explorer);
+#: ignored, with a note, when a single top-level folder holds the package
+ARCHIVER_JUNK = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
+def _package_root(staged: Path, manifest_name: str, notes: list | None = None) -> Path:
+    """The package root: the staging folder, or its single top-level folder (archiver
+    metadata such as ``__MACOSX/`` beside it is ignored). A ``PKG-NESTED-FOLDER`` note is
+    appended to ``notes`` when the package sits in such a folder."""
     if (staged / manifest_name).is_file():
         return staged
-    entries = [p for p in staged.iterdir()]
+    everything = sorted(staged.iterdir())
+    entries = [p for p in everything if p.name not in ARCHIVER_JUNK]
     if len(entries) == 1 and entries[0].is_dir() and (entries[0] / manifest_name).is_file():
+        if notes is not None:
+            junk = [p.name + ("/" if p.is_dir() else "") for p in everything if p.name in ARCHIVER_JUNK]
+            notes.append(Finding(
+                "PKG-NESTED-FOLDER", "info",
+                f"the package sits in the single top-level folder {entries[0].name}/ (accepted; files are "
+                "checked relative to it)" + (f"; archiver metadata beside it ignored: {', '.join(junk)}"
+                                            if junk else ""),
+                (entries[0].name + "/", *junk)))
         return entries[0]
     return staged
 
 
 @contextlib.contextmanager
 def stage_package(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS,
-                  manifest_name: str = "manifest.json") -> Iterator[Path]:
+                  manifest_name: str = "manifest.json", notes: list | None = None) -> Iterator[Path]:
     """Check and copy a package (directory or zip) into a temporary folder; yield its root.
 
-    Raises :class:`PackageRejected` (before writing anything) when it is unsafe.
+    Raises :class:`PackageRejected` (before writing anything) when it is unsafe. ``notes``
+    (a list) receives informational findings, e.g. ``PKG-NESTED-FOLDER``.
     """
     src = Path(path)
     if not src.exists() and not src.is_symlink():
@@ -215,7 +232,7 @@ def stage_package(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS,
                 _extract(zf, staged, limits)
         else:
             raise _reject("DIR-SPECIAL-FILE", "the package is neither a directory nor a file", str(src))
-        yield _package_root(staged, manifest_name)
+        yield _package_root(staged, manifest_name, notes)
 
 
 def check_nested_zip(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[Finding]:

@@ -859,6 +859,13 @@ def observation_distances(areas, points, observations, *, area_name: str | None 
     from .plan import default_subarea_name
 
     obs = read_observations(observations)
+    muni = getattr(areas, "muni_code", None)
+    if muni and "city_code" in obs.columns:   # a multi-city file (e.g. the trial's): this plan's rows
+        codes = obs["city_code"].astype(str).str.strip().str.zfill(5).str[:5]
+        if not (codes == str(muni)).any():
+            raise UserError(f"no observation has city_code {muni} (the plan's municipality)", where="observations",
+                            fix=f"the file holds {sorted(set(codes))[:5]}; give this municipality's observations")
+        obs = obs[(codes == str(muni)).to_numpy()].reset_index(drop=True)
     chk = office_check(areas, points, (1.0,), area_name=area_name, point_name=point_name, crs=crs)
     key_area = {}
     for a, s in zip(chk["area"], chk["subarea"]):

@@ -45,6 +45,8 @@ RULES: dict[str, tuple[str, str]] = {
     "PKG-NOT-ZIP": ("error", "a file that is not a readable zip"),
     "PKG-TOO-LARGE": ("error", "uncompressed size above the cap (total or per file)"),
     "PKG-TOO-MANY-FILES": ("error", "more members / files than the cap"),
+    "PKG-NESTED-FOLDER": ("info", "the package sits in a single top-level folder (accepted; archiver "
+                          "metadata such as __MACOSX/ beside it is ignored)"),
     "ZIP-PATH-TRAVERSAL": ("error", "member name with a '..' component"),
     "ZIP-ABSOLUTE-PATH": ("error", "member name starting with '/'"),
     "ZIP-BACKSLASH": ("error", "member name with a backslash or a drive letter"),
@@ -117,7 +119,8 @@ RULES: dict[str, tuple[str, str]] = {
 }
 
 #: rules that mean the package could not be read at all (status 2)
-FATAL_RULES = frozenset(r for r in RULES if r.startswith(("PKG-", "ZIP-", "DIR-")) or r == "DBF-HEADER")
+FATAL_RULES = frozenset(r for r, (sev, _) in RULES.items()
+                        if sev == "error" and (r.startswith(("PKG-", "ZIP-", "DIR-")) or r == "DBF-HEADER"))
 
 DEFAULT_SPILL_KM = (2.0, 2.5, 3.0)
 DEFAULT_TARGET_SHARE = 0.5
@@ -192,6 +195,11 @@ class _Check:
         sev = severity or RULES[rule][0]
         self.findings.append(Finding(rule, sev, message, tuple(str(x) for x in features)))
 
+    def file_missing(self, name: str, message: str) -> None:
+        """``MANIFEST-FILE-MISSING`` for ``name``, unless the manifest check already said so."""
+        if not any(f.rule == "MANIFEST-FILE-MISSING" and name in f.features for f in self.findings):
+            self.add("MANIFEST-FILE-MISSING", message, [name])
+
 
 # ============================================================================ entry point
 def validate_package(path, *, profile: Profile | str | None = None, outline=None, coverage=None,
@@ -209,8 +217,10 @@ def validate_package(path, *, profile: Profile | str | None = None, outline=None
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     report = ValidationReport(package=str(path), profile=prof.name)
     c = _Check()
+    notes: list[Finding] = []
     try:
-        with stage_package(path, limits=limits, manifest_name=prof.extras["manifest"]) as root:
+        with stage_package(path, limits=limits, manifest_name=prof.extras["manifest"], notes=notes) as root:
+            c.findings.extend(notes)
             _validate_root(root, prof, c, report, outline=outline, coverage=coverage,
                            coverage_selection=coverage_selection, limits=limits,
                            spill_km=spill_km, target_share=target_share)
@@ -281,7 +291,10 @@ def check_manifest(root: Path, prof: Profile, c: _Check) -> dict | None:
     mname = prof.extras["manifest"]
     mpath = root / mname
     if not mpath.is_file():
-        c.add("MANIFEST-MISSING", f"{mname} is missing: checksums cannot be verified", [mname])
+        deeper = sorted(p.relative_to(root).as_posix() for p in root.rglob(mname) if p.is_file())[:5]
+        where = (f" at the package root (found {', '.join(deeper)}: zip the package folder itself, flat or "
+                 "as one top-level folder)") if deeper else ""
+        c.add("MANIFEST-MISSING", f"{mname} is missing{where}: checksums cannot be verified", [mname, *deeper])
         return None
     try:
         man = json.loads(mpath.read_text(encoding="utf-8"))
@@ -309,6 +322,7 @@ def check_manifest(root: Path, prof: Profile, c: _Check) -> dict | None:
     elif code6 != code + check_digit(code):
         c.add("MUNI-CODE", f"municipality code6 {code6!r}: expected {with_check_digit(code)} "
               "(check digit: weights 6,5,4,3,2, sum mod 11)", [code6])
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {mname}
     listed = set()
     for entry in man["outputs"]:
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
@@ -321,14 +335,15 @@ def check_manifest(root: Path, prof: Profile, c: _Check) -> dict | None:
         listed.add(rel)
         p = root / rel
         if not p.is_file():
-            c.add("MANIFEST-FILE-MISSING", f"{rel} is listed in the manifest but absent", [rel])
+            other = [q for q in present if q.lower() == rel.lower()]
+            c.add("MANIFEST-FILE-MISSING", f"{rel} is listed in the manifest but absent"
+                  + (f" (renamed to {other[0]}?)" if other else ""), [rel, *other])
             continue
         size = p.stat().st_size
         if entry.get("size") != size:
             c.add("MANIFEST-CHECKSUM", f"{rel}: size {size} bytes, manifest says {entry.get('size')}", [rel])
         elif entry.get("sha256") != sha256_file(p):
             c.add("MANIFEST-CHECKSUM", f"{rel}: sha256 differs from the manifest (file altered)", [rel])
-    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {mname}
     unlisted = sorted(present - listed)
     if unlisted:
         c.add("MANIFEST-UNLISTED", f"{len(unlisted)} files are not in the manifest", unlisted)
@@ -443,7 +458,7 @@ def read_csv_checked(path: Path, columns: dict, encoding: str, c: _Check) -> pd.
     (text, quote-prefix of neutralised cells removed) or None."""
     name = path.name
     if not path.is_file():
-        c.add("MANIFEST-FILE-MISSING", f"{name} is missing", [name])
+        c.file_missing(name, f"{name} is missing")
         return None
     data = path.read_bytes()
     enc = "cp932" if _same_encoding(encoding, "cp932") else "utf-8"
@@ -485,7 +500,7 @@ def read_xlsx_checked(path: Path, prof: Profile, c: _Check, limits: Limits) -> d
     """The workbook's two sheets as canonical text frames; code cells must be text."""
     name = path.name
     if not path.is_file():
-        c.add("MANIFEST-FILE-MISSING", f"{name} is missing", [name])
+        c.file_missing(name, f"{name} is missing")
         return None
     nested = check_nested_zip(path, limits)
     if nested:

@@ -423,3 +423,25 @@ def test_single_subarea_map_has_empty_exposure_layers(single_plan):
     for name in expected_layers((2,)):
         assert name in page
     assert "全域地域" in page
+
+
+def test_map_explains_itself_without_a_note(hostile_plan):
+    """The legend says what the dark dashed cores are; the explanation carries a standing
+    caution (spill is a uniform-L estimate, borders simplified) even without --note."""
+    page = html.unescape(_unescape_js(render_map(hostile_plan, basemap="none", distances_km=(2,))))
+    assert "濃い色・点線の内側＝内側コア" in page
+    assert "非到達率＝内側コアの面積 ÷ エリアの面積" in page
+    assert "この地図の見方（色・点線・用語の説明）" in page
+    assert "漏れの範囲は「境界から一律 L km 届く」と仮定した目安" in page
+    assert "境界線は表示のため簡略化しています" in page
+    assert "色は配信元エリアの色" in page
+    # long names wrap inside the legend instead of pushing it off screen
+    assert re.search(r"\.sd-legend td\.sd-name \{[^}]*white-space: normal", page)
+    assert re.search(r"\.sd-legend \{[^}]*overflow-y: auto", page)
+
+
+def test_points_are_kept_on_top_of_later_layers(hostile_plan, offices):
+    page = render_map(hostile_plan, basemap="none", distances_km=(2,), points=offices)
+    m = re.search(r"\.on\('overlayadd', function \(\) \{\s*\[(geo_json_\w+)\]", page)
+    assert m and f"var {m.group(1)} = L.geoJson(" in page
+    assert "overlayadd" not in render_map(hostile_plan, basemap="none", distances_km=(2,))

@@ -220,3 +220,34 @@ def test_single_subarea_map_in_the_browser(browser, single_plan, tmp_path):  # n
     r = browser.open(out, settle=0.5)
     assert r.errors == [] and local_only(r.requests) == []
     assert layer_labels(browser) == expected_layers((2,))
+
+
+def test_points_stay_above_layers_switched_on_later(browser, sample_offline):
+    """Switching on an exposure layer draws it last; the offices must stay visible."""
+    browser.open(sample_offline, settle=0.3)
+    fills = "Array.from(document.querySelectorAll('.leaflet-overlay-pane path')).map(p => p.getAttribute('fill'))"
+    n_points = browser.eval(fills).count("#d7191c")
+    assert n_points == 4
+    browser.eval("""Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))
+        .find(l => l.textContent.trim() === '隣接エリアへの漏れ (L=3 km)').querySelector('input').click()""")
+    after = browser.eval(fills)
+    assert after[-n_points:] == ["#d7191c"] * n_points     # the points are drawn last (on top)
+
+
+def test_legend_fits_the_window_with_fourteen_long_names(browser, synthetic_blocks, tmp_path):
+    plan = plan_from(synthetic_blocks(700, seed=5, n_old=14))
+    table = plan.subareas.copy()
+    table.loc[3, "name"] = "とても長い名前の細分化エリア北部地区" * 2
+    table.loc[1, "name"] = "<img src=x onerror=alert(1)>地域"
+    plan = plan.with_assignment(plan.blocks["subarea"].to_numpy(), table)
+    out = build_map(plan, tmp_path / "fourteen.html", basemap="none", offline=True)
+    r = browser.open(out, settle=0.5)
+    assert r.dialogs == [] and r.errors == []
+    box = browser.eval("""(function () { const d = document.querySelector('.sd-legend');
+        const r = d.getBoundingClientRect();
+        return [r.left, r.top, r.right, r.bottom, innerWidth, innerHeight, d.scrollWidth - d.clientWidth]; })()""")
+    left, top, right, bottom, width, height, overflow_x = box
+    assert 0 <= left and right <= width and 0 <= top and bottom <= height, box
+    assert overflow_x <= 1, box                      # nothing cut off on the right
+    text = browser.eval("document.querySelector('.sd-legend').innerText")
+    assert "<img src=x onerror=alert(1)>地域" in text and "L=3 km" in text and "内側コア" in text

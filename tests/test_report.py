@@ -137,3 +137,39 @@ def test_report_for_a_single_subarea(single_plan, tmp_path):  # noqa: F811
     page = build_report(single_plan, tmp_path / "r", distances_km=(2.0,)).read_text(encoding="utf-8")
     assert "全域地域" in page
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(REPORT_FILES)
+
+
+def test_exposure_panels_stack_for_many_subareas_and_labels_fit(plan14):
+    """14 × 14 panels side by side shrink to unreadable on a page: they are stacked, and
+    long names are shortened so no axis label is cut off at the figure's edge."""
+    view = spill_view(plan14, None, (2.0, 2.5, 3.0))
+    order = plan14.subareas["subarea"].astype(int).tolist()
+    names = dict(zip(order, plan14.subareas["name"]))
+    names[order[3]] = "とても長い名前の細分化エリア北部地区"
+    font = cjk_font()
+    fig = exposure_figure(view.exposure, order, names, (2.0, 2.5, 3.0), font=font)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 3
+    xs = {round(ax.get_position().x0, 3) for ax in panels}
+    ys = [ax.get_position().y0 for ax in panels]
+    assert len(xs) == 1 and ys == sorted(ys, reverse=True)          # one column, L top to bottom
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    width = fig.bbox.width
+    for ax in panels:
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert all(len(t) <= 12 for t in labels), labels
+        box = ax.get_tightbbox(renderer)
+        assert box.x0 >= -1 and box.x1 <= width + 1, (box, width)       # nothing cut off
+    # a few sub-areas stay side by side
+    e = view.exposure
+    small = exposure_figure(e[e["source"].isin(order[:4]) & e["target"].isin(order[:4])], order[:4], names,
+                            (2.0, 3.0), font=font)
+    assert len({round(ax.get_position().y0, 3) for ax in small.axes if ax.images}) == 1
+
+
+def test_report_wording(plan14, tmp_path):
+    page = build_report(plan14, tmp_path / "r", distances_km=(2.0,)).read_text(encoding="utf-8")
+    assert "細分化エリア数 14" in page and "サブエリア" not in page
+    assert "空欄は配信が届かない組み合わせ" in page
+    assert '<th class="t">名称</th>' in page and '<th class="t">配信元エリア</th>' in page

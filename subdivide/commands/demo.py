@@ -14,6 +14,7 @@ The folder is written atomically: it appears only when every stage succeeded.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -165,6 +166,7 @@ def run_pipeline(sample: Path, out: Path, *, isd_km: float = 7.0, say=print, pro
     pkg = d / "hanamaki_03205_package.zip"
     build_package(plan, pkg, spill=report, inputs={"townblocks": shp}, progress=progress)
     val = validate_package(pkg, outline=outline)
+    val = dataclasses.replace(val, package=pkg.relative_to(out).as_posix())  # not the temp folder
     (d / "validation.json").write_text(val.to_json() + "\n", encoding="utf-8")
     (d / "validation.txt").write_text(val.table() + "\n", encoding="utf-8")
     say(val.table())

@@ -16,7 +16,11 @@ from ..townblocks import ColumnMapping, read_townblocks
 HELP = "describe a town-block file (layout, encoding, CRS, counts, totals, repairs, dropped rows)"
 EXAMPLE = """
   subdivide info data/hanamaki_03205/h27ka03205.shp
+  subdivide info data/hanamaki_03205/hanamaki_sample.gpkg --layer townblocks_estat --json
+
+  # your own files (not bundled): a prefecture-wide zip from e-Stat, one municipality of it
   subdivide info h27ka03.zip --muni 03205 --json
+  # a non-e-Stat polygon layer: say which columns hold the key, name and 人口
   subdivide info blocks.gpkg --layer blocks --key code --name name --population pop --muni 03205
 """
 

@@ -13,9 +13,10 @@ from ..progress import StderrProgress, silent
 
 HELP = "build the carrier submission package (Shapefiles, GeoPackage, lists, spill, map, manifest)"
 EXAMPLE = """
+  # from the repo root, after: subdivide plan data/hanamaki_03205/h27ka03205.shp --by OLD_MUNI --out hanamaki.plan.gpkg
   subdivide package hanamaki.plan.gpkg --out hanamaki-package.zip
   subdivide package hanamaki.plan.gpkg --out pkg/ --csv-encoding cp932 --no-map --force
-  subdivide package hanamaki.plan.gpkg --out pkg.zip --profile carrier-a.toml
+  subdivide package hanamaki.plan.gpkg --out pkg.zip --profile subdivide/profiles/default.toml
 """
 
 

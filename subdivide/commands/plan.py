@@ -33,7 +33,8 @@ EXAMPLE = """
       --follow-old OLD_MUNI --seed 0 --candidates-out candidates.csv --out auto.plan.gpkg
 
   # edit a saved plan: move a town-block, rename, export the block list
-  subdivide plan hanamaki.plan.gpkg --move 032050010=2 --rename 2=大迫地域 \\
+  # (豊沢 032050580 from 花巻地域 to 石鳥谷地域; 花巻地域 renamed 花巻中央地域)
+  subdivide plan hanamaki.plan.gpkg --move 032050580=3 --rename 1=花巻中央地域 \\
       --export-csv hanamaki_blocks.csv --out edited.plan.gpkg
 """
 
@@ -113,9 +114,13 @@ def parse_k(text: str, max_subareas: int) -> list[int]:
     return sorted(out)
 
 
+_PAIR_EXAMPLES = {"--move": "--move 032050580=3 (KEY_CODE=sub-area number or name)",
+                  "--rename": "--rename 2=大迫地域 (sub-area number or name=new name)"}
+
+
 def _split_pair(text: str, option: str) -> tuple[str, str]:
     if "=" not in text:
-        raise UserError(f"{option} {text!r} is not LEFT=RIGHT", fix=f"e.g. {option} 032050010=2")
+        raise UserError(f"{option} {text!r} is not LEFT=RIGHT", fix=f"e.g. {_PAIR_EXAMPLES.get(option, option)}")
     a, _, b = text.partition("=")
     return a.strip(), b.strip()
 
@@ -160,9 +165,25 @@ def run(args) -> int:
     if not 1 <= args.max_subareas <= MAX_SUBAREAS:
         raise UserError(f"--max-subareas {args.max_subareas}: the limit is {MAX_SUBAREAS} and can only be lowered",
                         fix=f"use 1–{MAX_SUBAREAS}")
+    if args.candidates_out and not args.auto:
+        raise UserError("--candidates-out is only written with --auto", fix="add --auto, or drop --candidates-out")
+    if args.review_out and not args.overlay:
+        raise UserError("--review-out is only written with --overlay", fix="add --overlay FILE, or drop --review-out")
+    if args.pick is not None and not args.auto:
+        raise UserError("--pick needs --auto", fix="add --auto --k …, or drop --pick")
+    if args.auto and args.pick is not None and args.pick not in parse_k(args.k, args.max_subareas):
+        raise UserError(f"--pick {args.pick} is not among --k {args.k}", fix=f"include {args.pick} in --k")
     outputs = [o for o in (args.out, args.export_csv, args.candidates_out, args.review_out) if o]
     if not outputs:
         raise UserError("nothing to write", fix="give --out PLAN.gpkg (and/or --export-csv FILE)")
+    if args.out and Path(args.out).suffix.lower() != ".gpkg":
+        raise UserError(f"--out {args.out}: a plan is saved as a GeoPackage (.gpkg)",
+                        fix=f"e.g. --out {Path(args.out).with_suffix('.gpkg').name}; the carriers' Shapefile "
+                        "comes from `subdivide package`, the block list from --export-csv")
+    resolved = [Path(o).resolve() for o in outputs]
+    if len(set(resolved)) < len(resolved):
+        raise UserError(f"the same file is given for two outputs: {sorted({str(o) for o in outputs if outputs.count(o) > 1 or resolved.count(Path(o).resolve()) > 1})}",
+                        fix="give each output its own file name")
     for o in outputs:            # refuse before any work: never a partial set of outputs
         check_can_write(o, args.force)
     progress = StderrProgress() if (args.progress or args.auto) else silent
@@ -181,6 +202,10 @@ def run(args) -> int:
             raise UserError("the input is already a plan: --by/--mapping/--overlay/--auto need town-blocks",
                             where=args.input, fix="give the town-block file, or only edits for a plan")
         plan = base
+        unknown = sorted(set(islands) - set(base.blocks["key"]))
+        if unknown:
+            raise UserError(f"--island-exception keys are not town-blocks of the plan: {unknown[:10]}",
+                            where=args.input, fix="give KEY_CODEs of this municipality with their leading zero")
         if args.max_subareas != base.max_subareas or islands:
             plan = base.with_assignment(base.blocks["subarea"].to_numpy(), max_subareas=args.max_subareas,
                                         island_exceptions=base.island_exceptions | frozenset(islands))

@@ -6,6 +6,7 @@ each, atomically. See docs/registry.md.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -16,7 +17,7 @@ EXAMPLE = """
   subdivide registry show 03205
   subdivide registry history 03205
   subdivide registry withdraw 03205 --reason "plan revised"
-  subdivide registry --db /srv/registry.sqlite list --all --json
+  subdivide registry --db registry.sqlite list --all --json
 """
 
 
@@ -41,6 +42,8 @@ def add_arguments(p) -> None:
     w = sub.add_parser("withdraw", help="end a municipality's active subdivision")
     w.add_argument("muni", help="municipality code")
     w.add_argument("--reason", help="recorded in the audit table")
+    for sp in (r, ls, s, h, w):   # `registry list --json` works as well as `registry --json list`
+        sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 
 
 def _print_json(obj) -> None:

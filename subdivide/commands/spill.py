@@ -15,14 +15,15 @@ from ..errors import UserError
 
 HELP = "estimate broadcast spill per sub-area (circle and exact models, neighbour exposure, checks)"
 EXAMPLE = """
+  # from the repo root, after: subdivide plan data/hanamaki_03205/h27ka03205.shp --by OLD_MUNI --out hanamaki.plan.gpkg
   subdivide spill hanamaki.plan.gpkg --out spill/
-  subdivide spill hanamaki.plan.gpkg --out spill/ --distances 1.6,2,2.5,3,3.3 --target 0.5 \\
-      --neighbours neighbours.geojson --population-raster pop500m.tif --force
-  subdivide spill hanamaki.plan.gpkg --out spill/ \\
+  subdivide spill hanamaki.plan.gpkg --out spill/ --distances 1.6,2,2.5,3,3.3 --target 0.5 --force
+  subdivide spill hanamaki.plan.gpkg --out spill-points/ \\
       --points data/hanamaki_03205/offices.geojson --point-name office_name \\
-      --observations received.csv        # columns point, subarea, received (yes/no)
-  subdivide spill plan.gpkg --out spill/ --coverage docomo.gpkg --coverage kddi.gpkg \\
-      --selection share --min-share 0.5
+      --observations subdivide/assets/trial_observations.csv   # columns point, subarea, received (yes/no)
+  subdivide coverage --synthetic --isd-km 7 --outline data/hanamaki_03205/outline.geojson --out coverage.gpkg
+  subdivide spill hanamaki.plan.gpkg --out spill-cov/ --coverage coverage.gpkg \\
+      --selection share --min-share 0.5     # repeat --coverage FILE once per carrier
 """
 
 

@@ -6,6 +6,7 @@ See docs/validation.md for every rule.
 """
 from __future__ import annotations
 
+import json
 import sys
 
 from ..errors import UserError
@@ -14,13 +15,16 @@ from ..output import atomic_path
 HELP = "validate a received package (directory or zip): exit 0 clean, 1 errors, 2 unreadable"
 EXAMPLE = """
   subdivide validate hanamaki-package.zip
+  subdivide validate hanamaki-package.zip pkg/ --quiet --json reports.json   # several: a JSON list
   subdivide validate pkg/ --outline data/hanamaki_03205/outline.geojson --json report.json
-  subdivide validate pkg.zip --coverage carrier_cells.gpkg --selection site --profile carrier-a.toml
+  subdivide validate pkg.zip --coverage coverage.gpkg --selection site --profile subdivide/profiles/default.toml
+  # (packages from `subdivide package --help`, coverage.gpkg from `subdivide spill --help`)
 """
 
 
 def add_arguments(p) -> None:
-    p.add_argument("package", help="package directory or zip")
+    p.add_argument("package", nargs="+", help="package directory or zip (several: one summary line each, "
+                   "exit status the worst)")
     p.add_argument("--profile", metavar="FILE", help="carrier profile TOML (default profile if omitted)")
     p.add_argument("--outline", metavar="FILE", help="municipal outline: check gaps and overlaps against it")
     p.add_argument("--coverage", metavar="FILE", help="the carrier's coverage polygons: add its footprint report")
@@ -48,14 +52,30 @@ def _distances(text):
 def run(args) -> int:
     from ..validation import validate_package
 
-    report = validate_package(args.package, profile=args.profile, outline=args.outline,
-                              coverage=args.coverage, coverage_selection=args.selection,
-                              spill_km=_distances(args.spill_km), target_share=args.target_share)
-    table = report.table()
-    print(table.splitlines()[-1] if args.quiet else table, file=sys.stderr if args.json == "-" else sys.stdout)
+    out = sys.stderr if args.json == "-" else sys.stdout
+    distances = _distances(args.spill_km)
+    reports = []
+    for i, pkg in enumerate(args.package):
+        report = validate_package(pkg, profile=args.profile, outline=args.outline,
+                                  coverage=args.coverage, coverage_selection=args.selection,
+                                  spill_km=distances, target_share=args.target_share)
+        reports.append(report)
+        table = report.table()
+        if args.quiet:
+            print(table.splitlines()[-1], file=out)
+            continue
+        print(("\n" if i else "") + table, file=out)
+    if len(reports) > 1 and not args.quiet:
+        print(f"\n{len(reports)} packages:", file=out)
+        for report in reports:
+            print("  " + report.table().splitlines()[-1], file=out)
+    if len(reports) == 1:
+        text = reports[0].to_json()
+    else:   # a JSON list of the single-package reports, in the order given
+        text = json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2, sort_keys=True) + "\n"
     if args.json == "-":
-        sys.stdout.write(report.to_json())
+        sys.stdout.write(text)
     elif args.json:
         with atomic_path(args.json, force=args.force) as tmp:
-            tmp.write_text(report.to_json(), encoding="utf-8")
-    return report.status
+            tmp.write_text(text, encoding="utf-8")
+    return max(r.status for r in reports)
