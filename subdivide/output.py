@@ -28,12 +28,24 @@ from .errors import UserError
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-def check_can_write(path: str | os.PathLike, force: bool) -> Path:
-    """Refuse to overwrite an existing output unless ``force``."""
+def check_can_write(path: str | os.PathLike, force: bool, *, folder: bool = False) -> Path:
+    """Refuse to overwrite an existing output unless ``force``; refuse outright to
+    replace a folder by a file (or a file by a folder), and a parent that is a file."""
     p = Path(path)
-    if p.exists() and not force:
-        raise UserError(f"output {p} already exists", where=str(p),
-                        fix="choose another output path or pass --force to replace it")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"cannot write {p}: {parent} is a file, not a folder", where=str(p),
+                                fix="choose an output path inside a folder")
+            break
+    if p.exists():
+        if p.is_dir() != folder:
+            kind, want = ("a folder", "a file") if p.is_dir() else ("a file", "a folder")
+            raise UserError(f"output {p} is {kind}; this command writes {want} there", where=str(p),
+                            fix="choose another output path (nothing was replaced)")
+        if not force:
+            raise UserError(f"output {p} already exists", where=str(p),
+                            fix="choose another output path or pass --force to replace it")
     return p
 
 
@@ -52,8 +64,6 @@ def atomic_path(path: str | os.PathLike, *, force: bool = False) -> Iterator[Pat
     tmp = Path(tmpname)
     try:
         yield tmp
-        if final.is_dir() and not final.is_symlink():
-            shutil.rmtree(final)
         os.replace(tmp, final)
     finally:
         if tmp.exists():
@@ -66,7 +76,7 @@ def atomic_path(path: str | os.PathLike, *, force: bool = False) -> Iterator[Pat
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary directory; it replaces ``path`` only if the block succeeds."""
-    final = check_can_write(path, force)
+    final = check_can_write(path, force, folder=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:

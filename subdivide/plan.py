@@ -41,6 +41,18 @@ from .schema import SUBAREA_COLUMN, SUBAREA_COLUMNS, check_plan_blocks, coerce_t
 
 PLAN_LAYERS = ("townblocks", "subareas", "plan_meta")
 
+#: how to fix each rule a plan can break (shown with PlanCheckError)
+RULE_FIXES = {
+    "PLAN-SCHEMA": "read the town-blocks with subdivide.read_townblocks / `subdivide plan FILE`",
+    "PLAN-MAX-SUBAREAS": f"merge sub-areas (--merge A,B): at most {MAX_SUBAREAS} are allowed",
+    "PLAN-TABLE": "give each sub-area its own number",
+    "PLAN-NAMES": "give each sub-area its own name (--rename N=名前)",
+    "PLAN-UNKNOWN-SUBAREA": "assign the listed town-blocks to an existing sub-area (--move KEY=N)",
+    "PLAN-EMPTY-SUBAREA": "move town-blocks into the empty sub-area or merge it away (--merge)",
+    "PLAN-CONTIGUITY": "reassign the listed town-blocks (subdivide plan --move KEY=N), "
+                       "or list true islands with --island-exception KEY",
+}
+
 
 def default_subarea_name(label) -> str:
     """「●●地域」: '花巻' → '花巻地域'; '花巻市(旧)' → '花巻地域'; already '…地域' kept."""
@@ -86,10 +98,10 @@ class Plan:
             )
         errors = [f for f in self.check() if f.severity == "error"]
         if errors:
+            fixes = dict.fromkeys(RULE_FIXES.get(f.rule, RULE_FIXES["PLAN-CONTIGUITY"]) for f in errors)
             raise PlanCheckError(
                 "the plan breaks the rules:\n" + "\n".join(f"  {f}" for f in errors),
-                fix="reassign the listed town-blocks (subdivide plan --move …), "
-                    "or list true islands with --island-exception",
+                fix="; ".join(fixes),
             )
 
     @classmethod

@@ -87,11 +87,18 @@ def _island_args(blocks, island_exceptions, allow_flagged_islands, report: Plann
 
 
 def lost_leading_zeros(keys, known: set) -> dict[str, str]:
-    """Keys that lost their leading zero (Excel stores 032050011 typed as a number as
-    32050011) → the restored key: only where the key as written is no town-block and
-    the key with a leading zero is one."""
-    return {u: "0" + u for u in map(str, keys)
-            if u not in known and u.isdigit() and len(u) in (8, 10) and "0" + u in known}
+    """Keys that lost their leading zeros (Excel stores 032050011 typed as a number as
+    32050011) → the restored key: only where the key as written matches nothing and
+    exactly one zero-padded form (to the width of the known digit codes) matches."""
+    widths = sorted({len(k) for k in known if k.isdigit()})
+    out = {}
+    for u in map(str, keys):
+        if u in known or not u.isdigit():
+            continue
+        hits = [u.zfill(w) for w in widths if w > len(u) and u.zfill(w) in known]
+        if len(hits) == 1:
+            out[u] = hits[0]
+    return out
 
 
 def _leading_zero_finding(rule: str, what: str, restored: dict) -> Finding:
@@ -192,12 +199,11 @@ def plan_from_mapping(blocks: gpd.GeoDataFrame, mapping, *, by: str | None = Non
         raise UserError(f"column {by!r} is not in the town-blocks", fix="check --by")
     lookup = (blocks["key"] if by is None else blocks[by].fillna("").astype(str)).map(_nfkc)
     report = PlanningReport()
-    if by is None:
-        restored = lost_leading_zeros(mapping.index, set(lookup))
-        if restored:
-            mapping = mapping.rename(index=restored)
-            mapping = mapping[~mapping.index.duplicated(keep="first")]
-            report.findings.append(_leading_zero_finding("MAPPING-LEADING-ZERO", "mapping", restored))
+    restored = lost_leading_zeros(mapping.index, set(lookup))
+    if restored:
+        mapping = mapping.rename(index=restored)
+        mapping = mapping[~mapping.index.duplicated(keep="first")]
+        report.findings.append(_leading_zero_finding("MAPPING-LEADING-ZERO", "mapping", restored))
     target = lookup.map(mapping)
     unknown = sorted(set(mapping.index) - set(lookup))
     if unknown:
@@ -209,8 +215,18 @@ def plan_from_mapping(blocks: gpd.GeoDataFrame, mapping, *, by: str | None = Non
         what = blocks.loc[unmapped, "key"].tolist()
         vals = sorted(set(lookup[unmapped])) if by else []
         extra = f" ({by} values {vals[:10]})" if by else ""
+        fix = "add them to the mapping file"
+        if by is None and unmapped.all():
+            # keys like 花巻, 大迫 …: the mapping refers to a column, not to town-block keys
+            keys = set(mapping.index)
+            hits = {c: len(keys & set(blocks[c].dropna().astype(str).map(_nfkc))) for c in blocks.columns
+                    if c != blocks.geometry.name and (pd.api.types.is_object_dtype(blocks[c])
+                                                      or pd.api.types.is_string_dtype(blocks[c]))}
+            best = max(hits, key=lambda c: hits[c], default=None)
+            if best is not None and hits[best] > 0:
+                fix = f"the mapping's keys look like values of {best}: add --by {best}"
         raise PlanCheckError(f"{int(unmapped.sum())} town-blocks are not in the mapping{extra}: {what[:20]}",
-                             where=source, fix="add them to the mapping file")
+                             where=source, fix=fix)
     order = list(dict.fromkeys(mapping[mapping.isin(set(target))].tolist()))
     exc = _island_args(blocks, island_exceptions, allow_flagged_islands, report)
     meta = dict(metadata or {}, method=f"mapping {Path(source).name}" + (f" by {by}" if by else ""))
@@ -221,16 +237,52 @@ def plan_from_mapping(blocks: gpd.GeoDataFrame, mapping, *, by: str | None = Non
 
 
 # ====================================================================== overlay
+def _shapefile_codec(p: Path) -> str:
+    """Text encoding of a Shapefile's .dbf as the town-block reader decides it: the .cpg,
+    else CP932 (Japanese Shapefiles rarely ship a .cpg; GDAL would read them as Latin-1
+    and the sub-area names would be mojibake), else UTF-8 when only that decodes."""
+    from .townblocks import _codec, _sibling, dbf_undecodable
+
+    cpg = _sibling(p, ".cpg")
+    if cpg is not None:
+        return _codec(cpg.read_text(encoding="ascii", errors="replace").strip(), option=f"{cpg.name}:")
+    dbf = _sibling(p, ".dbf")
+    raw = dbf.read_bytes() if dbf is not None else b""
+    if dbf_undecodable(raw, "cp932") and not dbf_undecodable(raw, "utf-8"):
+        return "utf-8"
+    return "cp932"
+
+
 def read_polygons(path, *, layer: str | None = None) -> gpd.GeoDataFrame:
     p = Path(path)
     if not p.exists():
         raise UserError(f"overlay file {p} does not exist", where=str(p))
+    import pyogrio
+
     try:
-        gdf = gpd.read_file(p, layer=layer) if layer else gpd.read_file(p)
+        layers = [str(x) for x in pyogrio.list_layers(p)[:, 0]]
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
+        raise UserError(f"{p.name} is not a readable vector file ({exc.__class__.__name__})", where=str(p)) from None
+    if layer is None and len(layers) > 1:     # reading "the first layer" silently took the wrong one
+        raise UserError(f"overlay {p.name} has {len(layers)} layers: {', '.join(layers)}", where=str(p),
+                        fix="choose one with --overlay-layer NAME")
+    if layer is not None and layer not in layers:
+        raise UserError(f"overlay {p.name} has no layer {layer!r}; it has: {', '.join(layers)}", where=str(p),
+                        fix="choose one with --overlay-layer NAME")
+    kw = {"layer": layer} if layer else {}
+    if p.suffix.lower() == ".shp":
+        kw["encoding"] = _shapefile_codec(p)
+    try:
+        gdf = gpd.read_file(p, **kw)
     except Exception as exc:
         raise UserError(f"{p.name} is not a readable vector file ({exc.__class__.__name__})", where=str(p)) from None
     if gdf.crs is None:
         raise UserError(f"overlay {p.name} has no CRS", where=str(p), fix="add a .prj or use GeoJSON/GeoPackage")
+    kinds = set(gdf.geometry.geom_type.dropna())
+    if not kinds or not kinds <= {"Polygon", "MultiPolygon"}:
+        raise UserError(f"overlay {p.name} must hold polygons (e.g. pre-merger 旧市町村 boundaries); "
+                        f"it holds {', '.join(sorted(kinds)) or 'no geometry'}", where=str(p),
+                        fix="give a polygon layer; points (e.g. offices) cannot assign town-blocks by area")
     return gdf
 
 
@@ -463,10 +515,35 @@ def plan_from_assignment_csv(blocks_or_plan, path, *, muni_code: str | None = No
     if dup:
         raise PlanCheckError(f"town-blocks listed more than once: {dup[:20]}", where=str(path),
                              fix="list each town-block once")
-    numeric = df[sc].str.fullmatch(r"\d+").all()
+    is_num = df[sc].str.fullmatch(r"\d+")
+    numeric = is_num.all()
     names = None
     order = None
     labels = df[sc]
+    if is_num.any() and not numeric:
+        # numbers and names mixed (a staffer typed 東和地域 over a 4): numbers stand for
+        # their sub-area's name (subarea_name column, else the base plan), not for "4地域"
+        base_names = base.subareas.set_index("subarea")["name"].to_dict() if base is not None else {}
+        num_name = {}
+        for n in sorted(set(df.loc[is_num, sc]), key=int):
+            given = sorted(set(df.loc[is_num & (df[sc] == n), nc])) if nc else []
+            given = [g for g in given if g]
+            if len(given) > 1:
+                raise PlanCheckError(f"sub-area {n} has several names in {nc}: {given}", where=str(path))
+            num_name[n] = given[0] if given else base_names.get(int(n), f"第{int(n)}地域")
+        known = {default_subarea_name(v): v for v in num_name.values()}   # 東和 → 東和地域 (= 4)
+        labels = df[sc].where(~is_num, df[sc].map(num_name))
+        labels = labels.map(lambda lab: known.get(default_subarea_name(lab), lab))
+        rank = {default_subarea_name(v): k for k, v in base_names.items()}
+        rank.update({v: int(k) for k, v in num_name.items()})
+        first = {lab: i for i, lab in reversed(list(enumerate(labels)))}
+        order = sorted(first, key=lambda lab: (rank.get(lab, rank.get(default_subarea_name(lab), 10_000)),
+                                               first[lab]))
+        names = {v: v for v in num_name.values()}          # verbatim, like the plan's own names
+        report.findings.append(Finding(
+            "ASSIGNMENT-MIXED", "info",
+            f"{sc} mixes numbers and names: numbers were read as the names "
+            + ", ".join(f"{k}={v}" for k, v in num_name.items())))
     if numeric:
         labels = df[sc].astype(int)
         order = sorted(labels.unique())

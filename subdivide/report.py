@@ -178,6 +178,7 @@ def unreached_curve_figure(points: pd.DataFrame, names: dict, *, font: str | Non
                 color="#555", fontsize=8, ha="right")
         ax.set_xscale("log")
         ax.set_xlim(amin, amax)
+        ax.xaxis.set_major_formatter(_plain_formatter())  # 1, 10, 100 — not 10⁰, 10¹, 10²
         ax.set_ylim(0, 1)
         ax.yaxis.set_major_formatter(_pct_formatter())
         ax.set_xlabel(lab("エリアの面積 (km²、対数目盛)", "sub-area area (km², log scale)"))
@@ -193,6 +194,12 @@ def _short(text: str, limit: int = TICK_CHARS) -> str:
     """A tick label cut to ``limit`` characters (…), so long names do not push the
     panels out of the figure; the full names are in the table."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plain_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}")
 
 
 def _pct_formatter():
@@ -349,25 +356,25 @@ def render_report_html(plan, view, distances, curve_distances, *, title: str | N
 漏れ距離 L は実証試験で観測された 1.6–3.3 km を踏まえ {html.escape(ls)} km としています。</p>
 
 <h2>エリア一覧</h2>
-<p>非到達率 = 隣接エリア宛ての配信が届かない（境界から L 以上内側の）面積の割合。円モデルは同じ面積の円と
-みなした値（上限）、実形状は実際の境界を内側に L だけ縮めた値です。目安 {target_share:.0%} 未満を赤字で示します。
+<p>非到達率 = 隣接エリア宛ての配信が届かない（境界から L 以上内側の）面積の割合。円モデルは同じ面積の円と\
+みなした値（上限）、実形状は実際の境界を内側に L だけ縮めた値です。目安 {target_share:.0%} 未満を赤字で示します。\
 円形度 = 4π·面積 ÷ 周長²（円で 1）。</p>
 {_table_html(plan, view, distances, target_share)}
 
 <h2>非到達率と面積</h2>
 <figure><img src="unreached_curve.png" alt="非到達率と面積の関係（L = {'・'.join(km_label(L) for L in curve_distances)} km）">
-<figcaption>曲線は円モデル (r − L)² / r²、点は各エリアの実形状での値（番号はエリア番号：{key}）。曲線より下の点は、
+<figcaption>曲線は円モデル (r − L)² / r²、点は各エリアの実形状での値（番号はエリア番号：{key}）。曲線より下の点は、\
 細長いなど形のために同じ面積の円より漏れの影響を受けやすいエリアです。</figcaption></figure>
 
 <h2>隣接エリアへの漏れ</h2>
 <figure><img src="exposure_matrix.png" alt="隣接エリアへの漏れの行列">
-<figcaption>行 = 配信元、列 = 受信するエリア。色は受信エリアの人口のうち配信元の配信が届く割合、数字はその人数
+<figcaption>行 = 配信元、列 = 受信するエリア。色は受信エリアの人口のうち配信元の配信が届く割合、数字はその人数\
 （町丁・字人口の面積按分による概算）。空欄は配信が届かない組み合わせ、「—」は同じエリアです。</figcaption></figure>
 <p>L = {km_label(mid)} km での内訳：</p>
 {_exposure_table_html(view, names, mid)}
 
 <h2>エリア図</h2>
-<figure><img src="subareas.png" alt="細分化エリアの概観図"><figcaption>背景地図なしの概観。詳細は対話型の地図
+<figure><img src="subareas.png" alt="細分化エリアの概観図"><figcaption>背景地図なしの概観。詳細は対話型の地図\
 （subdivide map）をご覧ください。</figcaption></figure>
 </body>
 </html>

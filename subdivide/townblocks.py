@@ -117,8 +117,10 @@ class IngestReport:
             f"municipality (市区町村): {', '.join(self.muni_codes)}",
             f"records in:  {self.records_in:,} (レコード)",
             f"town-blocks: {self.blocks_out:,} (町丁・字) after dissolving multi-part units",
-            f"population (人口 JINKO):  {int(t.get('population', 0)):,}",
-            f"households (世帯 SETAI):  {int(t.get('households', 0)):,}",
+            "population (人口 JINKO):  " + (f"{int(t['population']):,}" if t.get("population") is not None
+                                            else "not in the layer (map a column with --population COL)"),
+            "households (世帯 SETAI):  " + (f"{int(t['households']):,}" if t.get("households") is not None
+                                           else "not in the layer (map a column with --households COL)"),
             f"area computed:  {t.get('area_computed_km2', 0.0):,.1f} km²",
         ]
         if t.get("area_official_km2") is not None and not np.isnan(t.get("area_official_km2", np.nan)):
@@ -217,6 +219,15 @@ def _check_in_japan(gdf: gpd.GeoDataFrame, where: str) -> None:
     """Refuse coordinates outside Japan; recognise swapped lat/lon."""
     minx, miny, maxx, maxy = gdf.total_bounds
     crs = gdf.crs
+    if not crs.is_geographic and JAPAN_LON[0] <= minx and maxx <= JAPAN_LON[1] \
+            and JAPAN_LAT[0] <= miny and maxy <= JAPAN_LAT[1]:
+        # degrees read as metres: "inside Japan" (a few metres from a zone origin), area ≈ 0
+        raise UserError(
+            f"coordinates look like longitude/latitude in degrees (x {minx:.3f}–{maxx:.3f}, "
+            f"y {miny:.3f}–{maxy:.3f}) but the CRS {crs.name} is in metres",
+            where=where,
+            fix="pass the lat/lon CRS with --crs (EPSG:6668 JGD2011 or EPSG:4612 JGD2000), or fix the .prj",
+        )
     if crs.is_geographic:
         lon = (minx, maxx)
         lat = (miny, maxy)
@@ -346,7 +357,11 @@ def _zip_source(path: Path, layer: str | None, muni_code: str | None, crs_given:
             raise UserError(f"the zip holds no .shp (found {', '.join(others) or 'nothing'})", where=str(path),
                             fix="give the zip of an e-Stat Shapefile (h27ka*.zip / r2ka*.zip)")
         if layer:
-            pick = [n for n in shps if PurePosixPath(n).stem == layer]
+            want = layer[:-4] if layer.lower().endswith(".shp") else layer
+            pick = [n for n in shps if want in (PurePosixPath(n).stem, n[:-4])]
+            if not pick:
+                raise UserError(f"no Shapefile {layer!r} in the zip; it holds: {', '.join(shps[:10])}",
+                                where=str(path), fix="choose one with --layer NAME (the file name without .shp)")
         elif muni_code and len(shps) > 1:
             pick = [n for n in shps if muni_code in PurePosixPath(n).stem]
         else:
@@ -682,17 +697,12 @@ def normalize_townblocks(
     progress("checking records", 1, 4)
 
     # drops -----------------------------------------------------------------------
-    keep = np.ones(len(raw), bool)
     water = a["_water"].to_numpy(bool)
-    _drop(report, water, a["key"], f"water area (水面, HCODE {HCODE_WATER})")
-    keep &= ~water
-    ph = a["_placeholder"].to_numpy(bool) & keep
-    _drop(report, ph, a["key"], "placeholder for another municipality's area (KEY_CODE 2 digits / S_AREA 000000)")
-    keep &= ~ph
-    nogeom = (raw.geometry.isna() | raw.geometry.is_empty).to_numpy() & keep
-    _drop(report, nogeom, a["key"], "no geometry")
-    keep &= ~nogeom
+    ph = a["_placeholder"].to_numpy(bool) & ~water
+    nogeom = (raw.geometry.isna() | raw.geometry.is_empty).to_numpy() & ~water & ~ph
+    keep = ~(water | ph | nogeom)
     present = sorted(set(a.loc[keep, "muni_code"]))
+    mine = np.ones(len(raw), bool)
     if muni_code:
         mc = normalize_municipality_code(muni_code, where="--muni")
         if mc not in present:
@@ -700,9 +710,16 @@ def normalize_townblocks(
                             f"{', '.join(present[:30]) if present else 'no municipality codes'}"
                             + (" …" if len(present) > 30 else ""),
                             where=where, fix="pass one of those codes with --muni")
-        other = keep & (a["muni_code"] != mc).to_numpy()
-        _drop(report, other, a["muni_code"], f"other municipalities (not {mc})")
-        keep &= ~other
+        mine = (a["muni_code"] == mc).to_numpy()
+    # with --muni, every row of another municipality (water and placeholders included)
+    # counts as "other municipalities", so the report's figures are this municipality's
+    _drop(report, water & mine, a["key"], f"water area (水面, HCODE {HCODE_WATER})")
+    _drop(report, ph & mine, a["key"],
+          "placeholder for another municipality's area (KEY_CODE 2 digits / S_AREA 000000)")
+    _drop(report, nogeom & mine, a["key"], "no geometry")
+    if muni_code:
+        _drop(report, ~mine, a["muni_code"], f"other municipalities (not {mc})")
+    keep &= mine
     if not keep.any():
         raise UserError("no town-blocks left after dropping water areas and placeholders", where=where,
                         fix="check that this is a town-block file")
@@ -788,9 +805,9 @@ def normalize_townblocks(
     area_c = float(gdf.geometry.area.sum()) / 1e6
     off = gdf["area_official_m2"]
     area_o = float(off.sum()) / 1e6 if off.notna().any() else float("nan")
-    report.totals = {
-        "population": int(gdf["population"].sum()),
-        "households": int(gdf["households"].sum()),
+    report.totals = {     # None: a mapped layer without that column (not "0 people")
+        "population": int(gdf["population"].sum()) if mapping is None or mapping.population else None,
+        "households": int(gdf["households"].sum()) if mapping is None or mapping.households else None,
         "area_computed_km2": round(area_c, 3),
         "area_official_km2": round(area_o, 3) if not np.isnan(area_o) else None,
         "area_diff_pct": (round(100.0 * (area_c - area_o) / area_o, 3) + 0.0)

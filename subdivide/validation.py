@@ -617,8 +617,8 @@ def check_townblocks(tb: gpd.GeoDataFrame, blk_csv, xlsx, muni: str | None, c: _
             c.add("BLOCK-NOT-IN-LIST", f"{len(only_shp)} town-blocks of the Shapefile are missing from the {label}",
                   only_shp)
         if only_list:
-            c.add("BLOCK-NOT-IN-SHP", f"{len(only_list)} town-blocks of the {label} are not in the Shapefile",
-                  only_list)
+            c.add("BLOCK-NOT-IN-SHP", f"{len(only_list)} town-blocks of the {label} are not in the Shapefile"
+                  + _lost_zeros_hint(only_list, only_shp, (9, 11)), only_list)
         d = df.drop_duplicates("key").set_index("key")
         common = sorted(set(d.index) & set(ref.index))
         if not common:
@@ -631,6 +631,15 @@ def check_townblocks(tb: gpd.GeoDataFrame, blk_csv, xlsx, muni: str | None, c: _
         if diff.any():
             c.add("LIST-MISMATCH", f"{int(diff.sum())} town-blocks differ (name or sub-area) between the "
                   f"Shapefile and the {label}", list(r.index[diff.to_numpy()]))
+
+
+def _lost_zeros_hint(found, expected, widths) -> str:
+    """A hint when codes in ``found`` are codes of ``expected`` with their leading zeros dropped
+    (a list re-saved by Excel with the code column as numbers)."""
+    exp = set(expected)
+    n = sum(1 for k in found if k.isdigit() and any(k.zfill(w) in exp and k.zfill(w) != k for w in widths))
+    return (f"; {n} listed codes are codes with their leading zeros dropped (re-saved by Excel with the code "
+            "column as numbers? keep the codes as text)") if n else ""
 
 
 def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check) -> None:
@@ -715,7 +724,8 @@ def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check) -> None:
             areas_ok = False
         if a != b or not areas_ok:
             diff = sorted({t_[0] for t_ in a ^ b}) or list(sa["code"])
-            c.add("LIST-MISMATCH", f"the {label} differs from the sub-area Shapefile", diff)
+            c.add("LIST-MISMATCH", f"the {label} differs from the sub-area Shapefile"
+                  + _lost_zeros_hint(sorted({t_[0] for t_ in b - a}), sa["code"].astype(str), (7,)), diff)
 
 
 # ============================================================================ geometry

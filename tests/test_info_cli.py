@@ -93,6 +93,13 @@ def test_bad_crs_option(shp, capsys):
     _fails(capsys, ["info", str(shp), "--crs", "EPSG:99999999"], "--crs")
 
 
+def test_lat_lon_file_declared_projected_is_refused(shp, tmp_path, capsys):
+    """--crs EPSG:6678 on a lat/lon file read degrees as metres: exit 0 with 'area
+    computed: 0.0 km²' and only a warning (the points sit near zone X's origin, in Japan)."""
+    p = _copy(shp, tmp_path, skip=".prj")
+    _fails(capsys, ["info", str(p), "--crs", "EPSG:6678"], "degrees", "EPSG:6668")
+
+
 def test_coordinates_outside_japan(raw, tmp_path, capsys):
     p = write_estat_shapefile(raw.to_crs("EPSG:6678"), tmp_path / "plane.shp", layout="2015_legacy")
     _fails(capsys, ["info", str(p), "--crs", "EPSG:6668"], "outside Japan", "--crs")
@@ -170,3 +177,23 @@ def test_bundled_hanamaki_sample(capsys):
     assert d["totals"]["population"] == 97_702 and d["totals"]["households"] == 33_799
     assert d["crs_in"].startswith("JGD2000") and "6678" in d["crs_out"]
     assert d["totals"]["area_official_km2"] == pytest.approx(907.6, abs=0.1)
+
+
+def test_help_examples_on_bundled_files_run_as_written(capsys, monkeypatch):
+    """Every example line of `info --help` that names a bundled file runs from the repo
+    root (the JSON one used a zip that is not bundled, with no note saying so)."""
+    import shlex
+
+    from subdivide.commands import info as info_cmd
+
+    need(SAMPLE, "bundled sample")
+    root = SAMPLE.parents[2]
+    monkeypatch.chdir(root)
+    lines = [ln.strip() for ln in info_cmd.EXAMPLE.splitlines() if ln.strip().startswith("subdivide info")]
+    bundled = [shlex.split(ln)[1:] for ln in lines if (root / shlex.split(ln)[2]).exists()]
+    assert len(bundled) >= 2 and any("--json" in a for a in bundled)
+    for argv in bundled:
+        assert main(argv) == 0, argv
+        capsys.readouterr()
+    # the lines using the user's own files are introduced as such
+    assert "not bundled" in info_cmd.EXAMPLE

@@ -76,3 +76,20 @@ def test_neutralise_cell_leaves_non_strings():
     assert neutralise_cell(-5) == -5
     assert neutralise_cell("花巻") == "花巻"
     assert neutralise_cell("\t=x") == "'\t=x"
+
+
+def test_a_folder_is_never_replaced_by_a_file_nor_a_file_by_a_folder(tmp_path):
+    d = tmp_path / "results"
+    d.mkdir()
+    (d / "keep.txt").write_text("keep")
+    with pytest.raises(UserError, match="is a folder"):
+        write_csv(pd.DataFrame({"a": [1]}), d, force=True)
+    assert (d / "keep.txt").read_text() == "keep"
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        with atomic_dir(f, force=True):
+            pass
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        write_csv(pd.DataFrame({"a": [1]}), f / "x.csv")
+    assert f.read_text() == "x"

@@ -142,3 +142,13 @@ def test_grown_regions_are_complete_contiguous_and_conserve_totals(seed, k):
     assert plan.metrics["population"].sum() == b["population"].sum()
     assert plan.metrics["area_km2"].sum() == pytest.approx(b.area.sum() / 1e6)
     assert plan.metrics["n_blocks"].sum() == n
+
+
+def test_each_refusal_says_how_to_fix_it():
+    b = grid_blocks()
+    plan = Plan.from_assignment(b, stripes(b, 2))
+    table = plan.subareas.copy()
+    table.loc[1, "name"] = table.loc[0, "name"]
+    with pytest.raises(PlanCheckError, match="names repeat") as ei:
+        plan.with_assignment(plan.blocks["subarea"], subareas=table)
+    assert "own name" in ei.value.fix and "island" not in ei.value.fix

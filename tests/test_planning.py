@@ -90,16 +90,49 @@ def test_mapping_xlsx_by_block_key_and_lost_leading_zero(sample_blocks, tmp_path
     table.to_excel(f, index=False)
     plan, report = plan_from_mapping(sample_blocks, f)
     assert (_labels(plan) == _labels(old_plan)).all()
-    # keys that Excel turned into numbers lose their leading zero: reported, and refused
+    # keys that Excel turned into numbers lose their leading zero: restored, with a warning
     broken = table.copy()
     broken.loc[:4, "key"] = broken.loc[:4, "key"].str.lstrip("0")
     f2 = tmp_path / "broken.csv"
     broken.to_csv(f2, index=False)
-    with pytest.raises(PlanCheckError, match="not in the mapping") as exc:
-        plan_from_mapping(sample_blocks, f2)
-    assert table.loc[0, "key"] in str(exc.value)
     mapping = read_mapping(f2)
     assert mapping.index[0] == table.loc[0, "key"].lstrip("0")   # kept as text, not int
+    plan, report = plan_from_mapping(sample_blocks, f2)
+    assert (_labels(plan) == _labels(old_plan)).all()
+    rules = {x.rule: x for x in report.findings}
+    assert set(rules["MAPPING-LEADING-ZERO"].features) == set(broken.loc[:4, "key"])
+    assert "MAPPING-UNKNOWN-KEY" not in rules
+    # a whole XLSX of numeric keys (Excel's default for 032050011 typed in a cell)
+    f3 = tmp_path / "numbers.xlsx"
+    table.assign(key=table["key"].astype("int64")).to_excel(f3, index=False)
+    plan, report = plan_from_mapping(sample_blocks, f3)
+    assert (_labels(plan) == _labels(old_plan)).all()
+    # a key that is really missing is still refused and named
+    with pytest.raises(PlanCheckError, match="not in the mapping") as exc:
+        plan_from_mapping(sample_blocks, broken.iloc[1:].set_index("key")["subarea"])
+    assert table.loc[0, "key"] in str(exc.value)
+
+
+def test_mapping_by_code_column_restores_lost_leading_zero(synthetic_blocks, tmp_path):
+    blocks = synthetic_blocks(300, seed=0)
+    codes = sorted(blocks["OLD_CODE"].unique())
+    assert all(c.startswith("0") for c in codes)
+    f = tmp_path / "old_code.xlsx"
+    pd.DataFrame({"OLD_CODE": [int(c) for c in codes],
+                  "subarea": [f"第{i + 1}地域" for i in range(len(codes))]}).to_excel(f, index=False)
+    plan, report = plan_from_mapping(blocks, f, by="OLD_CODE")
+    assert plan.k == len(codes)
+    assert "MAPPING-LEADING-ZERO" in {x.rule for x in report.findings}
+
+
+def test_assignment_csv_with_keys_saved_as_numbers(old_plan, sample_blocks, tmp_path):
+    f = export_assignment_csv(old_plan, tmp_path / "a.csv")
+    df = pd.read_csv(f, encoding="utf-8-sig")          # what Excel does: keys become numbers
+    assert not df["key"].astype(str).str.startswith("0").any()
+    df.to_csv(tmp_path / "excel.csv", index=False, encoding="cp932")
+    back, report = plan_from_assignment_csv(old_plan, tmp_path / "excel.csv")
+    assert (_labels(back) == _labels(old_plan)).all()
+    assert "ASSIGNMENT-LEADING-ZERO" in {x.rule for x in report.findings}
 
 
 def test_mapping_conflicts_refused(tmp_path):
@@ -266,3 +299,176 @@ def test_cli_auto_overlay_and_import(sample_shp, shared_data, tmp_path, capsys):
     assert main(["plan", str(sample_shp), "--overlay", str(shared_data / APPROX_OLD), "--overlay-name",
                  "old_muni_name", "--review-out", str(review), "--out", str(tmp_path / "ov.gpkg")]) == 0
     assert len(pd.read_csv(review, encoding="utf-8-sig", dtype=str)) > 0
+
+
+def test_cli_refuses_outputs_it_would_not_write(sample_shp, tmp_path, capsys):
+    """--candidates-out without --auto, --review-out without --overlay, a non-.gpkg --out
+    and one file named for two outputs were accepted (and 'wrote …' claimed, or a
+    traceback from the GeoPackage writer): now refused up front, nothing written."""
+    t = tmp_path
+    cases = [
+        (["--by", "OLD_MUNI", "--candidates-out", str(t / "c.csv"), "--out", str(t / "x1.gpkg")], "--auto"),
+        (["--by", "OLD_MUNI", "--review-out", str(t / "r.csv"), "--out", str(t / "x2.gpkg")], "--overlay"),
+        (["--by", "OLD_MUNI", "--pick", "3", "--out", str(t / "x3.gpkg")], "--pick needs --auto"),
+        (["--auto", "--k", "3", "--pick", "5", "--out", str(t / "x4.gpkg")], "--pick 5"),
+        (["--by", "OLD_MUNI", "--out", str(t / "x5.shp")], ".gpkg"),
+        (["--by", "OLD_MUNI", "--out", str(t / "x6.csv"), "--export-csv", str(t / "x6.csv")], ".gpkg"),
+        (["--by", "OLD_MUNI", "--out", str(t / "x7.gpkg"), "--export-csv", str(t / "x7.gpkg")], "same file"),
+    ]
+    for extra, needle in cases:
+        assert main(["plan", str(sample_shp), *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, (extra, err)
+    assert not list(t.iterdir())
+
+
+def test_cli_plan_edit_refusals_say_how(sample_shp, tmp_path, capsys):
+    out = tmp_path / "p.gpkg"
+    assert main(["plan", str(sample_shp), "--by", "OLD_MUNI", "--out", str(out)]) == 0
+    capsys.readouterr()
+    # an unknown --island-exception on a saved plan was silently stored in the plan
+    assert main(["plan", str(out), "--island-exception", "123", "--out", str(tmp_path / "x1.gpkg")]) == 2
+    assert "123" in capsys.readouterr().err
+    # the --rename format error showed a --move example (032050010=2)
+    assert main(["plan", str(out), "--rename", "2", "--out", str(tmp_path / "x2.gpkg")]) == 2
+    err = capsys.readouterr().err
+    assert "--rename 2=" in err and "032050010" not in err
+    # an unknown --move key: the hint names a real key instead of only "keep the leading zero"
+    assert main(["plan", str(out), "--move", "032050010=2", "--out", str(tmp_path / "x3.gpkg")]) == 2
+    assert "032050011" in capsys.readouterr().err
+    assert not list(tmp_path.glob("x*"))
+
+
+def test_cli_plan_help_edit_example_runs_as_written(sample_shp, tmp_path, capsys, monkeypatch):
+    """The --help example used --move 032050010=2, a key not in the sample (exit 2)."""
+    import shlex
+
+    from subdivide.commands import plan as plan_cmd
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").symlink_to(sample_shp.parents[1])
+    lines = [ln.strip() for ln in plan_cmd.EXAMPLE.replace("\\\n", " ").splitlines()]
+    cmds = [shlex.split(ln)[1:] for ln in lines if ln.startswith("subdivide plan") and "--auto" not in ln]
+    assert len(cmds) == 2
+    for argv in cmds:
+        assert main(argv) == 0, argv
+    text = capsys.readouterr().out
+    assert "wrote edited.plan.gpkg" in text
+    assert read_plan(tmp_path / "edited.plan.gpkg").k == 4
+
+
+def test_overlay_reader_refuses_points_and_ambiguous_layers_and_decodes_cp932(sample_blocks, old_plan, tmp_path):
+    """Bugs: a point layer (offices) was accepted and made a plan; a multi-layer
+    GeoPackage silently used its first layer; a CP932 Shapefile without .cpg (the usual
+    Japanese case) gave mojibake sub-area names (Ôª地域)."""
+    import geopandas as gpd
+
+    old = gpd.read_file(SAMPLE_DIR / "old_municipalities_approx.geojson")
+    with pytest.raises(UserError, match="must hold polygons"):
+        read_polygons(SAMPLE_DIR / "offices.geojson")
+    gpkg = tmp_path / "layers.gpkg"
+    gpd.read_file(SAMPLE_DIR / "offices.geojson").to_file(gpkg, layer="offices")
+    old.to_file(gpkg, layer="old")
+    with pytest.raises(UserError, match="2 layers") as exc:
+        read_polygons(gpkg)
+    assert "--overlay-layer" in exc.value.fix
+    with pytest.raises(UserError, match="no layer 'nope'"):
+        read_polygons(gpkg, layer="nope")
+    assert len(read_polygons(gpkg, layer="old")) == len(old)
+    for enc in ("cp932", "utf-8"):
+        shp = tmp_path / enc / "old.shp"
+        shp.parent.mkdir()
+        old[["OLD_MUNI", "geometry"]].to_file(shp, encoding=enc)
+        for cpg in shp.parent.glob("*.cpg"):
+            cpg.unlink()                     # as Japanese Shapefiles usually come
+        polys = read_polygons(shp)
+        assert sorted(polys["OLD_MUNI"]) == sorted(old["OLD_MUNI"]), enc
+        plan, _ = plan_by_overlay(sample_blocks, polys, "OLD_MUNI")
+        assert sorted(plan.subareas["name"]) == sorted(old_plan.subareas["name"])
+
+
+def test_cli_overlay_layer_option(sample_shp, tmp_path, capsys):
+    gpkg = SAMPLE_DIR / "hanamaki_sample.gpkg"
+    base = ["plan", str(sample_shp), "--overlay", str(gpkg), "--overlay-name", "OLD_MUNI"]
+    assert main(base + ["--out", str(tmp_path / "x.gpkg")]) == 2
+    assert "--overlay-layer" in capsys.readouterr().err
+    assert not (tmp_path / "x.gpkg").exists()
+    assert main(base + ["--overlay-layer", "old_municipalities_approx", "--out", str(tmp_path / "ok.gpkg")]) == 0
+    assert read_plan(tmp_path / "ok.gpkg").k == 4
+
+
+def test_assignment_csv_mixing_numbers_and_names(old_plan, tmp_path):
+    """A staffer overwrote one `subarea` number with a name in Excel: every number became
+    a name of its own (「1地域」, 「2地域」 …) and the typed name came first."""
+    f = export_assignment_csv(old_plan, tmp_path / "a.csv")
+    df = pd.read_csv(f, dtype=str, encoding="utf-8-sig")
+    ishi = df.loc[df["subarea_name"] == "石鳥谷地域", "key"].iloc[0]
+    df.loc[df["key"] == ishi, "subarea"] = "石鳥谷地域"          # same sub-area, written as a name
+    df.to_csv(tmp_path / "mixed.csv", index=False, encoding="utf-8-sig")
+    back, report = plan_from_assignment_csv(old_plan, tmp_path / "mixed.csv")
+    assert list(back.subareas.sort_values("subarea")["name"]) == list(old_plan.subareas.sort_values("subarea")["name"])
+    assert (_labels(back) == _labels(old_plan)).all()
+    assert "ASSIGNMENT-MIXED" in {x.rule for x in report.findings}
+    # a short name (東和 for 東和地域) without the subarea_name column joins the same sub-area
+    d2 = df.drop(columns=["subarea_name"])
+    d2.loc[d2["key"] == ishi, "subarea"] = "3"
+    towa = d2.loc[d2["subarea"] == "4", "key"].iloc[0]
+    d2.loc[d2["key"] == towa, "subarea"] = "東和"
+    d2.to_csv(tmp_path / "short.csv", index=False, encoding="utf-8-sig")
+    back, _ = plan_from_assignment_csv(old_plan, tmp_path / "short.csv")
+    assert (_labels(back) == _labels(old_plan)).all() and back.k == 4
+
+
+def test_cli_plan_reads_a_mapped_layer_and_takes_encoding(sample_blocks, tmp_path, capsys):
+    """`plan` told users to pass --key COL … for a non-e-Stat layer but had no such
+    options (argparse error); --encoding was missing too."""
+    b = sample_blocks
+    src = tmp_path / "blocks.gpkg"
+    b[["key", "name", "population", "OLD_MUNI", "geometry"]].rename(
+        columns={"key": "code", "name": "town", "population": "pop"}).to_file(src, layer="blocks")
+    out = tmp_path / "p.gpkg"
+    assert main(["plan", str(src), "--key", "code", "--name", "town", "--population", "pop",
+                 "--muni", "03205", "--by", "OLD_MUNI", "--out", str(out)]) == 0
+    plan = read_plan(out)
+    assert plan.k == 4 and plan.metrics["population"].sum() == b["population"].sum()
+    capsys.readouterr()
+    assert main(["plan", str(SAMPLE_DIR / "h27ka03205.shp"), "--encoding", "utf-8", "--by", "OLD_MUNI",
+                 "--out", str(tmp_path / "x.gpkg")]) == 2
+    assert "--encoding" in capsys.readouterr().err
+    assert main(["plan", str(src), "--name", "town", "--by", "OLD_MUNI", "--out", str(tmp_path / "y.gpkg")]) == 2
+    assert "need --key" in capsys.readouterr().err
+    assert not list(tmp_path.glob("[xy].gpkg"))
+
+
+def test_cli_outputs_that_are_folders_or_under_files_are_refused_up_front(old_plan, tmp_path, capsys):
+    """--export-csv DIR --force deleted the folder (and its contents) and wrote the CSV in
+    its place; --export-csv FILE/x.csv crashed with a traceback after the plan .gpkg had
+    already been written (a partial set of outputs)."""
+    plan_file = old_plan.save(tmp_path / "p.gpkg")
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "keep.txt").write_text("keep")
+    assert main(["plan", str(plan_file), "--out", str(tmp_path / "a.gpkg"), "--export-csv", str(folder),
+                 "--force"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert (folder / "sub" / "keep.txt").read_text() == "keep"
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["plan", str(plan_file), "--out", str(tmp_path / "b.gpkg"),
+                 "--export-csv", str(afile / "x.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "Traceback" not in err
+    assert not (tmp_path / "a.gpkg").exists() and not (tmp_path / "b.gpkg").exists()
+
+
+def test_mapping_by_old_muni_names_without_by_suggests_the_column(sample_blocks, tmp_path):
+    """A 旧市町村 mapping (花巻,中央地域 …) given without --by listed 463 unmapped blocks and
+    said only 'add them to the mapping file'."""
+    f = tmp_path / "old.csv"
+    f.write_text("key,subarea\r\n花巻,中央地域\r\n大迫,北部地域\r\n石鳥谷,北部地域\r\n東和,東部地域\r\n",
+                 encoding="utf-8-sig")
+    with pytest.raises(PlanCheckError) as exc:
+        plan_from_mapping(sample_blocks, f)
+    assert "--by OLD_MUNI" in exc.value.fix
+    plan, _ = plan_from_mapping(sample_blocks, f, by="OLD_MUNI")
+    assert plan.k == 3

@@ -174,3 +174,13 @@ def test_cli_refuses_a_package_that_does_not_validate(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == []
     assert main(["registry", "--db", str(db), "withdraw", "03205"]) == 1
     assert main(["registry", "--db", str(db), "show", "3205x"]) == 2
+
+
+def test_cli_json_flag_after_the_action(tmp_path, capsys):
+    db = tmp_path / "r.sqlite"
+    assert main(["registry", "--db", str(db), "list", "--all", "--json"]) == 0   # the --help example
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["registry", "--db", str(db), "history", "--json"]) == 0
+    assert [r["action"] for r in json.loads(capsys.readouterr().out)] == ["migrate"]
+    assert main(["registry", "--db", str(db), "list"]) == 0
+    assert "municipalities active" in capsys.readouterr().out

@@ -2,6 +2,8 @@
 the exposure matrix, escaping, the no-CJK-font fallback, determinism and the CLI."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -173,3 +175,14 @@ def test_report_wording(plan14, tmp_path):
     assert "細分化エリア数 14" in page and "サブエリア" not in page
     assert "空欄は配信が届かない組み合わせ" in page
     assert '<th class="t">名称</th>' in page and '<th class="t">配信元エリア</th>' in page
+    # no line break inside a Japanese sentence (browsers render it as a stray space)
+    assert not re.search(r"[぀-ヿ一-鿿、（）]\n[぀-ヿ一-鿿（]", page)
+
+
+def test_curve_area_axis_reads_in_plain_numbers(plan14):
+    pts = curve_points(plan14, (1.0, 2.0, 3.0))
+    names = dict(zip(plan14.subareas["subarea"].astype(int), plan14.subareas["name"]))
+    fig = unreached_curve_figure(pts, names, font=None)
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    assert {"1", "10", "100", "1,000"} <= set(ticks), ticks

@@ -219,3 +219,18 @@ def test_points_from_csv_match_geojson_and_unknown_observations_fail(shared_data
     bad = pd.DataFrame({"point": ["花巻市役所"], "subarea": ["花巻"], "received": ["maybe"]})
     with pytest.raises(UserError, match="yes/no"):
         spill.observation_distances(sample_plan, shared_data / OFFICES, bad, point_name="office_name")
+
+
+def test_multi_city_observation_file_is_filtered_to_the_plan(sample_plan, sample_shp, tmp_path):
+    """The shipped trial file (three cities) works as-is for the 花巻 plan."""
+    from subdivide.errors import UserError
+
+    obs = spill.trial_observations()
+    csv_path = tmp_path / "trial.csv"
+    obs.assign(received=np.where(obs["received"], "yes", "no")).to_csv(csv_path, index=False)
+    offices = sample_shp.parent / "offices.geojson"
+    got = spill.observation_distances(sample_plan, offices, csv_path, point_name="office_name")
+    assert len(got) == int((obs["city_code"] == "03205").sum()) and got["distance_km"].notna().all()
+    other = obs[obs["city_code"] != "03205"]
+    with pytest.raises(UserError, match="city_code 03205"):
+        spill.observation_distances(sample_plan, offices, other, point_name="office_name")

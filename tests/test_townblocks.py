@@ -332,9 +332,42 @@ def test_zip_with_several_shapefiles_needs_layer_or_picks_by_municipality(files,
     assert rep.layout == "2020"
     _, rep = read_townblocks(z, muni_code="03901")
     assert rep.layout == "2015_current" and rep.source.endswith("h27ka03901.shp")
+    # a wrong --layer said only "the zip holds 2 Shapefiles"; the file name with .shp was refused
+    with pytest.raises(UserError, match="no Shapefile 'r2ka0399' in the zip") as exc:
+        read_townblocks(z, layer="r2ka0399")
+    assert "r2ka03999.shp" in exc.value.message
+    _, rep = read_townblocks(z, layer="r2ka03999.shp")
+    assert rep.layout == "2020"
 
 
 def test_estat_file_with_a_missing_field_names_it(raw_current):
     with pytest.raises(UserError, match="not an e-Stat town-block layout") as exc:
         normalize_townblocks(raw_current.drop(columns=["SETAI"]), muni_code="03901")
     assert "2015_current lacks SETAI" in exc.value.message and "--key" in exc.value.message
+
+
+def test_muni_selection_reports_only_this_municipalitys_water_and_placeholders(pref_file):
+    """With --muni, the other municipality's water rows and placeholder were reported as
+    this municipality's water / placeholders (4 water areas for a city that has 2)."""
+    path, b = pref_file
+    _, rep = read_townblocks(path, muni_code="03902")
+    dropped = {d["reason"].split(" (")[0]: d for d in rep.dropped}
+    water = dropped["water area"]
+    assert water["keys"] and all(k.startswith("03902") for k in water["keys"])
+    assert water["count"] == int((b.HCODE == 8154).sum())
+    assert dropped["placeholder for another municipality's area"]["count"] == int((b.KEY_CODE.str.len() <= 2).sum())
+    assert dropped["other municipalities"]["count"] == rep.records_in - len(b)   # every 03901 row
+    assert rep.records_in - sum(d["count"] for d in rep.dropped) == len(_real(b))
+
+
+def test_mapped_layer_without_population_reports_none_not_zero(tmp_path):
+    """A mapped layer without --population printed 'population (人口 JINKO): 0'."""
+    src = _mapped_frame()
+    p = tmp_path / "blocks.gpkg"
+    src.to_file(p, layer="blocks")
+    _, rep = read_townblocks(p, mapping=ColumnMapping(key="code", muni_code="city"))
+    assert rep.totals["population"] is None and rep.totals["households"] is None
+    text = rep.to_text()
+    assert "--population COL" in text and "--households COL" in text
+    _, rep = read_townblocks(p, mapping=MAPPING)
+    assert rep.totals["population"] == src["pop"].sum()

@@ -816,3 +816,101 @@ def test_corrupted_bytes_give_findings_never_a_crash(base_package, tmp_path_fact
     assert report.status in (0, 1, 2)
     assert "INTERNAL-ERROR" not in report.rules()
     assert json.loads(report.to_json())["status"] == report.status
+
+
+# ============================================================================ review pass: carrier conveniences
+def _zip_tree(src: Path, target: Path) -> Path:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(src).as_posix())
+    return target
+
+
+def test_single_top_folder_is_noted_and_macos_metadata_ignored(base_package, tmp_path):
+    outer = tmp_path / "outer"
+    shutil.copytree(base_package, outer / "hanamaki")
+    (outer / "__MACOSX" / "hanamaki").mkdir(parents=True)
+    (outer / "__MACOSX" / "hanamaki" / "._manifest.json").write_bytes(b"\x00\x05\x16\x07")
+    r = validate_package(_zip_tree(outer, tmp_path / "finder.zip"))
+    assert r.status == 0, r.table()
+    notes = [f for f in r.findings if f.rule == "PKG-NESTED-FOLDER"]
+    assert len(notes) == 1 and notes[0].severity == "info"
+    assert notes[0].features == ("hanamaki/", "__MACOSX/") and "__MACOSX" in notes[0].message
+    assert "PKG-NESTED-FOLDER" not in FATAL_RULES
+
+
+def test_manifest_one_folder_too_deep_is_named(base_package, tmp_path):
+    outer = tmp_path / "outer"
+    shutil.copytree(base_package, outer / "a" / "b")
+    r = validate_package(_zip_tree(outer, tmp_path / "deep.zip"))
+    f = next(f for f in r.findings if f.rule == "MANIFEST-MISSING")
+    assert "a/b/manifest.json" in f.features and "a/b/manifest.json" in f.message
+
+
+def test_renamed_list_reported_once_with_its_new_name(base_package, tmp_path):
+    root = tmp_path / "pkg"
+    shutil.copytree(base_package, root)
+    (root / "townblock_list.csv").rename(root / "Townblock_List.csv")
+    r = validate_package(root)
+    missing = [f for f in r.findings if f.rule == "MANIFEST-FILE-MISSING"]
+    assert len(missing) == 1, r.table()
+    assert missing[0].features == ("townblock_list.csv", "Townblock_List.csv")
+    assert "renamed to Townblock_List.csv" in missing[0].message
+
+
+def test_excel_dropped_leading_zeros_are_explained(base_package, tmp_path):
+    root = tmp_path / "pkg"
+    shutil.copytree(base_package, root)
+    edit_csv(root / "townblock_list.csv", lambda df: df.assign(**{df.columns[0]: df.iloc[:, 0].str.lstrip("0")}))
+    edit_csv(root / "subarea_list.csv", lambda df: df.assign(**{df.columns[0]: df.iloc[:, 0].str.lstrip("0")}))
+    reseal(root)
+    r = validate_package(root)
+    blk = next(f for f in r.findings if f.rule == "BLOCK-NOT-IN-SHP")
+    assert "leading zeros dropped" in blk.message and blk.features[0].isdigit()
+    sub = next(f for f in r.findings if f.rule == "LIST-MISMATCH" and "sub-area CSV" in f.message)
+    assert "leading zeros dropped" in sub.message
+
+
+def test_cli_validates_several_packages(base_package, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    shutil.copytree(base_package, bad)
+    (bad / "stray.txt").write_text("x", encoding="utf-8")
+    report = tmp_path / "reports.json"
+    assert main(["validate", str(base_package), str(bad), "--quiet", "--json", str(report)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split(":")[0] for ln in lines] == ["CLEAN", "ERRORS FOUND"]
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert [d["status"] for d in data] == [0, 1] and data[1]["package"] == str(bad)
+    assert main(["validate", str(base_package), str(tmp_path / "nope.zip"), "--json", "-"]) == 2
+    out = capsys.readouterr()
+    assert [d["status"] for d in json.loads(out.out)] == [0, 2]
+    assert "2 packages:" in out.err
+    # one package: the JSON report stays a single object
+    assert main(["validate", str(base_package), "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == 0
+
+
+def test_help_examples_use_files_that_exist_or_are_made_first():
+    """Every file named in the examples of the carrier-side commands exists in the repo or is
+    written by an earlier example line (after `subdivide plan … --out hanamaki.plan.gpkg`)."""
+    import importlib
+    import re as _re
+    import shlex
+
+    repo = Path(__file__).resolve().parents[1]
+    for name in ("spill", "coverage", "package", "validate", "registry"):
+        ex = importlib.import_module(f"subdivide.commands.{name}").EXAMPLE
+        made = {"hanamaki.plan.gpkg", "hanamaki-package.zip", "pkg", "pkg.zip", "coverage.gpkg"}
+        for line in ex.replace("\\\n", " ").splitlines():
+            line = line.split("#")[0].strip()
+            if not line:
+                continue
+            words = shlex.split(line)
+            outs = {words[i + 1].rstrip("/") for i, w in enumerate(words[:-1])
+                    if w in ("--out", "--sites-out", "--json", "--db")}
+            for w in words:
+                w = w.rstrip("/")
+                if _re.search(r"\.(csv|toml|geojson|gpkg|zip|tif|shp)$", w) and w not in outs:
+                    assert w in made or (repo / w).exists(), f"{name} --help example names missing {w}"
+            made |= outs

@@ -16,8 +16,8 @@ EXAMPLE = """
   # from the repo root, after: subdivide plan data/hanamaki_03205/h27ka03205.shp --by OLD_MUNI --out hanamaki.plan.gpkg
   subdivide coverage --synthetic --isd-km 7 --carriers A,B,C,D --outline hanamaki.plan.gpkg \\
       --out synthetic_coverage.gpkg --sites-out synthetic_sites.csv
-  subdivide coverage synthetic_sites.csv --crs EPSG:6678 --out coverage.gpkg   # a site list CSV
-  subdivide spill hanamaki.plan.gpkg --out spill/ --coverage synthetic_coverage.gpkg --selection share
+  subdivide coverage synthetic_sites.csv --crs EPSG:6678 --out site_coverage.gpkg   # from a site list CSV
+  subdivide spill hanamaki.plan.gpkg --out spill-synthetic/ --coverage synthetic_coverage.gpkg --selection share
 """
 
 

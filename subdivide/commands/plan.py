@@ -48,6 +48,7 @@ def add_arguments(p) -> None:
     how.add_argument("--mapping", metavar="FILE", help="CSV/XLSX with columns key,subarea")
     how.add_argument("--overlay", metavar="FILE", help="polygon layer (e.g. pre-merger boundaries)")
     how.add_argument("--overlay-name", metavar="COL", help="name column of the overlay polygons")
+    how.add_argument("--overlay-layer", metavar="NAME", help="layer of a GeoPackage overlay with several layers")
     how.add_argument("--overlay-min-share", type=float, default=0.6, metavar="P",
                      help="review blocks whose top share is below P (default 0.6)")
     how.add_argument("--overlay-min-margin", type=float, default=0.2, metavar="M",
@@ -68,7 +69,8 @@ def add_arguments(p) -> None:
     auto.add_argument("--nest", action="store_true", help="sub-areas must nest inside --follow-old")
     auto.add_argument("--old-penalty", type=float, default=2.0, metavar="W", help="crossing penalty weight")
     auto.add_argument("--compactness", type=float, default=None, metavar="W",
-                      help="weight of centroid coordinates (default 1 without attributes, else 0)")
+                      help="weight of centroid coordinates (default 1 without attributes; with "
+                      "attributes 0.5 when --min-core is given, else 0)")
     auto.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     auto.add_argument("--restarts", type=int, default=None, help="spanning trees per k")
     auto.add_argument("--pick", type=int, default=None, metavar="K", help="write the k=K candidate")
@@ -90,6 +92,12 @@ def add_arguments(p) -> None:
     rd.add_argument("--muni", metavar="CODE", help="municipality code to select (5 or 6 digits)")
     rd.add_argument("--crs", metavar="CRS", help="CRS of the input when its .prj is missing")
     rd.add_argument("--layer", metavar="NAME", help="layer of a GeoPackage input")
+    rd.add_argument("--encoding", metavar="ENC", help="text encoding of the .dbf (default: the .cpg, else cp932)")
+    rd.add_argument("--key", metavar="COL", help="key column of a non-e-Stat layer (as in `subdivide info`)")
+    rd.add_argument("--name", metavar="COL", help="name column (with --key)")
+    rd.add_argument("--population", metavar="COL", help="population column (with --key)")
+    rd.add_argument("--households", metavar="COL", help="households column (with --key)")
+    rd.add_argument("--muni-column", metavar="COL", help="municipality-code column (with --key)")
     p.add_argument("--progress", action="store_true", help="progress on stderr (on by default for --auto)")
 
 
@@ -123,6 +131,21 @@ def _split_pair(text: str, option: str) -> tuple[str, str]:
         raise UserError(f"{option} {text!r} is not LEFT=RIGHT", fix=f"e.g. {_PAIR_EXAMPLES.get(option, option)}")
     a, _, b = text.partition("=")
     return a.strip(), b.strip()
+
+
+def _check_file_output(path) -> None:
+    """An output file must not be a folder (even with --force, which would delete it)
+    and its folder must not be a file (the write failed after earlier outputs were written)."""
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"output {p} is a folder", where=str(p),
+                        fix="give a file name (it may be inside that folder); --force never replaces a folder")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"cannot write {p}: {parent} is a file, not a folder", where=str(p),
+                                fix="choose another output path")
+            break
 
 
 def is_plan_file(path) -> bool:
@@ -182,9 +205,10 @@ def run(args) -> int:
                         "comes from `subdivide package`, the block list from --export-csv")
     resolved = [Path(o).resolve() for o in outputs]
     if len(set(resolved)) < len(resolved):
-        raise UserError(f"the same file is given for two outputs: {sorted({str(o) for o in outputs if outputs.count(o) > 1 or resolved.count(Path(o).resolve()) > 1})}",
-                        fix="give each output its own file name")
+        same = sorted({str(o) for o, r in zip(outputs, resolved) if resolved.count(r) > 1})
+        raise UserError(f"the same file is given for two outputs: {same}", fix="give each output its own file name")
     for o in outputs:            # refuse before any work: never a partial set of outputs
+        _check_file_output(o)
         check_can_write(o, args.force)
     progress = StderrProgress() if (args.progress or args.auto) else silent
     islands = list(args.island_exception)
@@ -213,9 +237,17 @@ def run(args) -> int:
             plan, rep = pl.plan_from_assignment_csv(plan, args.import_csv, **common)
             notes += rep.lines()
     else:
-        from ..townblocks import read_townblocks
+        from ..townblocks import ColumnMapping, read_townblocks
 
+        mapping = None
+        if args.key:
+            mapping = ColumnMapping(key=args.key, name=args.name, population=args.population,
+                                    households=args.households, muni_code=args.muni_column)
+        elif any([args.name, args.population, args.households, args.muni_column]):
+            raise UserError("--name/--population/--households/--muni-column need --key",
+                            fix="give --key COL to read a non-e-Stat layer with a column mapping")
         blocks, _ = read_townblocks(args.input, muni_code=args.muni, crs=args.crs, layer=args.layer,
+                                    mapping=mapping, encoding=args.encoding,
                                     progress=progress if args.progress else silent)
         if args.muni:
             common["muni_code"] = args.muni
@@ -224,7 +256,7 @@ def run(args) -> int:
         elif args.by:
             plan, rep = pl.plan_by_attribute(blocks, args.by, **common)
         elif args.overlay:
-            polys = pl.read_polygons(args.overlay)
+            polys = pl.read_polygons(args.overlay, layer=args.overlay_layer)
             plan, rep = pl.plan_by_overlay(blocks, polys, args.overlay_name, min_share=args.overlay_min_share,
                                            min_margin=args.overlay_min_margin, **common)
             review = rep.review
