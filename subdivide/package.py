@@ -317,7 +317,7 @@ def build_package(plan: Plan, out: str | os.PathLike, *, profile: Profile | str 
     else:
         raise UserError(f"list encoding {csv_encoding!r} is not supported", fix="use utf-8 (default) or cp932")
     out = Path(out)
-    check_can_write(out, force)
+    check_can_write(out, force, folder=out.suffix.lower() != ".zip")
     inputs = {k: v for k, v in (inputs or {}).items() if v is not None}
     for name, p in inputs.items():
         if not Path(p).is_file():

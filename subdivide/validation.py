@@ -306,6 +306,16 @@ def check_manifest(root: Path, prof: Profile, c: _Check) -> dict | None:
         missing = [k for k in REQUIRED_MANIFEST_KEYS if not isinstance(man, dict) or k not in man]
         c.add("MANIFEST-INVALID", f"{mname} lacks required keys or has the wrong types: {missing}", [mname])
         return None
+    for key, typ, label in (("options", dict, "an object"), ("profile", dict, "an object"),
+                            ("island_exceptions", list, "a list of town-block keys")):
+        if man.get(key) is not None and not isinstance(man[key], typ):
+            c.add("MANIFEST-INVALID", f"{mname}: {key!r} must be {label}, not {type(man[key]).__name__}", [key])
+            man[key] = None   # checked as if absent, so the other checks still run
+    islands = man.get("island_exceptions") or []
+    if not all(isinstance(k, str) for k in islands):
+        c.add("MANIFEST-INVALID", f"{mname}: island_exceptions must list town-block keys as strings",
+              sorted({repr(k)[:40] for k in islands if not isinstance(k, str)}))
+        man["island_exceptions"] = [k for k in islands if isinstance(k, str)]
     if man.get("format") != PACKAGE_FORMAT or not isinstance(man.get("format_version"), int) \
             or man["format_version"] > PACKAGE_FORMAT_VERSION:
         c.add("MANIFEST-FORMAT", f"format {man.get('format')!r} version {man.get('format_version')!r}; "
@@ -341,7 +351,7 @@ def check_manifest(root: Path, prof: Profile, c: _Check) -> dict | None:
             continue
         size = p.stat().st_size
         if entry.get("size") != size:
-            c.add("MANIFEST-CHECKSUM", f"{rel}: size {size} bytes, manifest says {entry.get('size')}", [rel])
+            c.add("MANIFEST-CHECKSUM", f"{rel}: size {size} bytes, manifest says {entry.get('size')!r}", [rel])
         elif entry.get("sha256") != sha256_file(p):
             c.add("MANIFEST-CHECKSUM", f"{rel}: sha256 differs from the manifest (file altered)", [rel])
     unlisted = sorted(present - listed)
@@ -361,7 +371,7 @@ def package_summary(tb: gpd.GeoDataFrame, sa: gpd.GeoDataFrame, muni: str | None
 
 def _manifest_muni(man: dict | None) -> str | None:
     code = str(((man or {}).get("municipality") or {}).get("code", ""))
-    return code if re.fullmatch(r"\d{5}", code) else None
+    return code if re.fullmatch(r"\d{5}", code) and 1 <= int(code[:2]) <= 47 else None
 
 
 def _infer_muni(tb: gpd.GeoDataFrame) -> str | None:

@@ -422,3 +422,8 @@ def test_p95_overshoot_grows_with_inter_site_distance(sample_plan):
         med[isd] = f.loc[f["carrier"] != ALL, "overshoot_p95_km"].median()
     assert med[5] < med[7] < med[10]
     assert 0.8 < med[5] < 6.6 and 0.8 < med[7] < 6.6
+
+
+def test_overshoot_percentiles_never_exceed_the_exact_max():
+    """Regression (hypothesis): approximate lattice distances put P95 1 m above the exact max."""
+    test_invariants_for_random_cells.hypothesis.inner_test(x0=0.0, y0=1.375, w=1.375, h=8.640625)

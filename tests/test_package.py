@@ -238,3 +238,13 @@ def test_sample_package_validates_clean_and_registers(sample_plan, tmp_path, cap
     assert main(["registry", "--db", str(db), "--json", "list"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["muni_code"], r["muni_name"], r["n_subareas"]) for r in rows] == [("03205", "花巻市", 4)]
+
+
+def test_directory_package_replaced_with_force(small_plan, tmp_path):
+    """Regression: --force on an existing *directory* package was refused as 'a folder'."""
+    out = build_package(small_plan, tmp_path / "pkg", spill=False, review_map=False)
+    with pytest.raises(UserError, match="already exists"):
+        build_package(small_plan, out, spill=False, review_map=False)
+    build_package(small_plan, out, spill=False, review_map=False, force=True, csv_encoding="cp932")
+    assert (out / "manifest.json").is_file()
+    assert json.loads((out / "manifest.json").read_text(encoding="utf-8"))["options"]["csv_encoding"] == "cp932"

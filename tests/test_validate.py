@@ -914,3 +914,29 @@ def test_help_examples_use_files_that_exist_or_are_made_first():
                 if _re.search(r"\.(csv|toml|geojson|gpkg|zip|tif|shp)$", w) and w not in outs:
                     assert w in made or (repo / w).exists(), f"{name} --help example names missing {w}"
             made |= outs
+
+
+def test_cli_refuses_existing_json_before_validating_and_bad_target_share(base_package, tmp_path, capsys):
+    report = tmp_path / "r.json"
+    report.write_text("{}", encoding="utf-8")
+    assert main(["validate", str(base_package), "--json", str(report)]) == 2
+    out = capsys.readouterr()
+    assert "already exists" in out.err and "CLEAN" not in out.out   # refused before the (long) validation
+    assert main(["validate", str(base_package), "--target-share", "5"]) == 2
+    assert "--target-share" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mutate, rule", [
+    (lambda m: m.update(options=[1]), "MANIFEST-INVALID"),
+    (lambda m: m.update(profile="carrier-a"), "MANIFEST-INVALID"),
+    (lambda m: m.update(island_exceptions=5), "MANIFEST-INVALID"),
+    (lambda m: m.update(island_exceptions=[{"a": 1}]), "MANIFEST-INVALID"),
+    (lambda m: m["municipality"].update(code="00000"), "MUNI-CODE"),
+])
+def test_manifest_wrong_types_are_findings_not_internal_errors(base_package, tmp_path, mutate, rule):
+    root = tmp_path / "pkg"
+    shutil.copytree(base_package, root)
+    edit_manifest(root, mutate)
+    r = validate_package(root)
+    assert "INTERNAL-ERROR" not in r.rules(), r.table()
+    assert [f.rule for f in r.errors] == [rule], r.table()   # one finding; the other checks still ran

@@ -10,7 +10,7 @@ import json
 import sys
 
 from ..errors import UserError
-from ..output import atomic_path
+from ..output import atomic_path, check_can_write
 
 HELP = "validate a received package (directory or zip): exit 0 clean, 1 errors, 2 unreadable"
 EXAMPLE = """
@@ -54,6 +54,11 @@ def run(args) -> int:
 
     out = sys.stderr if args.json == "-" else sys.stdout
     distances = _distances(args.spill_km)
+    if args.target_share is not None and not 0 < args.target_share <= 1:
+        raise UserError(f"--target-share {args.target_share:g} must be a share in (0, 1]",
+                        fix="e.g. --target-share 0.5 for 50 %")
+    if args.json and args.json != "-":
+        check_can_write(args.json, args.force)   # refuse before a long validation, not after
     reports = []
     for i, pkg in enumerate(args.package):
         report = validate_package(pkg, profile=args.profile, outline=args.outline,
