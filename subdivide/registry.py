@@ -25,6 +25,7 @@ import getpass
 import json
 import os
 import sqlite3
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -139,13 +140,30 @@ class Registry:
             con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
             con.row_factory = sqlite3.Row
             con.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            con.execute("PRAGMA journal_mode = WAL")
+            self._wal(con)
             con.execute("PRAGMA foreign_keys = ON")
             con.execute("PRAGMA synchronous = FULL")
         except sqlite3.DatabaseError as exc:
             raise UserError(f"registry {self.path} is not a usable SQLite database ({exc})",
                             where=str(self.path), fix="pass --db PATH to a subdivide registry") from None
         return con
+
+    def _wal(self, con: sqlite3.Connection) -> None:
+        """Switch to the WAL journal. On a brand-new file several processes race to do
+        this, and SQLite answers 'database is locked' at once (the busy handler does not
+        cover a journal-mode change): retry until the timeout."""
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while True:
+            try:
+                if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    con.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
