@@ -393,7 +393,7 @@ def build_report(plan, out_dir, *, spill=None, distances_km=DEFAULT_DISTANCES_KM
     curve_distances_km: those of the curve figure (1, 2, 3 km).
     The folder is replaced atomically, and only with ``force`` when it exists.
     """
-    out = check_can_write(out_dir, force)
+    out = check_can_write(out_dir, force, folder=True)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder", fix="give a folder path for the report")
     curve_d = tuple(sorted({float(x) for x in curve_distances_km}))

@@ -39,7 +39,7 @@ def run(args) -> int:
     distances = parse_distances(args.distances)
     curve = parse_distances(args.curve_distances)
     out = Path(args.out) if args.out else Path(args.plan).with_name(Path(args.plan).stem.split(".")[0] + "_report")
-    check_can_write(out, args.force)
+    check_can_write(out, args.force, folder=True)
     plan = read_plan(args.plan)
     path = build_report(plan, out, distances_km=distances, curve_distances_km=curve, title=args.title,
                         note=args.note, force=args.force, progress=progress)
