@@ -22,6 +22,8 @@ from .. import MAX_SUBAREAS
 from ..errors import UserError
 from ..progress import StderrProgress, silent
 
+from ._reading import add_reading_arguments, column_mapping
+
 HELP = "make or edit a sub-area plan (by 旧市町村, mapping, overlay, automatic, edits, CSV)"
 EXAMPLE = """
   # the trial's 4 sub-areas of 花巻市 from the 旧市町村 column
@@ -89,15 +91,7 @@ def add_arguments(p) -> None:
                     help=f"lower the sub-area limit (default {MAX_SUBAREAS}, cannot be raised)")
     ed.add_argument("--force", action="store_true", help="overwrite existing outputs")
     rd = p.add_argument_group("reading town-blocks")
-    rd.add_argument("--muni", metavar="CODE", help="municipality code to select (5 or 6 digits)")
-    rd.add_argument("--crs", metavar="CRS", help="CRS of the input when its .prj is missing")
-    rd.add_argument("--layer", metavar="NAME", help="layer of a GeoPackage input")
-    rd.add_argument("--encoding", metavar="ENC", help="text encoding of the .dbf (default: the .cpg, else cp932)")
-    rd.add_argument("--key", metavar="COL", help="key column of a non-e-Stat layer (as in `subdivide info`)")
-    rd.add_argument("--name", metavar="COL", help="name column (with --key)")
-    rd.add_argument("--population", metavar="COL", help="population column (with --key)")
-    rd.add_argument("--households", metavar="COL", help="households column (with --key)")
-    rd.add_argument("--muni-column", metavar="COL", help="municipality-code column (with --key)")
+    add_reading_arguments(rd)
     p.add_argument("--progress", action="store_true", help="progress on stderr (on by default for --auto)")
 
 
@@ -237,15 +231,9 @@ def run(args) -> int:
             plan, rep = pl.plan_from_assignment_csv(plan, args.import_csv, **common)
             notes += rep.lines()
     else:
-        from ..townblocks import ColumnMapping, read_townblocks
+        from ..townblocks import read_townblocks
 
-        mapping = None
-        if args.key:
-            mapping = ColumnMapping(key=args.key, name=args.name, population=args.population,
-                                    households=args.households, muni_code=args.muni_column)
-        elif any([args.name, args.population, args.households, args.muni_column]):
-            raise UserError("--name/--population/--households/--muni-column need --key",
-                            fix="give --key COL to read a non-e-Stat layer with a column mapping")
+        mapping = column_mapping(args)
         blocks, _ = read_townblocks(args.input, muni_code=args.muni, crs=args.crs, layer=args.layer,
                                     mapping=mapping, encoding=args.encoding,
                                     progress=progress if args.progress else silent)
