@@ -67,15 +67,21 @@ def violations(blocks, adj, labels, floor_km2):
     return int((area < floor_km2 - 1e-9).sum()), int(det.sum())
 
 
-def run_skater(bm, Zm, k):
+def spopt_inputs(bm, Zm):
+    """Rook weights and a frame with the standardized attributes as z0, z1, … for spopt."""
     import libpysal
-    from spopt.region import Skater
 
     w = libpysal.weights.Rook.from_dataframe(bm, use_index=False, silence_warnings=True)
-    df = bm[[bm.geometry.name]].copy()
     cols = [f"z{i}" for i in range(Zm.shape[1])]
-    for i, c in enumerate(cols):
-        df[c] = Zm[:, i]
+    df = bm[[bm.geometry.name]].copy()
+    df[cols] = Zm
+    return w, df, cols
+
+
+def run_skater(bm, Zm, k):
+    from spopt.region import Skater
+
+    w, df, cols = spopt_inputs(bm, Zm)
     t = time.perf_counter()
     sk = Skater(df, w, cols, n_clusters=k, floor=1, trace=False, islands="ignore")
     sk.solve()
@@ -83,14 +89,9 @@ def run_skater(bm, Zm, k):
 
 
 def run_maxp(bm, Zm, floor_km2):
-    import libpysal
     from spopt.region import MaxPHeuristic
 
-    w = libpysal.weights.Rook.from_dataframe(bm, use_index=False, silence_warnings=True)
-    df = bm[[bm.geometry.name]].copy()
-    cols = [f"z{i}" for i in range(Zm.shape[1])]
-    for i, c in enumerate(cols):
-        df[c] = Zm[:, i]
+    w, df, cols = spopt_inputs(bm, Zm)
     df["area_km2"] = bm.geometry.area.to_numpy() / 1e6
     t = time.perf_counter()
     mp = MaxPHeuristic(df, w, cols, "area_km2", floor_km2, top_n=2, max_iterations_construction=20)

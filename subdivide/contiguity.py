@@ -83,6 +83,19 @@ def parts_per_group(adj: sparse.spmatrix, group: np.ndarray) -> pd.DataFrame:
     return df[["part", "detached"]]
 
 
+def contiguity_breaks(adj: sparse.spmatrix, group: np.ndarray, keys: np.ndarray,
+                      exceptions=()) -> tuple[np.ndarray, np.ndarray]:
+    """The contiguity rule, shared by plan checks and package validation.
+
+    Returns two boolean masks over the nodes: ``bad`` (cut off from their group's main
+    part and not listed in ``exceptions``) and ``excused`` (cut off but listed, e.g.
+    islands).
+    """
+    detached = parts_per_group(adj, group)["detached"].to_numpy()
+    listed = np.isin(np.asarray(keys), sorted(map(str, exceptions)))
+    return detached & ~listed, detached & listed
+
+
 def group_adjacency(adj: sparse.spmatrix, group: np.ndarray) -> pd.DataFrame:
     """Shared border length between groups: columns a, b (a < b), border_m."""
     coo = sparse.triu(adj, k=1).tocoo()

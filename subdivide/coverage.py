@@ -472,7 +472,7 @@ def _explicit_cells(cell_ids, subs: pd.DataFrame, coverage: pd.DataFrame) -> pd.
         where = str(cell_ids)
         if not Path(cell_ids).exists():
             raise UserError(f"cell id list {cell_ids} does not exist", where=where, fix="check the path")
-        cell_ids = pd.read_csv(cell_ids, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+        cell_ids = read_text_table(cell_ids, what="cell id list")
     df = pd.DataFrame(cell_ids).copy()
     df.columns = [str(c).strip().lower() for c in df.columns]
     missing = [c for c in ("subarea", "carrier", "cell_id") if c not in df.columns]

@@ -34,7 +34,7 @@ import shapely
 
 from . import MAX_SUBAREAS, __version__
 from .codes import normalize_municipality_code, subarea_code, subarea_code6
-from .contiguity import block_adjacency, group_adjacency, parts_per_group
+from .contiguity import block_adjacency, contiguity_breaks, group_adjacency
 from .errors import PlanCheckError, UserError
 from .findings import Finding
 from .schema import SUBAREA_COLUMN, SUBAREA_COLUMNS, check_plan_blocks, coerce_townblocks
@@ -201,11 +201,9 @@ class Plan:
         return f
 
     def _contiguity_findings(self) -> list[Finding]:
-        parts = parts_per_group(self.adjacency, self.blocks[SUBAREA_COLUMN].to_numpy())
         keys = self.blocks["key"].to_numpy()
-        detached = parts["detached"].to_numpy()
-        excepted = np.isin(keys, list(self.island_exceptions))
-        bad = detached & ~excepted
+        bad, excused = contiguity_breaks(self.adjacency, self.blocks[SUBAREA_COLUMN].to_numpy(), keys,
+                                         self.island_exceptions)
         out = []
         if bad.any():
             sub = self.blocks.loc[bad, SUBAREA_COLUMN]
@@ -214,8 +212,8 @@ class Plan:
                 out.append(Finding("PLAN-CONTIGUITY", "error",
                                    f"sub-area {s} is not contiguous: {len(ks)} town-blocks are cut off "
                                    "from its main part", ks))
-        if (detached & excepted).any():
-            ks = tuple(keys[detached & excepted])
+        if excused.any():
+            ks = tuple(keys[excused])
             out.append(Finding("PLAN-ISLAND-EXCEPTION", "info",
                                f"{len(ks)} detached town-blocks allowed as island exceptions", ks))
         return out

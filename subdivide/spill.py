@@ -33,6 +33,7 @@ import pandas as pd
 import shapely
 
 from .errors import UserError
+from .tables import read_text_table
 from .progress import Progress, silent
 
 #: the trial's measured overreach band (DOMAIN.md §2), km
@@ -743,7 +744,7 @@ def read_points(path, *, name_column: str | None = None) -> gpd.GeoDataFrame:
         raise UserError(f"points file {p} does not exist", where="--points",
                         fix="give e.g. ../shared/data/offices/p34_offices_hanamaki_toyota_hagi.geojson")
     if p.suffix.lower() in (".csv", ".txt"):
-        df = pd.read_csv(p, dtype=str, encoding="utf-8-sig")
+        df = read_text_table(p, what="points file", empty_as_nan=True)
         lat = next((c for c in ("latitude", "lat", "緯度") if c in df.columns), None)
         lon = next((c for c in ("longitude", "lon", "lng", "経度") if c in df.columns), None)
         if lat is None or lon is None:
@@ -828,7 +829,7 @@ def read_observations(path_or_df) -> pd.DataFrame:
         if not p.exists():
             raise UserError(f"observations file {p} does not exist", where="--observations",
                             fix="give a CSV with columns point, subarea, received")
-        df = pd.read_csv(p, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+        df = read_text_table(p, what="observations file")
     missing = [c for c in ("point", "subarea", "received") if c not in df.columns]
     if missing:
         raise UserError(f"observations lack columns {missing}", where=where,

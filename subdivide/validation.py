@@ -819,25 +819,21 @@ def check_geometry(tb: gpd.GeoDataFrame, sa: gpd.GeoDataFrame, c: _Check, *, out
 
 def check_contiguity(tb: gpd.GeoDataFrame, exceptions: set, c: _Check) -> None:
     """Each sub-area one piece (rook adjacency), apart from listed island exceptions."""
-    from .contiguity import block_adjacency, parts_per_group
+    from .contiguity import block_adjacency, contiguity_breaks
 
     geoms = tb.geometry.values
     if (shapely.is_missing(geoms) | ~shapely.is_valid(geoms)).any() or tb["key"].duplicated().any():
         return  # already reported; adjacency on broken geometry would mislead
-    adj = block_adjacency(tb)
-    parts = parts_per_group(adj, tb["subarea"].to_numpy())
     keys = tb["key"].to_numpy()
-    detached = parts["detached"].to_numpy()
-    excepted = np.isin(keys, sorted(exceptions))
-    bad = detached & ~excepted
     sub = tb["subarea"].to_numpy()
+    bad, excused = contiguity_breaks(block_adjacency(tb), sub, keys, exceptions)
     for s in sorted(set(sub[bad])):
         ks = keys[bad & (sub == s)]
         c.add("CONTIGUITY", f"sub-area {s} is not contiguous: {len(ks)} town-blocks are cut off from its "
               "main part", ks)
-    if (detached & excepted).any():
-        c.add("CONTIGUITY-ISLAND", f"{int((detached & excepted).sum())} detached town-blocks are listed as "
-              "island exceptions in the manifest", keys[detached & excepted])
+    if excused.any():
+        c.add("CONTIGUITY-ISLAND", f"{int(excused.sum())} detached town-blocks are listed as "
+              "island exceptions in the manifest", keys[excused])
 
 
 # ============================================================================ spill

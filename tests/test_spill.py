@@ -385,3 +385,15 @@ def test_islands_from_a_water_layer():
     mask = spill.island_blocks(b, sea)
     assert mask.sum() == 9 and mask[len(main):len(main) + 9].all()
     assert not spill.island_blocks(b).any()                         # no KIGO_I flag set
+
+
+def test_observations_and_points_saved_by_excel_in_cp932_are_read(tmp_path):
+    from subdivide.spill import read_observations, read_points
+
+    obs = tmp_path / "obs.csv"
+    obs.write_bytes("point,subarea,received\n石鳥谷総合支所,花巻地域,no\n".encode("cp932"))
+    assert read_observations(obs)["received"].tolist() == [False]
+    pts = tmp_path / "pts.csv"
+    pts.write_bytes("name,latitude,longitude\n花巻市役所,39.388609,141.116854\n".encode("cp932"))
+    got = read_points(pts)
+    assert got.geometry.x.round(4).tolist() == [141.1169]

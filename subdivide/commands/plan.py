@@ -127,21 +127,6 @@ def _split_pair(text: str, option: str) -> tuple[str, str]:
     return a.strip(), b.strip()
 
 
-def _check_file_output(path) -> None:
-    """An output file must not be a folder (even with --force, which would delete it)
-    and its folder must not be a file (the write failed after earlier outputs were written)."""
-    p = Path(path)
-    if p.is_dir():
-        raise UserError(f"output {p} is a folder", where=str(p),
-                        fix="give a file name (it may be inside that folder); --force never replaces a folder")
-    for parent in p.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"cannot write {p}: {parent} is a file, not a folder", where=str(p),
-                                fix="choose another output path")
-            break
-
-
 def is_plan_file(path) -> bool:
     """A .gpkg with the plan layers."""
     p = Path(path)
@@ -202,7 +187,6 @@ def run(args) -> int:
         same = sorted({str(o) for o, r in zip(outputs, resolved) if resolved.count(r) > 1})
         raise UserError(f"the same file is given for two outputs: {same}", fix="give each output its own file name")
     for o in outputs:            # refuse before any work: never a partial set of outputs
-        _check_file_output(o)
         check_can_write(o, args.force)
     progress = StderrProgress() if (args.progress or args.auto) else silent
     islands = list(args.island_exception)
