@@ -35,14 +35,14 @@ from shapely.ops import unary_union
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from subdivide.contiguity import block_adjacency, parts_per_group  # noqa: E402
-from subdivide.coverage import ALL, footprint_report, lattice_points, selection_geometry  # noqa: E402
-from subdivide.plan import Plan  # noqa: E402
-from subdivide.sites import (  # noqa: E402
+from subdivide.model.contiguity import block_adjacency, parts_per_group  # noqa: E402
+from subdivide.analysis.coverage import ALL, footprint_report, lattice_points, selection_geometry  # noqa: E402
+from subdivide.model.plan import Plan  # noqa: E402
+from subdivide.analysis.sites import (  # noqa: E402
     PropagationRangeWarning, _normalise_sites, _project_sites, _serving_half_widths, cell_radius_km,
     coverage_from_sites, hysteresis_margin_km, synthetic_sites,
 )
-from subdivide.synthetic import synthetic_townblocks  # noqa: E402
+from subdivide.testing.synthetic import synthetic_townblocks  # noqa: E402
 
 CRS = "EPSG:6678"
 
@@ -180,7 +180,7 @@ def bench_footprints(n_cells: int, n_carriers: int, seed: int, isd_km: float | N
 
 
 def isd_experiment() -> None:
-    from subdivide.townblocks import read_townblocks
+    from subdivide.io.townblocks import read_townblocks
 
     shp = ROOT / "data" / "hanamaki_03205" / "h27ka03205.shp"
     if not shp.exists():

@@ -21,16 +21,16 @@ sys.path.insert(0, str(ROOT))
 
 
 def sample_plan():
-    from subdivide.plan import Plan
-    from subdivide.townblocks import read_townblocks
+    from subdivide.model.plan import Plan
+    from subdivide.io.townblocks import read_townblocks
 
     b, _ = read_townblocks(ROOT / "data" / "hanamaki_03205" / "h27ka03205.shp")
     return Plan.from_assignment(b, b.set_index("key")["OLD_MUNI"])
 
 
 def synthetic_plan(n: int):
-    from subdivide.plan import Plan
-    from subdivide.synthetic import synthetic_townblocks
+    from subdivide.model.plan import Plan
+    from subdivide.testing.synthetic import synthetic_townblocks
 
     b = synthetic_townblocks(n, seed=0, n_old=14)
     exc = b.loc[b["island"] | b["enclave"], "key"]
@@ -44,9 +44,9 @@ def timed(fn, *a, **kw):
 
 
 def run(label: str, plan) -> None:
-    from subdivide.map import build_map
-    from subdivide.report import build_report
-    from subdivide.spill import spill_report
+    from subdivide.present.map import build_map
+    from subdivide.present.report import build_report
+    from subdivide.analysis.spill import spill_report
 
     spill, t_spill = timed(spill_report, plan)
     with tempfile.TemporaryDirectory() as tmp:

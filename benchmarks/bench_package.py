@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pyogrio
 
-from subdivide.package import build_package
-from subdivide.plan import Plan
-from subdivide.synthetic import synthetic_townblocks
-from subdivide.validation import validate_package
+from subdivide.carrier.package import build_package
+from subdivide.model.plan import Plan
+from subdivide.testing.synthetic import synthetic_townblocks
+from subdivide.carrier.validation import validate_package
 
 
 def _timed(fn):

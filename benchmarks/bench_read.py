@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pyogrio
 
-from subdivide.synthetic import synthetic_estat, write_estat_shapefile
-from subdivide.townblocks import read_townblocks
+from subdivide.testing.synthetic import synthetic_estat, write_estat_shapefile
+from subdivide.io.townblocks import read_townblocks
 
 
 def _best(fn, repeat):

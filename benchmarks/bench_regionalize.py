@@ -1,11 +1,11 @@
-"""Benchmark: subdivide.regionalize vs spopt SKATER (and max-p), same inputs, same run.
+"""Benchmark: subdivide.make.regionalize vs spopt SKATER (and max-p), same inputs, same run.
 
     python benchmarks/bench_regionalize.py [--sizes 1000,3000,10000] [--skater-k 4,8,14]
                                            [--no-maxp] [--no-sample]
 
 Inputs: the bundled 花巻 sample (attributes: a seeded synthetic hazard raster sampled per
-block with subdivide.hazard, and SLOPE-like block density), and synthetic municipalities
-(subdivide.synthetic) of 1,000 / 3,000 / 10,000 blocks with FLOOD_M and SLOPE_DEG.
+block with subdivide.model.hazard, and SLOPE-like block density), and synthetic municipalities
+(subdivide.testing.synthetic) of 1,000 / 3,000 / 10,000 blocks with FLOOD_M and SLOPE_DEG.
 
 Objective: within-area dispersion = sum of squared deviations of the standardized
 attributes from sub-area means (lower is better), compared on the mainland blocks
@@ -30,8 +30,8 @@ from scipy.sparse import csgraph
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from subdivide.contiguity import block_adjacency, parts_per_group  # noqa: E402
-from subdivide.regionalize import regionalize, standardize, within_ssd  # noqa: E402
+from subdivide.model.contiguity import block_adjacency, parts_per_group  # noqa: E402
+from subdivide.make.regionalize import regionalize, standardize, within_ssd  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -39,8 +39,8 @@ warnings.filterwarnings("ignore")
 def load_inputs(sizes, with_sample):
     out = []
     if with_sample and (ROOT / "data/hanamaki_03205/h27ka03205.shp").exists():
-        from subdivide.hazard import write_synthetic_hazard_raster, zonal_mean
-        from subdivide.townblocks import read_townblocks
+        from subdivide.model.hazard import write_synthetic_hazard_raster, zonal_mean
+        from subdivide.io.townblocks import read_townblocks
 
         b, _ = read_townblocks(ROOT / "data/hanamaki_03205/h27ka03205.shp")
         tif = Path(tempfile.mkdtemp()) / "flood.tif"
@@ -48,7 +48,7 @@ def load_inputs(sizes, with_sample):
         b["HAZ"] = zonal_mean(b, tif)[0].to_numpy()
         b["DENS"] = np.log1p(b["population"] / (b.geometry.area / 1e6))
         out.append(("花巻 sample (463)", b, ["HAZ", "DENS"], 20.0))
-    from subdivide.synthetic import synthetic_townblocks
+    from subdivide.testing.synthetic import synthetic_townblocks
 
     for n in sizes:
         out.append((f"synthetic {n}", synthetic_townblocks(n, seed=1), ["FLOOD_M", "SLOPE_DEG"], 20.0))

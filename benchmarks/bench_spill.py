@@ -25,10 +25,10 @@ from scipy.cluster.vq import kmeans2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from subdivide.contiguity import block_adjacency, disconnected_blocks, parts_per_group  # noqa: E402
-from subdivide.plan import Plan  # noqa: E402
-from subdivide.spill import spill_report, write_synthetic_population_raster  # noqa: E402
-from subdivide.synthetic import synthetic_townblocks  # noqa: E402
+from subdivide.model.contiguity import block_adjacency, disconnected_blocks, parts_per_group  # noqa: E402
+from subdivide.model.plan import Plan  # noqa: E402
+from subdivide.analysis.spill import spill_report, write_synthetic_population_raster  # noqa: E402
+from subdivide.testing.synthetic import synthetic_townblocks  # noqa: E402
 
 
 def kmeans_plan(blocks: gpd.GeoDataFrame, k: int, seed: int = 0) -> Plan:

@@ -68,7 +68,7 @@ from affine import Affine
 from pyproj import Transformer
 from scipy import ndimage
 
-from subdivide.errors import UserError
+from subdivide.core.errors import UserError
 
 MUNI_CODE = "03205"
 PLANE_EPSG = 6678            # JGD2011 / Japan Plane Rectangular CS X (岩手)

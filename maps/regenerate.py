@@ -37,8 +37,8 @@ OUTPUTS = ("hanamaki_review.html", "hanamaki_review_offline.html", "report")
 
 
 def sample_plan():
-    from subdivide.plan import Plan
-    from subdivide.townblocks import read_townblocks
+    from subdivide.model.plan import Plan
+    from subdivide.io.townblocks import read_townblocks
 
     blocks, _ = read_townblocks(SAMPLE / "h27ka03205.shp")
     return Plan.from_assignment(blocks, blocks.set_index("key")["OLD_MUNI"])
@@ -52,10 +52,10 @@ def offices():
 
 
 def build(out: Path, *, progress=None) -> list[Path]:
-    from subdivide.map import build_map
-    from subdivide.progress import silent
-    from subdivide.report import build_report
-    from subdivide.spill import spill_report
+    from subdivide.present.map import build_map
+    from subdivide.core.progress import silent
+    from subdivide.present.report import build_report
+    from subdivide.analysis.spill import spill_report
 
     progress = progress or silent
     plan = sample_plan()
@@ -76,7 +76,7 @@ def build(out: Path, *, progress=None) -> list[Path]:
 def screenshot(out: Path) -> Path:
     """The offline map without basemap, rendered by headless Chromium."""
     sys.path.insert(0, str(ROOT))
-    from subdivide.map import build_map
+    from subdivide.present.map import build_map
     from tests.browser import Browser
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("--screenshot", action="store_true", help="also write maps/hanamaki_review.png (needs chromium)")
     ap.add_argument("--check", action="store_true", help="rebuild in a temporary folder and compare with maps/")
     args = ap.parse_args(argv)
-    from subdivide.progress import StderrProgress
+    from subdivide.core.progress import StderrProgress
 
     if args.check:
         with tempfile.TemporaryDirectory() as tmp:

@@ -9,18 +9,16 @@ See README.md for the command line.
 """
 __version__ = "0.1.0"
 
-# Hard limits imposed by the carriers' systems (DOMAIN.md §1).
-MAX_SUBAREAS = 14
-MAX_MUNICIPALITIES = 25
+from subdivide.core.constants import MAX_MUNICIPALITIES, MAX_SUBAREAS  # noqa: E402,F401
 
 
 def __getattr__(name):  # lazy re-exports keep `import subdivide` fast
     if name == "read_townblocks":
-        from .townblocks import read_townblocks
+        from subdivide.io.townblocks import read_townblocks
 
         return read_townblocks
     if name == "Plan":
-        from .plan import Plan
+        from subdivide.model.plan import Plan
 
         return Plan
     raise AttributeError(name)

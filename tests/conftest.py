@@ -31,7 +31,7 @@ def sample_shp() -> Path:
 @pytest.fixture(scope="session")
 def sample_blocks(sample_shp):
     """The bundled sample read through the real e-Stat path (463 canonical town-blocks)."""
-    from subdivide.townblocks import read_townblocks
+    from subdivide.io.townblocks import read_townblocks
 
     blocks, _ = read_townblocks(sample_shp)
     return blocks
@@ -40,7 +40,7 @@ def sample_blocks(sample_shp):
 @pytest.fixture(scope="session")
 def sample_plan(sample_blocks):
     """The trial's 4 sub-areas (花巻, 大迫, 石鳥谷, 東和) from the 旧市町村 label."""
-    from subdivide.plan import Plan
+    from subdivide.model.plan import Plan
 
     return Plan.from_assignment(sample_blocks, sample_blocks.set_index("key")["OLD_MUNI"])
 
@@ -53,7 +53,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_blocks():
     """Factory: synthetic_blocks(n, seed=0) → canonical town-blocks (cached per args)."""
-    from subdivide.synthetic import synthetic_townblocks
+    from subdivide.testing.synthetic import synthetic_townblocks
 
     cache = {}
 

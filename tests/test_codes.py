@@ -2,10 +2,10 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from subdivide.codes import (check_digit, is_valid_code6, normalize_municipality_code,
+from subdivide.core.codes import (check_digit, is_valid_code6, normalize_municipality_code,
                              subarea_code, subarea_code6, with_check_digit)
-from subdivide.crs import plane_rectangular_epsg, parse_crs
-from subdivide.errors import UserError
+from subdivide.core.crs import plane_rectangular_epsg, parse_crs
+from subdivide.core.errors import UserError
 
 
 @pytest.mark.parametrize("code5,code6", [

@@ -10,12 +10,12 @@ import shapely
 from hypothesis import given, settings, strategies as st
 from pyproj import Transformer
 
-from subdivide.coverage import (
+from subdivide.analysis.coverage import (
     ALL, BoundaryDistance, footprint_report, lattice_points, overshoot_km, read_coverage, select_cells,
 )
-from subdivide.errors import UserError
-from subdivide.plan import Plan
-from subdivide.sites import coverage_from_sites, synthetic_sites
+from subdivide.core.errors import UserError
+from subdivide.model.plan import Plan
+from subdivide.analysis.sites import coverage_from_sites, synthetic_sites
 
 KM = 1000.0
 CRS = "EPSG:6678"
@@ -391,7 +391,7 @@ def test_unreadable_and_missing_files(tmp_path):
 # ---------------------------------------------------------------------- realistic
 def test_report_is_deterministic_on_synthetic_municipality(synthetic_blocks):
     b = synthetic_blocks(300, seed=5, n_old=4)
-    from subdivide.contiguity import block_adjacency, parts_per_group
+    from subdivide.model.contiguity import block_adjacency, parts_per_group
 
     det = parts_per_group(block_adjacency(b), pd.factorize(b["OLD_MUNI"])[0])["detached"].to_numpy()
     plan = Plan.from_assignment(b, b.set_index("key")["OLD_MUNI"], island_exceptions=b.loc[det, "key"])

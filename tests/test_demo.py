@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from subdivide.cli import main
+from subdivide.cli.main import main
 
 
 def _digests(folder):

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from conftest import SHARED_DATA, need
 
-from subdivide.estat import LAYOUTS, detect_layout, field_kind, field_names, missing_for_layout
-from subdivide.errors import UserError
+from subdivide.io.estat import LAYOUTS, detect_layout, field_kind, field_names, missing_for_layout
+from subdivide.core.errors import UserError
 
 HANAMAKI_CSV = SHARED_DATA / "hanamaki_03205" / "estat2015_town_blocks_hanamaki.csv"
 

@@ -1,4 +1,4 @@
-"""Zonal means of hazard rasters per town-block (subdivide.hazard)."""
+"""Zonal means of hazard rasters per town-block (subdivide.model.hazard)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,8 @@ import rasterio
 import shapely
 from rasterio import mask as rmask
 
-from subdivide.errors import UserError
-from subdivide.hazard import (SYNTHETIC_TAG, parse_raster_option, write_synthetic_hazard_raster, zonal_mean)
+from subdivide.core.errors import UserError
+from subdivide.model.hazard import (SYNTHETIC_TAG, parse_raster_option, write_synthetic_hazard_raster, zonal_mean)
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 from conftest import need
 import shapely
 
-from subdivide.cli import main
-from subdivide.synthetic import synthetic_estat, write_estat_shapefile
+from subdivide.cli.main import main
+from subdivide.testing.synthetic import synthetic_estat, write_estat_shapefile
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "hanamaki_03205" / "h27ka03205.shp"
 
@@ -184,7 +184,7 @@ def test_help_examples_on_bundled_files_run_as_written(capsys, monkeypatch):
     root (the JSON one used a zip that is not bundled, with no note saying so)."""
     import shlex
 
-    from subdivide.commands import info as info_cmd
+    from subdivide.cli.commands import info as info_cmd
 
     need(SAMPLE, "bundled sample")
     root = SAMPLE.parents[2]

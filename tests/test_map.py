@@ -1,4 +1,4 @@
-"""The council-review map (subdivide.map) without a browser: content, escaping,
+"""The council-review map (subdivide.present.map) without a browser: content, escaping,
 offline self-containment, display geometry, determinism, CLI. Browser checks are in
 test_map_browser.py."""
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 import shapely
 from hypothesis import given, settings, strategies as st
 
-from subdivide.errors import UserError
-from subdivide.map import (
+from subdivide.core.errors import UserError
+from subdivide.present.map import (
     BASEMAPS,
     GSI_ATTRIBUTION,
     OFFLINE_ASSETS,
@@ -31,7 +31,7 @@ from subdivide.map import (
     spill_view,
     to_display,
 )
-from subdivide.plan import Plan
+from subdivide.model.plan import Plan
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -76,7 +76,7 @@ def offices():
 
 @pytest.fixture(scope="module")
 def sample_spill(sample_plan):
-    from subdivide.spill import spill_report
+    from subdivide.analysis.spill import spill_report
 
     return spill_report(sample_plan)
 
@@ -175,7 +175,7 @@ def test_offline_with_basemap_keeps_only_tile_urls(hostile_plan):
 
 
 def test_vendored_assets_exist_and_are_inlined(sample_pages):
-    from subdivide.map import ASSET_DIR
+    from subdivide.present.map import ASSET_DIR
 
     _, offline = sample_pages
     for url, (fname, images) in OFFLINE_ASSETS.items():
@@ -246,7 +246,7 @@ def test_display_coordinates_are_rounded_and_shared(synthetic_blocks):
 
 
 def test_exposure_geometry_matches_spill_report(sample_plan):
-    from subdivide.spill import spill_report
+    from subdivide.analysis.spill import spill_report
 
     rep = spill_report(sample_plan, distances_km=(2.5,))
     e = rep.exposure[rep.exposure["population_source"] == "townblocks"]
@@ -268,8 +268,8 @@ def test_rendering_is_deterministic(hostile_plan):
 @pytest.mark.slow
 def test_map_bytes_identical_across_processes(tmp_path, sample_shp):
     code = (
-        "import sys, hashlib;from subdivide.townblocks import read_townblocks;from subdivide.plan import Plan;"
-        "from subdivide.map import build_map;"
+        "import sys, hashlib;from subdivide.io.townblocks import read_townblocks;from subdivide.model.plan import Plan;"
+        "from subdivide.present.map import build_map;"
         f"b,_=read_townblocks(r'{sample_shp}');p=Plan.from_assignment(b,b.set_index('key')['OLD_MUNI']);"
         "build_map(p, sys.argv[1], offline=True, basemap='none')"
     )
@@ -318,7 +318,7 @@ def test_coverage_sites_and_points_layers(hostile_plan):
 
 # ---------------------------------------------------------------------- CLI
 def test_cli_map_writes_offline_file(tmp_path, hostile_plan, capsys):
-    from subdivide.cli import main
+    from subdivide.cli.main import main
 
     plan_path = tmp_path / "h.plan.gpkg"
     hostile_plan.save(plan_path)
@@ -360,7 +360,7 @@ def test_committed_maps_are_regenerated_output(tmp_path, sample_shp):
 @pytest.fixture(scope="module")
 def carrier_files(tmp_path_factory, hostile_plan):
     """Synthetic site lists and their coverage (two carriers), written as files."""
-    from subdivide.sites import coverage_from_sites, synthetic_sites
+    from subdivide.analysis.sites import coverage_from_sites, synthetic_sites
 
     d = tmp_path_factory.mktemp("carriers")
     outline = hostile_plan.dissolved.union_all()
@@ -373,8 +373,8 @@ def carrier_files(tmp_path_factory, hostile_plan):
 
 
 def test_footprints_from_cell_coverage(hostile_plan, carrier_files):
-    from subdivide.coverage import select_cells
-    from subdivide.map import carrier_footprints
+    from subdivide.analysis.coverage import select_cells
+    from subdivide.present.map import carrier_footprints
 
     _, _, cov = carrier_files
     fp = carrier_footprints(hostile_plan, cov)
@@ -389,7 +389,7 @@ def test_footprints_from_cell_coverage(hostile_plan, carrier_files):
 
 
 def test_cli_map_with_coverage_and_sites(tmp_path, hostile_plan, carrier_files):
-    from subdivide.cli import main
+    from subdivide.cli.main import main
 
     d, sites, _ = carrier_files
     plan_path = tmp_path / "p.plan.gpkg"

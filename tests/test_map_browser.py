@@ -10,7 +10,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 
-from subdivide.map import build_map
+from subdivide.present.map import build_map
 from browser import Browser, require_chromium
 from test_map import (  # noqa: F401 (fixtures)
     HOSTILE,
@@ -208,7 +208,7 @@ def test_carrier_layers_in_the_browser(browser, hostile_plan, carrier_files, tmp
     before = browser.eval(count)
     browser.eval("""Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))
         .filter(l => l.textContent.includes('（docomo）')).forEach(l => l.querySelector('input').click())""")
-    from subdivide.map import carrier_footprints
+    from subdivide.present.map import carrier_footprints
 
     fp = carrier_footprints(hostile_plan, cov)
     n_sites = sites[sites["carrier"] == "docomo"].drop_duplicates("site_id").shape[0]

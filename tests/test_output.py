@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from subdivide.errors import UserError
-from subdivide.output import (atomic_dir, atomic_path, csv_bytes, neutralise_cell, write_csv,
+from subdivide.core.errors import UserError
+from subdivide.io.output import (atomic_dir, atomic_path, csv_bytes, neutralise_cell, write_csv,
                               write_xlsx)
 
 NAME = "大字椿東中津江の１"

@@ -16,13 +16,13 @@ import pyogrio
 import pytest
 from openpyxl import load_workbook
 
-from subdivide.cli import main
-from subdivide.dbf import LDID_CP932, read_dbf_header
-from subdivide.errors import UserError
-from subdivide.package import build_package, zip_directory
-from subdivide.plan import Plan
-from subdivide.profiles import load_profile
-from subdivide.validation import validate_package
+from subdivide.cli.main import main
+from subdivide.io.dbf import LDID_CP932, read_dbf_header
+from subdivide.core.errors import UserError
+from subdivide.carrier.package import build_package, zip_directory
+from subdivide.model.plan import Plan
+from subdivide.carrier.profiles import load_profile
+from subdivide.carrier.validation import validate_package
 
 SAMPLE_OUTLINE = Path(__file__).resolve().parents[1] / "data" / "hanamaki_03205" / "outline.geojson"
 TSUBAKI = "大字椿東中津江の１"
@@ -139,7 +139,7 @@ def test_sub_area_list_totals(small_package, small_plan):
 
 # ------------------------------------------------------------------ determinism and safety
 def test_byte_identical_directory_and_zip(small_plan, tmp_path):
-    from subdivide.spill import spill_report
+    from subdivide.analysis.spill import spill_report
 
     report = spill_report(small_plan, distances_km=(2.0,))
     a = build_package(small_plan, tmp_path / "a", spill=report, review_map=False)

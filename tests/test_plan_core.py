@@ -7,8 +7,8 @@ import pytest
 import shapely
 from hypothesis import given, settings, strategies as st
 
-from subdivide.errors import PlanCheckError, UserError
-from subdivide.plan import Plan, default_subarea_name, read_plan
+from subdivide.core.errors import PlanCheckError, UserError
+from subdivide.model.plan import Plan, default_subarea_name, read_plan
 
 
 def grid_blocks(nx=12, ny=10, size=1000.0, seed=0):

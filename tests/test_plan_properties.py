@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from subdivide.contiguity import parts_per_group
-from subdivide.planning import merge_subareas, plan_by_attribute
-from subdivide.regionalize import regionalize
+from subdivide.model.contiguity import parts_per_group
+from subdivide.make.planning import merge_subareas, plan_by_attribute
+from subdivide.make.regionalize import regionalize
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -19,7 +19,7 @@ def test_auto_plans_partition_conserve_and_stay_contiguous(synthetic_blocks, see
     try:
         res = regionalize(b, k=k, min_area_km2=floor, seed=seed, restarts=2)
     except Exception as exc:   # only a reasoned infeasibility may stop it
-        from subdivide.errors import InfeasibleError
+        from subdivide.core.errors import InfeasibleError
         assert isinstance(exc, InfeasibleError)
         return
     plan = res.best
@@ -38,7 +38,7 @@ def test_auto_plans_partition_conserve_and_stay_contiguous(synthetic_blocks, see
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000))
 def test_merging_conserves_totals(synthetic_blocks, seed):
-    from subdivide.errors import PlanCheckError
+    from subdivide.core.errors import PlanCheckError
 
     b = synthetic_blocks(120, seed=seed)
     try:

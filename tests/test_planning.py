@@ -1,14 +1,14 @@
-"""Plans by attribute, mapping file, overlay, edits and the assignment CSV (subdivide.planning),
+"""Plans by attribute, mapping file, overlay, edits and the assignment CSV (subdivide.make.planning),
 and the refusals of ``subdivide plan`` (exit 2, offending blocks named, nothing written)."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from subdivide.cli import main
-from subdivide.errors import PlanCheckError, UserError
-from subdivide.plan import read_plan
-from subdivide.planning import (export_assignment_csv, merge_subareas, move_blocks, plan_by_attribute,
+from subdivide.cli.main import main
+from subdivide.core.errors import PlanCheckError, UserError
+from subdivide.model.plan import read_plan
+from subdivide.make.planning import (export_assignment_csv, merge_subareas, move_blocks, plan_by_attribute,
                                 plan_by_overlay, plan_from_assignment_csv, plan_from_mapping,
                                 read_mapping, read_polygons, rename_subarea, check_constraints)
 
@@ -343,7 +343,7 @@ def test_cli_plan_help_edit_example_runs_as_written(sample_shp, tmp_path, capsys
     """The --help example used --move 032050010=2, a key not in the sample (exit 2)."""
     import shlex
 
-    from subdivide.commands import plan as plan_cmd
+    from subdivide.cli.commands import plan as plan_cmd
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").symlink_to(sample_shp.parents[1])

@@ -1,4 +1,4 @@
-"""Automatic contiguous regionalization (subdivide.regionalize): reproducible, every
+"""Automatic contiguous regionalization (subdivide.make.regionalize): reproducible, every
 constraint proven, infeasible requests refused with the reason, islands reported."""
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from conftest import IN_CI
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from subdivide.contiguity import parts_per_group
-from subdivide.errors import InfeasibleError, UserError
-from subdivide.regionalize import _ring_ok, regionalize, within_ssd, standardize
-from subdivide.spill import core_share
+from subdivide.model.contiguity import parts_per_group
+from subdivide.core.errors import InfeasibleError, UserError
+from subdivide.make.regionalize import _ring_ok, regionalize, within_ssd, standardize
+from subdivide.analysis.spill import core_share
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,8 +45,8 @@ def test_sample_k4_is_reproducible_and_contiguous(sample_blocks, auto4):
 
 @pytest.mark.slow
 def test_same_seed_same_plan_across_hash_seeds(tmp_path, auto4):
-    code = ("import hashlib,sys;from subdivide.townblocks import read_townblocks;"
-            "from subdivide.regionalize import regionalize;"
+    code = ("import hashlib,sys;from subdivide.io.townblocks import read_townblocks;"
+            "from subdivide.make.regionalize import regionalize;"
             "b,_=read_townblocks(sys.argv[1]);p=regionalize(b,k=4,seed=0).best;"
             "print(hashlib.sha256(p.blocks[['key','subarea']].to_csv(index=False).encode()).hexdigest())")
     shp = str(ROOT / "data" / "hanamaki_03205" / "h27ka03205.shp")
@@ -162,7 +162,7 @@ def test_objective_not_worse_than_spopt_skater(synthetic_blocks):
 
 
 def test_raster_attributes_and_old_muni_penalty(synthetic_blocks, tmp_path):
-    from subdivide.hazard import write_synthetic_hazard_raster
+    from subdivide.model.hazard import write_synthetic_hazard_raster
 
     b = synthetic_blocks(250, seed=5)
     tif = write_synthetic_hazard_raster(tmp_path / "f.tif", tuple(b.total_bounds), b.crs, resolution_m=300, seed=1)

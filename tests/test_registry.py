@@ -9,10 +9,10 @@ import sqlite3
 import pytest
 
 from subdivide import MAX_MUNICIPALITIES
-from subdivide.cli import main
-from subdivide.codes import with_check_digit
-from subdivide.errors import UserError
-from subdivide.registry import SCHEMA_VERSION, Registry, RegistryRefused, default_db_path
+from subdivide.cli.main import main
+from subdivide.core.codes import with_check_digit
+from subdivide.core.errors import UserError
+from subdivide.carrier.registry import SCHEMA_VERSION, Registry, RegistryRefused, default_db_path
 
 #: 40 distinct, well-formed municipality codes (prefectures 01–40, city numbers 201+)
 CODES = [f"{p:02d}{200 + p:03d}" for p in range(1, 41)]

@@ -1,4 +1,4 @@
-"""The summary report (subdivide.report): files, figures with one point per sub-area,
+"""The summary report (subdivide.present.report): files, figures with one point per sub-area,
 the exposure matrix, escaping, the no-CJK-font fallback, determinism and the CLI."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from subdivide.errors import UserError
-from subdivide.map import spill_view
-from subdivide.report import (
+from subdivide.core.errors import UserError
+from subdivide.present.map import spill_view
+from subdivide.present.report import (
     REPORT_FILES,
     build_report,
     cjk_font,
@@ -123,7 +123,7 @@ def test_report_refuses_overwrite(plan14, tmp_path):
 
 
 def test_cli_report(tmp_path, plan14, capsys):
-    from subdivide.cli import main
+    from subdivide.cli.main import main
 
     plan_path = tmp_path / "p.plan.gpkg"
     plan14.save(plan_path)

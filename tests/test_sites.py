@@ -11,8 +11,8 @@ import shapely
 from hypothesis import given, settings, strategies as st
 from pyproj import Transformer
 
-from subdivide.errors import UserError
-from subdivide.sites import (
+from subdivide.core.errors import UserError
+from subdivide.analysis.sites import (
     PropagationRangeWarning, cell_radius_km, cost231_hata_loss, coverage_from_sites, hysteresis_margin_km,
     okumura_hata_loss, path_loss_db, read_sites, sector_wedges, synthetic_sites,
 )
@@ -280,7 +280,7 @@ def test_read_sites_missing_file(tmp_path):
 def _run_coverage_command(argv):
     import argparse
 
-    from subdivide.commands import coverage as cmd
+    from subdivide.cli.commands import coverage as cmd
 
     p = argparse.ArgumentParser()
     cmd.add_arguments(p)
@@ -288,7 +288,7 @@ def _run_coverage_command(argv):
 
 
 def test_coverage_command_synthetic_and_site_list_agree(tmp_path, square_outline, capsys):
-    from subdivide.coverage import read_coverage
+    from subdivide.analysis.coverage import read_coverage
 
     outline = tmp_path / "outline.geojson"
     square_outline.to_crs(6668).to_frame("geometry").to_file(outline, driver="GeoJSON")

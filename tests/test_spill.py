@@ -1,4 +1,4 @@
-"""Spill models (subdivide.spill): closed forms, invariants, exposure, areal weighting,
+"""Spill models (subdivide.analysis.spill): closed forms, invariants, exposure, areal weighting,
 raster population and the fit of L — on exact geometries where the answer is known."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import shapely
 from hypothesis import given, settings, strategies as st
 
-from subdivide import spill
-from subdivide.errors import UserError
-from subdivide.plan import Plan
+from subdivide.analysis import spill
+from subdivide.core.errors import UserError
+from subdivide.model.plan import Plan
 
 KM = 1000.0
 CRS = "EPSG:6678"
@@ -388,7 +388,7 @@ def test_islands_from_a_water_layer():
 
 
 def test_observations_and_points_saved_by_excel_in_cp932_are_read(tmp_path):
-    from subdivide.spill import read_observations, read_points
+    from subdivide.analysis.spill import read_observations, read_points
 
     obs = tmp_path / "obs.csv"
     obs.write_bytes("point,subarea,received\n石鳥谷総合支所,花巻地域,no\n".encode("cp932"))

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from subdivide import spill
-from subdivide.cli import main
+from subdivide.analysis import spill
+from subdivide.cli.main import main
 
 OUTLINES = "municipal_outlines_n03_2021/n03_2021_s0010_hanamaki_toyota_hagi.geojson"
 APPROX = "derived_approx_old_municipalities/approx_old_municipalities_voronoi.geojson"
@@ -198,7 +198,7 @@ def test_office_check_on_polygons_with_name_column(shared_data):
 
 
 def test_demo_helper_writes_report_with_office_check(sample_plan, sample_shp, tmp_path):
-    from subdivide.commands.spill import write_demo
+    from subdivide.cli.commands.spill import write_demo
 
     text = write_demo(sample_plan, tmp_path / "spill", offices=sample_shp.parent / "offices.geojson")
     assert "花巻地域" in text and "東和総合支所" in text
@@ -206,7 +206,7 @@ def test_demo_helper_writes_report_with_office_check(sample_plan, sample_shp, tm
 
 
 def test_points_from_csv_match_geojson_and_unknown_observations_fail(shared_data, sample_plan):
-    from subdivide.errors import UserError
+    from subdivide.core.errors import UserError
 
     a = spill.office_check(sample_plan, shared_data / "offices/p34_offices_hanamaki_toyota_hagi.csv",
                            point_name="office_name")
@@ -223,7 +223,7 @@ def test_points_from_csv_match_geojson_and_unknown_observations_fail(shared_data
 
 def test_multi_city_observation_file_is_filtered_to_the_plan(sample_plan, sample_shp, tmp_path):
     """The shipped trial file (three cities) works as-is for the 花巻 plan."""
-    from subdivide.errors import UserError
+    from subdivide.core.errors import UserError
 
     obs = spill.trial_observations()
     csv_path = tmp_path / "trial.csv"

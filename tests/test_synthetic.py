@@ -1,12 +1,12 @@
-"""The seeded synthetic municipality generator (subdivide.synthetic)."""
+"""The seeded synthetic municipality generator (subdivide.testing.synthetic)."""
 import numpy as np
 import pandas as pd
 import pytest
 import shapely
 
-from subdivide.estat import field_names
-from subdivide.schema import TOWNBLOCK_COLUMNS, check_townblocks
-from subdivide.synthetic import synthetic_estat, synthetic_townblocks, write_estat_shapefile
+from subdivide.io.estat import field_names
+from subdivide.core.schema import TOWNBLOCK_COLUMNS, check_townblocks
+from subdivide.testing.synthetic import synthetic_estat, synthetic_townblocks, write_estat_shapefile
 
 PLANE_X = "EPSG:6678"  # Iwate, zone X
 

@@ -1,4 +1,4 @@
-"""Reading town-block files into the canonical schema (subdivide.townblocks)."""
+"""Reading town-block files into the canonical schema (subdivide.io.townblocks)."""
 import zipfile
 
 import geopandas as gpd
@@ -10,10 +10,10 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from subdivide.errors import UserError
-from subdivide.schema import TOWNBLOCK_COLUMNS
-from subdivide.synthetic import synthetic_estat, write_estat_shapefile
-from subdivide.townblocks import ColumnMapping, normalize_townblocks, read_townblocks
+from subdivide.core.errors import UserError
+from subdivide.core.schema import TOWNBLOCK_COLUMNS
+from subdivide.testing.synthetic import synthetic_estat, write_estat_shapefile
+from subdivide.io.townblocks import ColumnMapping, normalize_townblocks, read_townblocks
 
 N = 300
 
@@ -282,7 +282,7 @@ def test_real_hanamaki_attribute_table_as_a_legacy_shapefile(tmp_path):
     """The real 花巻市 e-Stat 2015 records (479) with stand-in squares at X_CODE/Y_CODE,
     written CP932 without .cpg like the source: 463 town-blocks, JINKO 97,702, SETAI 33,799."""
     need(HANAMAKI_CSV, "../shared/data (real 花巻 attribute table)")
-    from subdivide.estat import field_kind, field_names
+    from subdivide.io.estat import field_kind, field_names
 
     df = pd.read_csv(HANAMAKI_CSV, dtype=str, keep_default_na=False)
     fields = field_names("2015_legacy", "03")

@@ -28,14 +28,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from subdivide.cli import main
-from subdivide.dbf import DbfError, read_dbf_header
-from subdivide.output import csv_bytes, sha256_file, write_gpkg
-from subdivide.package import build_package, write_shapefile, zip_directory
-from subdivide.plan import Plan
-from subdivide.profiles import load_profile
-from subdivide.safezip import Limits, PackageRejected, stage_package
-from subdivide.validation import FATAL_RULES, RULES, validate_package
+from subdivide.cli.main import main
+from subdivide.io.dbf import DbfError, read_dbf_header
+from subdivide.io.output import csv_bytes, sha256_file, write_gpkg
+from subdivide.carrier.package import build_package, write_shapefile, zip_directory
+from subdivide.model.plan import Plan
+from subdivide.carrier.profiles import load_profile
+from subdivide.io.safezip import Limits, PackageRejected, stage_package
+from subdivide.carrier.validation import FATAL_RULES, RULES, validate_package
 
 FORMULA = '=HYPERLINK("http://x","y")'
 PROFILE = load_profile()
@@ -51,7 +51,7 @@ def base_plan(sample_blocks):
 
 @pytest.fixture(scope="module")
 def base_package(base_plan, tmp_path_factory) -> Path:
-    from subdivide.spill import spill_report
+    from subdivide.analysis.spill import spill_report
 
     # one spill distance keeps the corpus fast (validation recomputes every stated distance)
     report = spill_report(base_plan, distances_km=(2.0,))
@@ -733,7 +733,7 @@ def test_island_exception_in_manifest_accepted(base_package, base_plan, tmp_path
 
 
 def test_carrier_footprint_report(base_package, base_plan, tmp_path):
-    from subdivide.sites import coverage_from_sites, synthetic_sites
+    from subdivide.analysis.sites import coverage_from_sites, synthetic_sites
 
     outline = shapely.union_all(base_plan.blocks.geometry.values)
     sites = synthetic_sites(gpd.GeoSeries([outline], crs=base_plan.crs), isd_km=8, seed=3)
@@ -784,7 +784,7 @@ def test_dbf_header_fuzz_never_crashes(base_package, tmp_path_factory, pos, valu
 @given(parts=st.lists(st.sampled_from(["a", "..", ".", "b.csv", "C:", "x\\y", "", "/"]), min_size=1, max_size=5))
 def test_member_names_outside_the_root_always_rejected(parts):
     """A member name is accepted only if it resolves inside the staging folder."""
-    from subdivide.safezip import member_name_findings
+    from subdivide.io.safezip import member_name_findings
 
     name = "/".join(parts)
     info = zipfile.ZipInfo(name if name else "a")
@@ -900,7 +900,7 @@ def test_help_examples_use_files_that_exist_or_are_made_first():
 
     repo = Path(__file__).resolve().parents[1]
     for name in ("spill", "coverage", "package", "validate", "registry"):
-        ex = importlib.import_module(f"subdivide.commands.{name}").EXAMPLE
+        ex = importlib.import_module(f"subdivide.cli.commands.{name}").EXAMPLE
         made = {"hanamaki.plan.gpkg", "hanamaki-package.zip", "pkg", "pkg.zip", "coverage.gpkg"}
         for line in ex.replace("\\\n", " ").splitlines():
             line = line.split("#")[0].strip()

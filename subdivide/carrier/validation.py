@@ -1,0 +1,974 @@
+"""Carrier-side validation of a received package (``subdivide validate PACKAGE``).
+
+:func:`validate_package` stages the package with :func:`subdivide.io.safezip.stage_package`
+(zip path traversal, symlinks, bombs … rejected before extraction), then checks, in order:
+manifest and checksums; Shapefile parts, .cpg, LDID, DBF header, field names and text
+encoding; CSV and XLSX lists; the GeoPackage; Shapefile ↔ list consistency and every
+town-block exactly once; sub-area numbers, 「●●地域」 names, codes and check digits and
+display order; the 14 sub-area limit; geometry (validity, overlaps, and gaps against a
+municipal outline when one is given); contiguity; spill thresholds; and, given the
+carrier's coverage polygons, the carrier's footprint report.
+
+Every problem is a :class:`~subdivide.core.findings.Finding` with a stable rule id (the table
+in docs/validation.md, and :data:`RULES` here). The report's :attr:`ValidationReport.status`
+is 0 clean (no errors), 1 errors found, 2 unreadable (the package was rejected unread).
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from subdivide.core.constants import DEFAULT_DISTANCES_KM, DEFAULT_TARGET_SHARE, MAX_SUBAREAS
+from subdivide.core.codes import check_digit, with_check_digit
+from subdivide.io.dbf import DbfError, read_character_fields, read_dbf_header
+from subdivide.core.errors import UserError
+from subdivide.core.findings import Finding
+from subdivide.io.output import FORMULA_PREFIXES, sha256_file
+from subdivide.carrier.package import PACKAGE_FORMAT, PACKAGE_FORMAT_VERSION, SHAPEFILE_PARTS
+from subdivide.carrier.profiles import Profile, load_profile
+from subdivide.io.readers import read_outline
+from subdivide.model.reach import spill_territory
+from subdivide.io.safezip import DEFAULT_LIMITS, Limits, PackageRejected, check_nested_zip, stage_package
+
+#: rule id → (default severity, one-line description). docs/validation.md lists the same.
+RULES: dict[str, tuple[str, str]] = {
+    # reading (exit 2: the package is rejected unread)
+    "PKG-NOT-FOUND": ("error", "the package path does not exist"),
+    "PKG-NOT-ZIP": ("error", "a file that is not a readable zip"),
+    "PKG-TOO-LARGE": ("error", "uncompressed size above the cap (total or per file)"),
+    "PKG-TOO-MANY-FILES": ("error", "more members / files than the cap"),
+    "PKG-NESTED-FOLDER": ("info", "the package sits in a single top-level folder (accepted; archiver "
+                          "metadata such as __MACOSX/ beside it is ignored)"),
+    "ZIP-PATH-TRAVERSAL": ("error", "member name with a '..' component"),
+    "ZIP-ABSOLUTE-PATH": ("error", "member name starting with '/'"),
+    "ZIP-BACKSLASH": ("error", "member name with a backslash or a drive letter"),
+    "ZIP-BAD-NAME": ("error", "member name with a NUL byte"),
+    "ZIP-NAME-ENCODING": ("error", "member name neither ASCII nor valid flagged UTF-8"),
+    "ZIP-SYMLINK": ("error", "member that is a symbolic link"),
+    "ZIP-ENCRYPTED": ("error", "encrypted member"),
+    "ZIP-DUPLICATE-MEMBER": ("error", "two members with the same name"),
+    "ZIP-COMPRESSION-RATIO": ("error", "compression ratio above the cap, or a member inflating past its declared size"),
+    "ZIP-CORRUPT": ("error", "member that cannot be extracted (CRC / stream error)"),
+    "DIR-SYMLINK": ("error", "symbolic link in a package directory"),
+    "DIR-SPECIAL-FILE": ("error", "device, FIFO or socket in a package directory"),
+    "DBF-HEADER": ("error", "DBF header malformed or absurd (record count × length ≠ size, bad descriptors)"),
+    # manifest
+    "MANIFEST-MISSING": ("error", "no manifest.json"),
+    "MANIFEST-INVALID": ("error", "manifest is not valid JSON or lacks required keys"),
+    "MANIFEST-FORMAT": ("error", "manifest format or version this validator does not know"),
+    "MANIFEST-FILE-MISSING": ("error", "a file listed in the manifest is absent"),
+    "MANIFEST-CHECKSUM": ("error", "sha256 or size differs from the manifest"),
+    "MANIFEST-UNLISTED": ("error", "a file in the package is not listed in the manifest"),
+    "MANIFEST-PROFILE": ("warning", "package written with another profile than the validator's"),
+    "MUNI-CODE": ("error", "municipality code malformed or with a wrong check digit"),
+    # schema and encodings
+    "SHP-MISSING-PART": ("error", "a Shapefile part (.shp .shx .dbf .prj .cpg) is missing"),
+    "SHP-CPG": ("error", ".cpg does not name the profile's encoding"),
+    "SHP-LDID": ("error", "DBF language driver id (byte 29) is not the profile's (0x13 for CP932)"),
+    "SHP-FIELDS": ("error", "field missing, of the wrong type, non-ASCII or longer than 10 bytes"),
+    "SHP-ENCODING": ("error", "DBF text that does not decode in the declared encoding"),
+    "SHP-PRJ": ("error", ".prj unreadable or not a projected (metre) CRS"),
+    "SHP-UNREADABLE": ("error", "GDAL cannot read the Shapefile"),
+    "GPKG-LAYERS": ("error", "GeoPackage missing or lacking a layer"),
+    "GPKG-MISMATCH": ("error", "GeoPackage differs from the Shapefiles"),
+    "CSV-ENCODING": ("error", "CSV without BOM, not decodable, or not CRLF"),
+    "CSV-COLUMNS": ("error", "CSV / XLSX sheet lacks a profile column"),
+    "CSV-FORMULA": ("error", "cell Excel would run as a formula (not neutralised)"),
+    "XLSX-TEXT-CODES": ("error", "code cells in the XLSX not stored as text"),
+    "XLSX-UNREADABLE": ("error", "the XLSX cannot be opened"),
+    # consistency
+    "BLOCK-DUPLICATE": ("error", "a town-block key appears more than once"),
+    "BLOCK-NOT-IN-LIST": ("error", "town-block in the Shapefile but not in the town-block list"),
+    "BLOCK-NOT-IN-SHP": ("error", "town-block in the list but not in the Shapefile"),
+    "BLOCK-KEY-FORMAT": ("error", "key not 9/11 digits or not of this municipality"),
+    "LIST-MISMATCH": ("error", "town-block or sub-area attributes differ between Shapefile, CSV and XLSX"),
+    "SUBAREA-UNKNOWN": ("error", "town-blocks reference a sub-area missing from the sub-area table"),
+    "SUBAREA-EMPTY": ("error", "sub-area with no town-block"),
+    "SUBAREA-NUMBER": ("error", "sub-area numbers not unique integers 1–14"),
+    "SUBAREA-TOTALS": ("error", "sub-area count / population / area disagrees with its town-blocks"),
+    "SUBAREA-GEOMETRY": ("error", "dissolved sub-area differs from the union of its town-blocks"),
+    "LIMIT-SUBAREAS": ("error", "more than 14 sub-areas"),
+    "NAME-FORMAT": ("error", "sub-area name empty or not of the form 「●●地域」"),
+    "NAME-DUPLICATE": ("error", "two sub-areas share a name"),
+    "CODE-FORMAT": ("error", "sub-area code is not municipality code + 2-digit number"),
+    "CODE-CHECK-DIGIT": ("error", "6-digit code with a wrong check digit"),
+    "DISPLAY-ORDER": ("error", "display order not 1..k without repeats"),
+    # geometry
+    "GEOM-INVALID": ("error", "empty, non-polygon or invalid geometry"),
+    "GEOM-OVERLAP": ("error", "town-blocks overlap each other"),
+    "GEOM-GAP": ("error", "part of the municipal outline is covered by no town-block"),
+    "GEOM-OUTSIDE": ("error", "town-blocks reach outside the municipal outline"),
+    "CONTIGUITY": ("error", "sub-area in several pieces (not listed as island exceptions)"),
+    "CONTIGUITY-ISLAND": ("info", "detached town-blocks accepted as island exceptions"),
+    # spill and coverage
+    "SPILL-CIRCLE": ("warning", "circle model: unreached share below target at the design spill distance"),
+    "SPILL-CORE": ("warning", "exact polygon model: unreached core below target at the design spill distance"),
+    "SPILL-SUMMARY": ("error", "the package's spill summary disagrees with the geometry"),
+    "COVERAGE-FOOTPRINT": ("info", "carrier footprint per sub-area × carrier (over/under-alert, overshoot); "
+                           "warning when more than 1 % of the sub-area is left unalerted"),
+    "COVERAGE-SKIPPED": ("warning", "coverage given but the footprint report could not be made"),
+    "INTERNAL-ERROR": ("error", "an unexpected failure while checking (the package is treated as failing)"),
+}
+
+#: rules that mean the package could not be read at all (status 2)
+FATAL_RULES = frozenset(r for r, (sev, _) in RULES.items()
+                        if sev == "error" and (r.startswith(("PKG-", "ZIP-", "DIR-")) or r == "DBF-HEADER"))
+
+AREA_REL_TOL = 1e-3          # relative area tolerance (sub-area totals, dissolved vs union)
+OVERLAP_MIN_M2 = 1.0         # overlaps smaller than this (m²) are numerical noise
+OUTLINE_REL_TOL = 5e-3       # gaps / outside parts below this share of the outline are ignored
+UNDER_ALERT_WARN = 0.01      # footprint leaving more than this share of a sub-area unalerted: warning
+
+
+@dataclass
+class ValidationReport:
+    """Findings of one validation run; ``status`` 0 clean, 1 errors, 2 unreadable."""
+
+    package: str
+    findings: list[Finding] = field(default_factory=list)
+    readable: bool = True
+    manifest: dict | None = None
+    footprint: dict | None = None
+    profile: str = "default"
+    summary: dict | None = None   # muni_code, n_townblocks, population, subareas (for the registry)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def status(self) -> int:
+        if not self.readable:
+            return 2
+        return 1 if self.errors else 0
+
+    def rules(self) -> set[str]:
+        return {f.rule for f in self.findings}
+
+    def to_dict(self) -> dict:
+        counts = {s: sum(f.severity == s for f in self.findings) for s in ("error", "warning", "info")}
+        d = {"package": self.package, "profile": self.profile, "readable": self.readable,
+             "status": self.status, "counts": counts,
+             "municipality": (self.manifest or {}).get("municipality"),
+             "findings": [f.to_dict() for f in self.findings]}
+        if self.footprint:
+            d["footprint"] = {k: json.loads(v.to_json(orient="records", force_ascii=False))
+                              for k, v in self.footprint.items()}
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+    def table(self) -> str:
+        """Human-readable table: one line per finding, then a verdict."""
+        rows = [("SEVERITY", "RULE", "MESSAGE", "FEATURES")]
+        for f in self.findings:
+            feats = ", ".join(f.features[:5]) + (f" (+{len(f.features) - 5})" if len(f.features) > 5 else "")
+            rows.append((f.severity.upper(), f.rule, f.message, feats))
+        w0 = max(len(r[0]) for r in rows)
+        w1 = max(len(r[1]) for r in rows)
+        lines = [f"{a:<{w0}}  {b:<{w1}}  {c}" + (f"  [{d}]" if d else "") for a, b, c, d in rows]
+        verdict = {0: "CLEAN", 1: "ERRORS FOUND", 2: "UNREADABLE"}[self.status]
+        n = self.to_dict()["counts"]
+        lines.append(f"{verdict}: {n['error']} errors, {n['warning']} warnings, {n['info']} notes "
+                     f"— {self.package}")
+        return "\n".join(lines if self.findings else lines[1:])
+
+
+class _Check:
+    """Collects findings; ``add`` uses the rule's default severity."""
+
+    def __init__(self):
+        self.findings: list[Finding] = []
+
+    def add(self, rule: str, message: str, features=(), severity: str | None = None) -> None:
+        sev = severity or RULES[rule][0]
+        self.findings.append(Finding(rule, sev, message, tuple(str(x) for x in features)))
+
+    def file_missing(self, name: str, message: str) -> None:
+        """``MANIFEST-FILE-MISSING`` for ``name``, unless the manifest check already said so."""
+        if not any(f.rule == "MANIFEST-FILE-MISSING" and name in f.features for f in self.findings):
+            self.add("MANIFEST-FILE-MISSING", message, [name])
+
+
+# ============================================================================ entry point
+def validate_package(path, *, profile: Profile | str | None = None, outline=None, coverage=None,
+                     coverage_selection: str | None = None, limits: Limits = DEFAULT_LIMITS,
+                     spill_km=None, target_share: float | None = None) -> ValidationReport:
+    """Validate a package directory or zip. Never raises for a bad package: problems become
+    findings (a rejected package gives ``readable=False``, status 2).
+
+    ``outline``: GeoDataFrame / GeoSeries / shapely geometry / path of the municipal
+    outline (gaps and overlaps are checked against it). ``coverage``: the carrier's
+    coverage polygons (path or GeoDataFrame) for the footprint report.
+    ``spill_km`` / ``target_share`` override the thresholds (default: the package's
+    spill summary, else 2, 2.5, 3 km and 0.5).
+    """
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    report = ValidationReport(package=str(path), profile=prof.name)
+    c = _Check()
+    notes: list[Finding] = []
+    try:
+        with stage_package(path, limits=limits, manifest_name=prof.extras["manifest"], notes=notes) as root:
+            c.findings.extend(notes)
+            _validate_root(root, prof, c, report, outline=outline, coverage=coverage,
+                           coverage_selection=coverage_selection, limits=limits,
+                           spill_km=spill_km, target_share=target_share)
+    except PackageRejected as exc:
+        c.findings.extend(exc.findings)
+    except UserError:
+        raise          # a problem with the validator's own inputs (outline, coverage, profile)
+    except Exception as exc:  # hostile input must never end in a traceback
+        c.add("INTERNAL-ERROR", f"the package could not be checked completely ({exc.__class__.__name__}: "
+              f"{str(exc)[:200]}); treat it as failing and report this to the subdivide maintainers")
+    report.findings = _sorted(c.findings)
+    report.readable = not any(f.rule in FATAL_RULES for f in report.findings)
+    return report
+
+
+def _sorted(findings: list[Finding]) -> list[Finding]:
+    rank = {"error": 0, "warning": 1, "info": 2}
+    return sorted(findings, key=lambda f: (rank.get(f.severity, 3), f.rule, f.features, f.message))
+
+
+def _validate_root(root: Path, prof: Profile, c: _Check, report: ValidationReport, *, outline, coverage,
+                   coverage_selection, limits, spill_km, target_share) -> None:
+    manifest = check_manifest(root, prof, c)
+    report.manifest = manifest
+    muni = _manifest_muni(manifest)
+    csv_enc = ((manifest or {}).get("options") or {}).get("csv_encoding") or prof.lists["encoding"]
+    sp = prof.shapefile
+    tb = read_shapefile_checked(root, sp["townblocks"], prof.townblock_fields, prof, c,
+                                text_fields=("key", "name", "subarea_name", "subarea_code"),
+                                int_fields=("subarea", "population"))
+    sa = read_shapefile_checked(root, sp["subareas"], prof.subarea_fields, prof, c,
+                                text_fields=("name", "code", "code6"),
+                                int_fields=("subarea", "display_order", "n_blocks", "population"),
+                                float_fields=("area_km2",))
+    if any(f.rule in FATAL_RULES for f in c.findings):
+        return
+    lp = prof.lists
+    sub_csv = read_csv_checked(root / lp["subareas_csv"], lp["subarea_columns"], csv_enc, c)
+    blk_csv = read_csv_checked(root / lp["townblocks_csv"], lp["townblock_columns"], csv_enc, c)
+    xlsx = read_xlsx_checked(root / lp["xlsx"], prof, c, limits)
+    check_geopackage(root, prof, tb, sa, c)
+    if tb is None or sa is None:
+        return
+    if muni is None:
+        muni = _infer_muni(tb)
+    report.summary = package_summary(tb, sa, muni)
+    check_townblocks(tb, blk_csv, xlsx, muni, c)
+    check_subareas(tb, sa, sub_csv, xlsx, muni, c)
+    check_geometry(tb, sa, c, outline=outline)
+    exceptions = set((manifest or {}).get("island_exceptions") or [])
+    check_contiguity(tb, exceptions, c)
+    check_spill(root, sa, prof, c, spill_km=spill_km, target_share=target_share)
+    if coverage is not None:
+        report.footprint = check_coverage(tb, sa, muni, exceptions, coverage, coverage_selection, c)
+
+
+# ============================================================================ manifest
+REQUIRED_MANIFEST_KEYS = ("format", "format_version", "tool_version", "municipality", "outputs")
+
+
+def _safe_rel(p: str) -> bool:
+    pp = PurePosixPath(p)
+    return bool(p) and not pp.is_absolute() and ".." not in pp.parts and "\\" not in p
+
+
+def check_manifest(root: Path, prof: Profile, c: _Check) -> dict | None:
+    """Manifest structure and every output's sha256 and size; unlisted files."""
+    mname = prof.extras["manifest"]
+    mpath = root / mname
+    if not mpath.is_file():
+        deeper = sorted(p.relative_to(root).as_posix() for p in root.rglob(mname) if p.is_file())[:5]
+        where = (f" at the package root (found {', '.join(deeper)}: zip the package folder itself, flat or "
+                 "as one top-level folder)") if deeper else ""
+        c.add("MANIFEST-MISSING", f"{mname} is missing{where}: checksums cannot be verified", [mname, *deeper])
+        return None
+    try:
+        man = json.loads(mpath.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        c.add("MANIFEST-INVALID", f"{mname} is not valid UTF-8 JSON ({exc.__class__.__name__})", [mname])
+        return None
+    if not isinstance(man, dict) or any(k not in man for k in REQUIRED_MANIFEST_KEYS) \
+            or not isinstance(man.get("outputs"), list) or not isinstance(man.get("municipality"), dict):
+        missing = [k for k in REQUIRED_MANIFEST_KEYS if not isinstance(man, dict) or k not in man]
+        c.add("MANIFEST-INVALID", f"{mname} lacks required keys or has the wrong types: {missing}", [mname])
+        return None
+    for key, typ, label in (("options", dict, "an object"), ("profile", dict, "an object"),
+                            ("island_exceptions", list, "a list of town-block keys")):
+        if man.get(key) is not None and not isinstance(man[key], typ):
+            c.add("MANIFEST-INVALID", f"{mname}: {key!r} must be {label}, not {type(man[key]).__name__}", [key])
+            man[key] = None   # checked as if absent, so the other checks still run
+    islands = man.get("island_exceptions") or []
+    if not all(isinstance(k, str) for k in islands):
+        c.add("MANIFEST-INVALID", f"{mname}: island_exceptions must list town-block keys as strings",
+              sorted({repr(k)[:40] for k in islands if not isinstance(k, str)}))
+        man["island_exceptions"] = [k for k in islands if isinstance(k, str)]
+    if man.get("format") != PACKAGE_FORMAT or not isinstance(man.get("format_version"), int) \
+            or man["format_version"] > PACKAGE_FORMAT_VERSION:
+        c.add("MANIFEST-FORMAT", f"format {man.get('format')!r} version {man.get('format_version')!r}; "
+              f"this validator reads {PACKAGE_FORMAT!r} ≤ {PACKAGE_FORMAT_VERSION}", [mname])
+    prof_info = man.get("profile") or {}
+    if prof_info.get("sha256") and prof_info.get("sha256") != prof.sha256:
+        c.add("MANIFEST-PROFILE", f"package written with profile {prof_info.get('name')!r} "
+              f"({str(prof_info.get('sha256'))[:12]}…), validated with {prof.name!r} ({prof.sha256[:12]}…)",
+              [mname])
+    code = str((man.get("municipality") or {}).get("code", ""))
+    code6 = str((man.get("municipality") or {}).get("code6", ""))
+    if not re.fullmatch(r"\d{5}", code) or not 1 <= int(code[:2]) <= 47:
+        c.add("MUNI-CODE", f"municipality code {code!r} is not a 5-digit code (prefecture 01–47)", [code])
+    elif code6 != code + check_digit(code):
+        c.add("MUNI-CODE", f"municipality code6 {code6!r}: expected {with_check_digit(code)} "
+              "(check digit: weights 6,5,4,3,2, sum mod 11)", [code6])
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {mname}
+    listed = set()
+    for entry in man["outputs"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            c.add("MANIFEST-INVALID", f"output entry {entry!r} has no path", [mname])
+            continue
+        rel = entry["path"]
+        if not _safe_rel(rel):
+            c.add("MANIFEST-INVALID", f"output path {rel!r} is not a plain relative path", [rel])
+            continue
+        listed.add(rel)
+        p = root / rel
+        if not p.is_file():
+            other = [q for q in present if q.lower() == rel.lower()]
+            c.add("MANIFEST-FILE-MISSING", f"{rel} is listed in the manifest but absent"
+                  + (f" (renamed to {other[0]}?)" if other else ""), [rel, *other])
+            continue
+        size = p.stat().st_size
+        if entry.get("size") != size:
+            c.add("MANIFEST-CHECKSUM", f"{rel}: size {size} bytes, manifest says {entry.get('size')!r}", [rel])
+        elif entry.get("sha256") != sha256_file(p):
+            c.add("MANIFEST-CHECKSUM", f"{rel}: sha256 differs from the manifest (file altered)", [rel])
+    unlisted = sorted(present - listed)
+    if unlisted:
+        c.add("MANIFEST-UNLISTED", f"{len(unlisted)} files are not in the manifest", unlisted)
+    return man
+
+
+def package_summary(tb: gpd.GeoDataFrame, sa: gpd.GeoDataFrame, muni: str | None) -> dict:
+    """What the registry records about a package: counts and the sub-area table."""
+    cols = ["subarea", "code", "name", "display_order", "n_blocks", "population", "area_km2"]
+    subs = sa[cols].sort_values("display_order", kind="stable")
+    return {"muni_code": muni, "n_townblocks": int(len(tb)), "population": int(tb["population"].sum()),
+            "subareas": [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+                         for r in subs.to_dict("records")]}
+
+
+def _manifest_muni(man: dict | None) -> str | None:
+    code = str(((man or {}).get("municipality") or {}).get("code", ""))
+    return code if re.fullmatch(r"\d{5}", code) and 1 <= int(code[:2]) <= 47 else None
+
+
+def _infer_muni(tb: gpd.GeoDataFrame) -> str | None:
+    codes = tb["key"].astype(str).str[:5]
+    top = codes.mode()
+    return str(top.iloc[0]) if len(top) else None
+
+
+# ============================================================================ Shapefiles
+def _same_encoding(a: str, b: str) -> bool:
+    try:
+        return codecs.lookup(a.strip()).name == codecs.lookup(b.strip()).name
+    except LookupError:
+        return False
+
+
+def read_shapefile_checked(root: Path, base: str, fields: dict, prof: Profile, c: _Check, *,
+                           text_fields=(), int_fields=(), float_fields=()) -> gpd.GeoDataFrame | None:
+    """Check one Shapefile's parts, .cpg, DBF header, LDID, fields and text encoding, then read
+    it. Returns a frame with canonical column names, or None when it cannot be read."""
+    import pyogrio
+
+    missing = [base + s for s in SHAPEFILE_PARTS if not (root / (base + s)).is_file()]
+    if missing:
+        c.add("SHP-MISSING-PART", f"Shapefile {base} lacks {missing}", missing)
+        if any(m.endswith((".shp", ".dbf", ".shx")) for m in missing):
+            return None
+    enc = prof.shapefile["encoding"]
+    cpg = root / f"{base}.cpg"
+    if cpg.is_file():
+        declared = cpg.read_bytes()[:64].decode("ascii", "replace").strip()
+        if not _same_encoding(declared, enc):
+            c.add("SHP-CPG", f"{base}.cpg says {declared!r}; the profile requires {enc!r}", [cpg.name])
+    dbf = root / f"{base}.dbf"
+    try:
+        header = read_dbf_header(dbf)
+    except DbfError as exc:
+        c.add("DBF-HEADER", str(exc), [dbf.name])
+        return None
+    if header.ldid != int(prof.shapefile["ldid"]):
+        c.add("SHP-LDID", f"{dbf.name}: LDID byte is 0x{header.ldid:02X}, "
+              f"the profile requires 0x{int(prof.shapefile['ldid']):02X}", [dbf.name])
+    names = [fd.name for fd in header.fields]
+    bad_names = [n for n in names if not n.isascii() or len(n.encode("latin-1")) > 10]
+    if bad_names:
+        c.add("SHP-FIELDS", f"{dbf.name}: field names must be ASCII and ≤ 10 bytes", bad_names)
+    absent = [fields[k] for k in (*text_fields, *int_fields, *float_fields) if fields[k] not in names]
+    if absent:
+        c.add("SHP-FIELDS", f"{dbf.name}: profile fields {absent} are missing", absent)
+        return None
+    types = {fd.name: fd.type for fd in header.fields}
+    wrong = [fields[k] for k in (*int_fields, *float_fields) if types[fields[k]] not in "NFI"] + \
+            [fields[k] for k in text_fields if types[fields[k]] != "C"]
+    if wrong:
+        c.add("SHP-FIELDS", f"{dbf.name}: fields of the wrong type (numbers must be N, text C)", wrong)
+        return None
+    raw = read_character_fields(dbf, header)
+    undecodable = []
+    for name, values in raw.items():
+        for i, v in enumerate(values):
+            try:
+                v.decode(enc)
+            except UnicodeDecodeError:
+                undecodable.append(f"{name} row {i + 1}")
+    if undecodable:
+        c.add("SHP-ENCODING", f"{dbf.name}: {len(undecodable)} values are not valid {enc}", undecodable)
+        return None
+    try:
+        gdf = pyogrio.read_dataframe(root / f"{base}.shp", encoding=enc)
+    except Exception as exc:  # GDAL raises many types for broken .shp/.shx
+        c.add("SHP-UNREADABLE", f"{base}.shp cannot be read ({exc.__class__.__name__}: {str(exc)[:200]})",
+              [f"{base}.shp"])
+        return None
+    if gdf.crs is None or not gdf.crs.is_projected:
+        c.add("SHP-PRJ", f"{base}.prj is missing or not a projected metre CRS ({gdf.crs})", [f"{base}.prj"])
+        return None
+    out = gpd.GeoDataFrame(geometry=gdf.geometry.values, crs=gdf.crs)
+    for k in text_fields:
+        out[k] = gdf[fields[k]].fillna("").astype(str).to_numpy(object)
+    for k in int_fields:
+        out[k] = pd.to_numeric(gdf[fields[k]], errors="coerce").fillna(-1).astype("int64").to_numpy()
+    for k in float_fields:
+        out[k] = pd.to_numeric(gdf[fields[k]], errors="coerce").astype("float64").to_numpy()
+    return out
+
+
+# ============================================================================ lists
+def _unneutralise(v: str) -> str:
+    return v[1:] if v.startswith("'") and v[1:2] and v[1] in "=+-@\t\r" else v
+
+
+def read_csv_checked(path: Path, columns: dict, encoding: str, c: _Check) -> pd.DataFrame | None:
+    """Encoding, BOM, CRLF, header and formula cells of one list; returns canonical columns
+    (text, quote-prefix of neutralised cells removed) or None."""
+    name = path.name
+    if not path.is_file():
+        c.file_missing(name, f"{name} is missing")
+        return None
+    data = path.read_bytes()
+    enc = "cp932" if _same_encoding(encoding, "cp932") else "utf-8"
+    if enc == "utf-8":
+        if not data.startswith(codecs.BOM_UTF8):
+            c.add("CSV-ENCODING", f"{name} has no UTF-8 byte-order mark (Excel would garble it)", [name])
+        else:
+            data = data[len(codecs.BOM_UTF8):]
+    try:
+        text = data.decode(enc)
+    except UnicodeDecodeError as exc:
+        c.add("CSV-ENCODING", f"{name} is not valid {enc} (byte {exc.start})", [name])
+        return None
+    bare = text.count("\n") - text.count("\r\n")
+    if bare:
+        c.add("CSV-ENCODING", f"{name}: {bare} line ends are LF only; CRLF is required", [name])
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows:
+        c.add("CSV-COLUMNS", f"{name} is empty", [name])
+        return None
+    head = [_unneutralise(h) for h in rows[0]]
+    missing = [v for v in columns.values() if v not in head]
+    if missing:
+        c.add("CSV-COLUMNS", f"{name} lacks columns {missing}", missing)
+        return None
+    formulas = [f"row {i + 1}" for i, r in enumerate(rows) for v in r if v.startswith(FORMULA_PREFIXES)]
+    if formulas:
+        c.add("CSV-FORMULA", f"{name}: cells starting with = + - @ would run as formulas in Excel", formulas)
+    body = [r for r in rows[1:] if r]
+    idx = {k: head.index(v) for k, v in columns.items()}
+    bad = [i + 2 for i, r in enumerate(body) if len(r) != len(head)]
+    if bad:
+        c.add("CSV-COLUMNS", f"{name}: rows with the wrong number of cells", [f"row {i}" for i in bad])
+        return None
+    return pd.DataFrame({k: [_unneutralise(r[j]) for r in body] for k, j in idx.items()}, dtype=object)
+
+
+def read_xlsx_checked(path: Path, prof: Profile, c: _Check, limits: Limits) -> dict | None:
+    """The workbook's two sheets as canonical text frames; code cells must be text."""
+    name = path.name
+    if not path.is_file():
+        c.file_missing(name, f"{name} is missing")
+        return None
+    nested = check_nested_zip(path, limits)
+    if nested:
+        for f in nested:
+            c.add("XLSX-UNREADABLE", f"{name}: {f.message}", (name, *f.features))
+        return None
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=False, data_only=False)
+    except Exception as exc:  # openpyxl raises many types on broken files
+        c.add("XLSX-UNREADABLE", f"{name} cannot be opened ({exc.__class__.__name__})", [name])
+        return None
+    lp = prof.lists
+    spec = {"subareas": (lp["subarea_columns"], ("code", "code6")),
+            "townblocks": (lp["townblock_columns"], ("key", "subarea_code"))}
+    out = {}
+    for sheet, (cols, codes) in spec.items():
+        if sheet not in wb.sheetnames:
+            c.add("CSV-COLUMNS", f"{name} lacks the sheet {sheet!r}", [sheet])
+            continue
+        ws = wb[sheet]
+        rows = list(ws.iter_rows())
+        if not rows:
+            c.add("CSV-COLUMNS", f"{name}:{sheet} is empty", [sheet])
+            continue
+        head = [_unneutralise(str(x.value)) if x.value is not None else "" for x in rows[0]]
+        missing = [v for v in cols.values() if v not in head]
+        if missing:
+            c.add("CSV-COLUMNS", f"{name}:{sheet} lacks columns {missing}", missing)
+            continue
+        formulas = [x.coordinate for r in rows for x in r
+                    if x.data_type == "f" or (isinstance(x.value, str) and x.value.startswith(FORMULA_PREFIXES))]
+        if formulas:
+            c.add("CSV-FORMULA", f"{name}:{sheet}: formula cells", formulas)
+        idx = {k: head.index(v) for k, v in cols.items()}
+        notext = [r[idx[k]].coordinate for r in rows[1:] for k in codes
+                  if r[idx[k]].data_type != "s" or r[idx[k]].number_format != "@"]
+        if notext:
+            c.add("XLSX-TEXT-CODES", f"{name}:{sheet}: code cells not stored as text (Excel drops "
+                  "leading zeros)", notext)
+        out[sheet] = pd.DataFrame({k: ["" if r[j].value is None else _unneutralise(str(r[j].value))
+                                       for r in rows[1:]] for k, j in idx.items()}, dtype=object)
+    return out
+
+
+# ============================================================================ GeoPackage
+def check_geopackage(root: Path, prof: Profile, tb, sa, c: _Check) -> None:
+    import pyogrio
+
+    gp = prof.geopackage
+    path = root / gp["file"]
+    if not path.is_file():
+        c.add("GPKG-LAYERS", f"{gp['file']} is missing", [gp["file"]])
+        return
+    try:
+        layers = {str(r[0]) for r in pyogrio.list_layers(path)}
+    except Exception as exc:  # not a GeoPackage
+        c.add("GPKG-LAYERS", f"{gp['file']} cannot be read ({exc.__class__.__name__})", [gp["file"]])
+        return
+    for layer, ref, key_field, key in ((gp["townblocks_layer"], tb, prof.townblock_fields["key"], "key"),
+                                       (gp["subareas_layer"], sa, prof.subarea_fields["code"], "code")):
+        if layer not in layers:
+            c.add("GPKG-LAYERS", f"{gp['file']} lacks the layer {layer!r}", [layer])
+            continue
+        if ref is None:
+            continue
+        try:
+            g = pyogrio.read_dataframe(path, layer=layer)
+        except Exception as exc:  # corrupt GeoPackage tables
+            c.add("GPKG-LAYERS", f"{gp['file']}:{layer} cannot be read ({exc.__class__.__name__})", [layer])
+            continue
+        if key_field not in g.columns:
+            c.add("GPKG-MISMATCH", f"{gp['file']}:{layer} lacks the field {key_field}", [layer])
+            continue
+        a = set(g[key_field].astype(str))
+        b = set(ref[key].astype(str))
+        if a != b:
+            c.add("GPKG-MISMATCH", f"{gp['file']}:{layer} and the Shapefile hold different features",
+                  sorted(a ^ b))
+            continue
+        ga = g.set_index(g[key_field].astype(str)).geometry.area
+        gb = pd.Series(ref.geometry.area.to_numpy(), index=ref[key].astype(str).to_numpy())
+        gb = gb[~gb.index.duplicated()]
+        diff = (ga.groupby(level=0).sum().reindex(gb.index) - gb).abs() > np.maximum(1.0, AREA_REL_TOL * gb)
+        if diff.any():
+            c.add("GPKG-MISMATCH", f"{gp['file']}:{layer}: geometry differs from the Shapefile",
+                  list(gb.index[diff.to_numpy()]))
+
+
+# ============================================================================ consistency
+def check_townblocks(tb: gpd.GeoDataFrame, blk_csv, xlsx, muni: str | None, c: _Check) -> None:
+    """Every town-block exactly once, keys well-formed, Shapefile ↔ lists agree."""
+    keys = tb["key"].astype(str)
+    dup = sorted(set(keys[keys.duplicated()]))
+    if dup:
+        c.add("BLOCK-DUPLICATE", f"{len(dup)} keys appear more than once in the town-block Shapefile", dup)
+    pattern = r"\d{9}|\d{11}"
+    bad = [k for k in keys if not re.fullmatch(pattern, k) or (muni and not k.startswith(muni))]
+    if bad:
+        c.add("BLOCK-KEY-FORMAT", f"{len(bad)} keys are not 9/11-digit KEY_CODEs of municipality {muni}",
+              sorted(set(bad)))
+    ref = tb.drop_duplicates("key").set_index("key")
+    for label, df in (("town-block CSV list", blk_csv), ("XLSX townblocks sheet", (xlsx or {}).get("townblocks"))):
+        if df is None:
+            continue
+        lk = df["key"].astype(str)
+        ldup = sorted(set(lk[lk.duplicated()]))
+        if ldup:
+            c.add("BLOCK-DUPLICATE", f"{len(ldup)} keys appear more than once in the {label}", ldup)
+        only_shp = sorted(set(keys) - set(lk))
+        only_list = sorted(set(lk) - set(keys))
+        if only_shp:
+            c.add("BLOCK-NOT-IN-LIST", f"{len(only_shp)} town-blocks of the Shapefile are missing from the {label}",
+                  only_shp)
+        if only_list:
+            c.add("BLOCK-NOT-IN-SHP", f"{len(only_list)} town-blocks of the {label} are not in the Shapefile"
+                  + _lost_zeros_hint(only_list, only_shp, (9, 11)), only_list)
+        d = df.drop_duplicates("key").set_index("key")
+        common = sorted(set(d.index) & set(ref.index))
+        if not common:
+            continue
+        r, l_ = ref.loc[common], d.loc[common]
+        diff = (r["subarea"].astype(str) != l_["subarea"].astype(str)) | \
+               (r["subarea_code"].astype(str) != l_["subarea_code"].astype(str)) | \
+               (r["subarea_name"].astype(str) != l_["subarea_name"].astype(str)) | \
+               (r["name"].astype(str) != l_["name"].astype(str))
+        if diff.any():
+            c.add("LIST-MISMATCH", f"{int(diff.sum())} town-blocks differ (name or sub-area) between the "
+                  f"Shapefile and the {label}", list(r.index[diff.to_numpy()]))
+
+
+def _lost_zeros_hint(found, expected, widths) -> str:
+    """A hint when codes in ``found`` are codes of ``expected`` with their leading zeros dropped
+    (a list re-saved by Excel with the code column as numbers)."""
+    exp = set(expected)
+    n = sum(1 for k in found if k.isdigit() and any(k.zfill(w) in exp and k.zfill(w) != k for w in widths))
+    return (f"; {n} listed codes are codes with their leading zeros dropped (re-saved by Excel with the code "
+            "column as numbers? keep the codes as text)") if n else ""
+
+
+def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check) -> None:
+    """Numbers, names, codes and check digits, display order, limit, totals, list agreement."""
+    k = len(sa)
+    nums = sa["subarea"]
+    if k > MAX_SUBAREAS:
+        c.add("LIMIT-SUBAREAS", f"{k} sub-areas; the carriers' systems accept at most {MAX_SUBAREAS}",
+              list(map(str, nums)))
+    if nums.duplicated().any() or not nums.between(1, MAX_SUBAREAS).all():
+        c.add("SUBAREA-NUMBER", "sub-area numbers must be unique integers 1–14",
+              sorted(map(str, nums[nums.duplicated() | ~nums.between(1, MAX_SUBAREAS)])))
+    used = set(tb["subarea"])
+    unknown = sorted(used - set(nums))
+    if unknown:
+        keys = tb.loc[tb["subarea"].isin(unknown), "key"]
+        c.add("SUBAREA-UNKNOWN", f"town-blocks assigned to sub-areas {unknown} missing from the sub-area table",
+              list(keys))
+    empty = sorted(set(nums) - used)
+    if empty:
+        c.add("SUBAREA-EMPTY", f"sub-areas {empty} contain no town-block", list(map(str, empty)))
+    names = sa["name"].astype(str)
+    badname = [n for n in names if not re.fullmatch(r".+地域", n.strip()) or n != n.strip()]
+    if badname:
+        c.add("NAME-FORMAT", "sub-area names must be 「●●地域」 (a place name followed by 地域)", badname)
+    if names.duplicated().any():
+        c.add("NAME-DUPLICATE", "sub-area names repeat", sorted(set(names[names.duplicated()])))
+    if muni:
+        exp = [f"{muni}{int(s):02d}" for s in nums]
+        badcode = [f"{code} (expected {e})" for code, e in zip(sa["code"], exp) if code != e]
+        if badcode:
+            c.add("CODE-FORMAT", "sub-area codes must be the municipality code + 2-digit sub-area number",
+                  badcode)
+        exp6 = [f"{with_check_digit(muni)}{int(s):02d}" for s in nums]
+        bad6 = [f"{code} (expected {e})" for code, e in zip(sa["code6"], exp6) if code != e]
+        if bad6:
+            c.add("CODE-CHECK-DIGIT", "6-digit sub-area codes must carry the municipality check digit "
+                  f"({with_check_digit(muni)})", bad6)
+    order = sorted(sa["display_order"])
+    if order != list(range(1, k + 1)):
+        c.add("DISPLAY-ORDER", f"display order must be 1..{k} without repeats; got {order}",
+              list(map(str, sa["display_order"])))
+    # totals against the town-blocks
+    g = tb.groupby("subarea")
+    n_blocks = g.size()
+    pop = g["population"].sum()
+    area = tb.geometry.area.groupby(tb["subarea"].to_numpy()).sum() / 1e6
+    bad = []
+    for _, row in sa.iterrows():
+        s = row["subarea"]
+        if s not in n_blocks.index:
+            continue
+        if row["n_blocks"] != n_blocks[s] or row["population"] != pop[s] or \
+                abs(row["area_km2"] - area[s]) > max(1e-3, AREA_REL_TOL * area[s]):
+            bad.append(f"{s}: {row['n_blocks']} blocks / {row['population']} people / {row['area_km2']:.3f} km² "
+                       f"stated, {n_blocks[s]} / {pop[s]} / {area[s]:.3f} counted")
+    if bad:
+        c.add("SUBAREA-TOTALS", "sub-area totals disagree with their town-blocks", bad)
+    # town-blocks' sub-area name / code must match the table
+    t = sa.drop_duplicates("subarea").set_index("subarea")
+    known = tb["subarea"].isin(t.index)
+    tbk = tb[known]
+    mism = (tbk["subarea_name"].to_numpy() != t.loc[tbk["subarea"], "name"].to_numpy()) | \
+           (tbk["subarea_code"].to_numpy() != t.loc[tbk["subarea"], "code"].to_numpy())
+    if mism.any():
+        c.add("LIST-MISMATCH", "town-blocks carry a sub-area name or code that differs from the sub-area table",
+              list(tbk.loc[mism, "key"]))
+    # the sub-area lists (CSV and XLSX) must repeat the table
+    for label, df in (("sub-area CSV list", sub_csv), ("XLSX subareas sheet", (xlsx or {}).get("subareas"))):
+        if df is None:
+            continue
+        left = sa.assign(area_km2=sa["area_km2"].round(3))
+        cols = ["code", "code6", "name", "display_order", "subarea", "n_blocks", "population"]
+        a = {tuple(str(r[x]) for x in cols) for _, r in left.iterrows()}
+        b = {tuple(str(r[x]) for x in cols) for _, r in df.iterrows()}
+        areas_ok = True
+        try:
+            la = dict(zip(df["code"].astype(str), pd.to_numeric(df["area_km2"], errors="coerce")))
+            areas_ok = all(abs(la.get(code, np.nan) - ar) <= max(2e-3, AREA_REL_TOL * ar)
+                           for code, ar in zip(sa["code"], sa["area_km2"]))
+        except (TypeError, ValueError):
+            areas_ok = False
+        if a != b or not areas_ok:
+            diff = sorted({t_[0] for t_ in a ^ b}) or list(sa["code"])
+            c.add("LIST-MISMATCH", f"the {label} differs from the sub-area Shapefile"
+                  + _lost_zeros_hint(sorted({t_[0] for t_ in b - a}), sa["code"].astype(str), (7,)), diff)
+
+
+# ============================================================================ geometry
+def check_geometry(tb: gpd.GeoDataFrame, sa: gpd.GeoDataFrame, c: _Check, *, outline=None) -> None:
+    """Validity, overlaps between town-blocks, dissolved sub-areas vs their blocks, and gaps /
+    outside parts against the municipal outline."""
+    geoms = tb.geometry.values
+    keys = tb["key"].to_numpy()
+    isna = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    types = shapely.get_type_id(geoms)
+    bad = isna | ~np.isin(types, [3, 6]) | ~shapely.is_valid(geoms)
+    if bad.any():
+        reasons = shapely.is_valid_reason(geoms[bad])
+        c.add("GEOM-INVALID", f"{int(bad.sum())} town-blocks have empty, non-polygon or invalid geometry",
+              [f"{k}: {r}" for k, r in zip(keys[bad], reasons)])
+    good = ~bad
+    g = geoms[good]
+    gk = keys[good]
+    if len(g):
+        tree = shapely.STRtree(g)
+        i, j = tree.query(g, predicate="intersects")
+        m = i < j
+        i, j = i[m], j[m]
+        area = shapely.area(shapely.intersection(g[i], g[j]))
+        ov = area > OVERLAP_MIN_M2
+        if ov.any():
+            c.add("GEOM-OVERLAP", f"{int(ov.sum())} pairs of town-blocks overlap "
+                  f"({area[ov].sum():.0f} m² in all)", [f"{a}×{b}" for a, b in zip(gk[i[ov]], gk[j[ov]])])
+    # dissolved sub-areas vs their blocks
+    if len(g) and not bad.any():
+        sub = tb["subarea"].to_numpy()
+        mism = []
+        for s, geom in zip(sa["subarea"], sa.geometry.values):
+            mine = geoms[sub == s]
+            if not len(mine) or geom is None:
+                continue
+            u = shapely.union_all(mine)
+            d = shapely.area(shapely.symmetric_difference(u, shapely.make_valid(geom)))
+            if d > max(1.0, AREA_REL_TOL * shapely.area(u)):
+                mism.append(f"{s}: {d / 1e6:.3f} km²")
+        if mism:
+            c.add("SUBAREA-GEOMETRY", "dissolved sub-areas differ from the union of their town-blocks", mism)
+    ol = read_outline(outline, tb.crs)
+    if ol is not None and len(g):
+        union = shapely.union_all(g)
+        total = shapely.area(ol)
+        gap = shapely.difference(ol, union)
+        out = shapely.difference(union, ol)
+        tol = OUTLINE_REL_TOL * total
+        if shapely.area(gap) > tol:
+            parts = shapely.get_parts(gap)
+            parts = parts[shapely.area(parts) > tol / 10] if len(parts) > 1 else parts
+            near = sorted(set(gk[np.unique(tree.query(parts, predicate="touches")[1])])) if len(parts) else []
+            c.add("GEOM-GAP", f"{shapely.area(gap) / 1e6:.3f} km² of the municipal outline "
+                  f"({100 * shapely.area(gap) / total:.2f} %) is covered by no town-block; "
+                  f"blocks next to the gaps listed", near[:50])
+        if shapely.area(out) > tol:
+            share = shapely.area(shapely.difference(g, ol)) / np.maximum(shapely.area(g), 1e-9)
+            c.add("GEOM-OUTSIDE", f"{shapely.area(out) / 1e6:.3f} km² of town-blocks lie outside the "
+                  "municipal outline", list(gk[share > 0.01]))
+
+
+def check_contiguity(tb: gpd.GeoDataFrame, exceptions: set, c: _Check) -> None:
+    """Each sub-area one piece (rook adjacency), apart from listed island exceptions."""
+    from subdivide.model.contiguity import block_adjacency, contiguity_breaks
+
+    geoms = tb.geometry.values
+    if (shapely.is_missing(geoms) | ~shapely.is_valid(geoms)).any() or tb["key"].duplicated().any():
+        return  # already reported; adjacency on broken geometry would mislead
+    keys = tb["key"].to_numpy()
+    sub = tb["subarea"].to_numpy()
+    bad, excused = contiguity_breaks(block_adjacency(tb), sub, keys, exceptions)
+    for s in sorted(set(sub[bad])):
+        ks = keys[bad & (sub == s)]
+        c.add("CONTIGUITY", f"sub-area {s} is not contiguous: {len(ks)} town-blocks are cut off from its "
+              "main part", ks)
+    if excused.any():
+        c.add("CONTIGUITY-ISLAND", f"{int(excused.sum())} detached town-blocks are listed as "
+              "island exceptions in the manifest", keys[excused])
+
+
+# ============================================================================ spill
+def _spill_thresholds(root: Path, prof: Profile, spill_km, target_share):
+    """(distances km, target share, summary dict or None) from the package's spill.json."""
+    summary = None
+    p = root / prof.extras["spill_dir"] / "spill.json"
+    if p.is_file():
+        try:
+            summary = json.loads(p.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            summary = {"_invalid": True}
+    params = (summary or {}).get("parameters", summary or {})
+    dist = spill_km or params.get("distances_km") or DEFAULT_DISTANCES_KM
+    share = target_share if target_share is not None else params.get("target_share", DEFAULT_TARGET_SHARE)
+    try:
+        dist = tuple(sorted(float(x) for x in dist))
+        share = float(share)
+    except (TypeError, ValueError):
+        dist, share = DEFAULT_DISTANCES_KM, DEFAULT_TARGET_SHARE
+    return dist, share, summary
+
+
+class _Shares:
+    """Circle and core shares per spill distance, computed once per distance (vectorised
+    over the sub-areas)."""
+
+    def __init__(self, geoms):
+        self.geoms = geoms
+        self.area = shapely.area(geoms)
+        self._cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    def at(self, km: float) -> tuple[np.ndarray, np.ndarray]:
+        from subdivide.analysis.spill import circle_unreached_share, core_share
+
+        key = round(float(km), 6)
+        if key not in self._cache:
+            L = key * 1000.0
+            self._cache[key] = (np.asarray(circle_unreached_share(self.area, L), float),
+                                np.asarray(core_share(self.geoms, L, fill_holes=False), float))
+        return self._cache[key]
+
+
+def check_spill(root: Path, sa: gpd.GeoDataFrame, prof: Profile, c: _Check, *, spill_km=None,
+                target_share=None) -> None:
+    """Recompute the circle and exact-polygon unreached shares at the design (smallest) spill
+    distance; warn below the target; cross-check the package's spill summary if present."""
+    dist, share, summary = _spill_thresholds(root, prof, spill_km, target_share)
+    shares = _Shares(spill_territory(sa.geometry.values))
+    circ, core = shares.at(dist[0])
+    area = shares.area
+    names = sa["name"].astype(str).to_numpy()
+    low_c = circ < share
+    if low_c.any():
+        c.add("SPILL-CIRCLE", f"circle model at L = {dist[0]:g} km: unreached share below {share:.0%} "
+              "(sub-area too small for its neighbours' spill)",
+              [f"{n}: {v:.0%} of {a / 1e6:.0f} km²" for n, v, a in zip(names[low_c], circ[low_c], area[low_c])])
+    low_p = core < share
+    if low_p.any():
+        c.add("SPILL-CORE", f"exact polygon model at L = {dist[0]:g} km: unreached core below {share:.0%} "
+              "(elongated or small sub-area)",
+              [f"{n}: {v:.0%}" for n, v in zip(names[low_p], core[low_p])])
+    if summary is not None:
+        _check_spill_summary(summary, sa, shares, c)
+
+
+def _check_spill_summary(summary: dict, sa: gpd.GeoDataFrame, shares: _Shares, c: _Check) -> None:
+    """Compare the circle and core shares stated in spill.json (one row per sub-area and
+    distance) with the geometry (± 0.01)."""
+    if summary.get("_invalid"):
+        c.add("SPILL-SUMMARY", "spill/spill.json is not valid JSON", ["spill.json"])
+        return
+    rows = summary.get("subareas")
+    if not isinstance(rows, list) or not rows:
+        c.add("SPILL-SUMMARY", "spill/spill.json has no per-sub-area table", ["spill.json"])
+        return
+    pos = {int(s): i for i, s in enumerate(sa["subarea"])}
+    bad, seen = [], set()
+    for r in rows:
+        try:
+            i = pos[int(r["subarea"])]
+            km = float(r["distance_km"])
+            if not 0 < km < 100:
+                raise ValueError(km)
+        except (KeyError, TypeError, ValueError):
+            bad.append(f"row {str(r)[:60]}: unknown sub-area or bad distance")
+            continue
+        seen.add(i)
+        circ, core = shares.at(km)
+        for key, v in (("circle_unreached_share", circ[i]), ("core_share", core[i])):
+            if r.get(key) is None:
+                continue
+            try:
+                stated = float(r[key])
+            except (TypeError, ValueError):
+                stated = np.nan
+            if not abs(stated - v) <= 0.01:
+                bad.append(f"sub-area {sa['subarea'].iloc[i]} at {km:g} km {key}: stated {stated:.3f}, "
+                           f"geometry gives {v:.3f}")
+    missing = sorted(set(range(len(sa))) - seen)
+    bad.extend(f"sub-area {sa['subarea'].iloc[i]}: absent from the summary" for i in missing)
+    if bad:
+        c.add("SPILL-SUMMARY", "the spill summary disagrees with the sub-area geometry", bad)
+
+
+# ============================================================================ coverage
+def package_plan(tb: gpd.GeoDataFrame, sa: gpd.GeoDataFrame, muni: str, exceptions=()):
+    """A :class:`~subdivide.model.plan.Plan` rebuilt from a package's town-blocks (for the
+    footprint report and the review map). Raises PlanCheckError if the package breaks rules."""
+    from subdivide.model.plan import Plan, _finish_table
+
+    b = gpd.GeoDataFrame({
+        "key": tb["key"].astype(str).to_numpy(object), "name": tb["name"].to_numpy(object),
+        "muni_code": muni, "population": tb["population"].to_numpy("int64"),
+        "households": np.zeros(len(tb), "int64"), "area_official_m2": np.nan,
+        "island": False, "enclave": False, "multipart": False, "repaired": False,
+        "subarea": tb["subarea"].to_numpy("int64"),
+    }, geometry=tb.geometry.values, crs=tb.crs)
+    b = b.sort_values("key", kind="stable").reset_index(drop=True)
+    table = _finish_table(sa[["subarea", "name", "display_order"]].copy(), muni)
+    return Plan(blocks=b, subareas=table, muni_code=muni, island_exceptions=frozenset(exceptions))
+
+
+def check_coverage(tb, sa, muni, exceptions, coverage, selection, c: _Check) -> dict | None:
+    """The carrier's footprint report (subdivide.analysis.coverage) on the package's plan."""
+    from subdivide.analysis import coverage as cov
+
+    if muni is None or any(f.severity == "error" for f in c.findings):
+        c.add("COVERAGE-SKIPPED", "the footprint report needs a package without errors")
+        return None
+    plan = package_plan(tb, sa, muni, exceptions)
+    if isinstance(coverage, (str, Path)):
+        coverage = cov.read_coverage(coverage, plan.crs)
+    kw = {"selection": selection} if selection else {}
+    rep = cov.footprint_report(plan, coverage, **kw)
+    if not isinstance(rep, dict):
+        return None
+    fp = rep.get("footprints")
+    if isinstance(fp, pd.DataFrame):
+        for r in fp.to_dict("records"):
+            msg = (f"carrier {r.get('carrier')}: {r.get('n_cells')} cells, over-alert "
+                   f"{_num(r.get('over_alert_km2'), '.1f')} km² / {_num(r.get('over_alert_pop'), ',.0f')} people, "
+                   f"under-alert {_num(r.get('under_alert_km2'), '.1f')} km², overshoot max "
+                   f"{_num(r.get('overshoot_max_km'), '.1f')} km, P95 {_num(r.get('overshoot_p95_km'), '.1f')} km")
+            under = r.get("under_alert_share")
+            sev = "warning" if isinstance(under, (int, float)) and under > UNDER_ALERT_WARN else "info"
+            if sev == "warning":
+                msg += f" — {under:.1%} of the sub-area would not be alerted"
+            c.add("COVERAGE-FOOTPRINT", msg, [f"{r.get('subarea')} {r.get('name')}"], severity=sev)
+    return {k: v for k, v in rep.items() if isinstance(v, pd.DataFrame)}
+
+
+def _num(v, fmt: str) -> str:
+    try:
+        return "n/a" if v is None or not np.isfinite(float(v)) else format(float(v), fmt)
+    except (TypeError, ValueError):
+        return "n/a"

@@ -1,0 +1,107 @@
+"""``subdivide registry``: the national registry of subdivided municipalities.
+
+Embedded SQLite (``--db PATH``, else $SUBDIVIDE_REGISTRY, else ./subdivide-registry.sqlite).
+Enforces at most 25 municipalities with an active subdivision and at most 14 sub-areas
+each, atomically. See docs/registry.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = "national registry: register a validated package, list, show, history, withdraw (≤ 25 municipalities)"
+EXAMPLE = """
+  subdivide registry register hanamaki-package.zip --name 花巻市
+  subdivide registry list
+  subdivide registry show 03205
+  subdivide registry history 03205
+  subdivide registry withdraw 03205 --reason "plan revised"
+  subdivide registry --db registry.sqlite list --all --json
+"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--db", metavar="PATH", help="registry database (default: $SUBDIVIDE_REGISTRY or "
+                   "./subdivide-registry.sqlite)")
+    p.add_argument("--actor", metavar="NAME", help="who makes the change (recorded in the audit table; "
+                   "default: the login name)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    sub = p.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
+    r = sub.add_parser("register", help="validate a package and register it (supersedes an active one)")
+    r.add_argument("package", help="package directory or zip")
+    r.add_argument("--name", help="municipality name, e.g. 花巻市")
+    r.add_argument("--profile", metavar="FILE", help="carrier profile TOML used to validate")
+    r.add_argument("--outline", metavar="FILE", help="municipal outline for the gap/overlap check")
+    ls = sub.add_parser("list", help="municipalities with an active subdivision")
+    ls.add_argument("--all", action="store_true", help="include superseded and withdrawn registrations")
+    s = sub.add_parser("show", help="one municipality's registrations and sub-areas")
+    s.add_argument("muni", help="municipality code (5 or 6 digits)")
+    h = sub.add_parser("history", help="the audit log (one municipality, or all)")
+    h.add_argument("muni", nargs="?", help="municipality code")
+    w = sub.add_parser("withdraw", help="end a municipality's active subdivision")
+    w.add_argument("muni", help="municipality code")
+    w.add_argument("--reason", help="recorded in the audit table")
+    for sp in (r, ls, s, h, w):   # `registry list --json` works as well as `registry --json list`
+        sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+
+
+def _print_json(obj) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+
+
+def run(args) -> int:
+    from subdivide.core.constants import MAX_MUNICIPALITIES
+    from subdivide.carrier.registry import Registry
+
+    reg = Registry(args.db)
+    cmd = args.registry_command
+    if cmd == "register":
+        out = reg.register(args.package, actor=args.actor, name=args.name, profile=args.profile,
+                           outline=args.outline)
+        a = out["active"]
+        if args.json:
+            _print_json(out)
+        else:
+            print(f"registered {a['muni_code']} {a['muni_name'] or ''} as #{a['id']}: {a['n_subareas']} sub-areas, "
+                  f"{a['n_townblocks']} town-blocks ({reg.active_count()}/{MAX_MUNICIPALITIES} active)")
+    elif cmd == "list":
+        rows = reg.list(include_ended=args.all)
+        if args.json:
+            _print_json(rows)
+        else:
+            print(f"{'code':<6} {'name':<10} {'#':>4} {'areas':>5} {'blocks':>6} {'status':<10} registered")
+            for r in rows:
+                print(f"{r['muni_code']:<6} {(r['muni_name'] or ''):<10} {r['id']:>4} {r['n_subareas']:>5} "
+                      f"{r['n_townblocks']:>6} {r['status']:<10} {r['registered_at']} by {r['registered_by']}")
+            print(f"{reg.active_count()}/{MAX_MUNICIPALITIES} municipalities active")
+    elif cmd == "show":
+        out = reg.show(args.muni)
+        if args.json:
+            _print_json(out)
+        else:
+            a = out["active"]
+            print(f"{out['muni_code']}: " + (f"active #{a['id']} since {a['registered_at']}" if a else "no active subdivision"))
+            if a:
+                for s in a["subareas"]:
+                    print(f"  {s['display_order']:>2}. {s['code']} {s['name']}  {s['n_blocks']} blocks, "
+                          f"{s['population']} people, {s['area_km2']:.1f} km²")
+            for r in out["registrations"]:
+                print(f"  #{r['id']} {r['status']:<10} {r['registered_at']} sha256 {r['package_sha256'][:12]}…")
+    elif cmd == "history":
+        rows = reg.history(args.muni)
+        if args.json:
+            _print_json(rows)
+        else:
+            for r in rows:
+                print(f"{r['at']}  {r['action']:<9} {r['muni_code'] or '-':<6} #{r['registration_id'] or '-'} "
+                      f"by {r['actor']}  {json.dumps(r['detail'], ensure_ascii=False)}")
+    elif cmd == "withdraw":
+        out = reg.withdraw(args.muni, actor=args.actor, reason=args.reason)
+        if args.json:
+            _print_json(out)
+        else:
+            print(f"withdrew {out['muni_code']} (#{out['registration_id']}); "
+                  f"{reg.active_count()}/{MAX_MUNICIPALITIES} active")
+    return 0

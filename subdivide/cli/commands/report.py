@@ -1,0 +1,47 @@
+"""``subdivide report``: an HTML summary of a plan with figures (matplotlib PNGs).
+
+Per-sub-area table, the unreached-share-versus-area curve for L = 1, 2, 3 km with every
+sub-area on it, and the neighbour exposure matrix as a heat map.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "write an HTML summary report with figures (table, unreached-share curve, exposure matrix)"
+EXAMPLE = """
+  subdivide report hanamaki.plan.gpkg -o report/
+  subdivide report plan.gpkg -o report/ --distances 2,3 --note "境界は推定形状です" --force
+"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("plan", help="plan GeoPackage written by `subdivide plan`")
+    p.add_argument("-o", "--out", metavar="DIR",
+                   help="output folder (default: the plan's name with _report); holds report.html and PNGs")
+    p.add_argument("--distances", default="2,2.5,3", metavar="KM,KM,…",
+                   help="spill distances L in km for the table and the exposure matrix (default 2,2.5,3)")
+    p.add_argument("--curve-distances", default="1,2,3", metavar="KM,KM,…",
+                   help="spill distances of the unreached-share curve (default 1,2,3)")
+    p.add_argument("--title", metavar="TEXT", help="report heading")
+    p.add_argument("--note", metavar="TEXT", help="caution printed under the heading")
+    p.add_argument("--progress", action="store_true", help="show progress on stderr")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+
+
+def run(args) -> int:
+    from subdivide.io.output import check_can_write
+    from subdivide.model.plan import read_plan
+    from subdivide.core.progress import StderrProgress, silent
+    from subdivide.present.report import build_report
+    from subdivide.analysis.spill import parse_distances
+
+    progress = StderrProgress() if args.progress else silent
+    distances = parse_distances(args.distances)
+    curve = parse_distances(args.curve_distances)
+    out = Path(args.out) if args.out else Path(args.plan).with_name(Path(args.plan).stem.split(".")[0] + "_report")
+    check_can_write(out, args.force, folder=True)
+    plan = read_plan(args.plan)
+    path = build_report(plan, out, distances_km=distances, curve_distances_km=curve, title=args.title,
+                        note=args.note, force=args.force, progress=progress)
+    print(f"wrote {path}")
+    return 0

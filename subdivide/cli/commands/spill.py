@@ -1,0 +1,164 @@
+"""``subdivide spill``: estimate broadcast spill for a plan against the trial's 2–3 km.
+
+Computes per sub-area and spill distance L the circle-model and exact (inward buffer)
+unreached shares, the core's population share, the exposure of every other sub-area and
+of neighbouring municipalities, flags sub-areas below the target share with the area
+they would need, and optionally checks points (the trial offices) and fits L from
+reception observations. Writes spill_*.csv (UTF-8 with BOM, CRLF) and spill.json.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from subdivide.core.errors import UserError
+
+HELP = "estimate broadcast spill per sub-area (circle and exact models, neighbour exposure, checks)"
+EXAMPLE = """
+  # from the repo root, after: subdivide plan data/hanamaki_03205/h27ka03205.shp --by OLD_MUNI --out hanamaki.plan.gpkg
+  subdivide spill hanamaki.plan.gpkg --out spill/
+  subdivide spill hanamaki.plan.gpkg --out spill/ --distances 1.6,2,2.5,3,3.3 --target 0.5 --force
+  subdivide spill hanamaki.plan.gpkg --out spill-points/ \\
+      --points data/hanamaki_03205/offices.geojson --point-name office_name \\
+      --observations subdivide/assets/trial_observations.csv   # columns point, subarea, received (yes/no)
+  subdivide coverage --synthetic --isd-km 7 --outline data/hanamaki_03205/outline.geojson --out coverage.gpkg
+  subdivide spill hanamaki.plan.gpkg --out spill-cov/ --coverage coverage.gpkg \\
+      --selection share --min-share 0.5     # repeat --coverage FILE once per carrier
+"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("plan", help="plan GeoPackage written by `subdivide plan`")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory for spill_*.csv and spill.json")
+    p.add_argument("--distances", default="2,2.5,3", metavar="KM,KM,…",
+                   help="spill distances L in km (default 2,2.5,3: the trial's measured band)")
+    p.add_argument("--target", default="0.5", metavar="SHARE",
+                   help="policy: minimum unreached share of a sub-area (default 0.5 = 50 %%)")
+    p.add_argument("--neighbours", metavar="FILE",
+                   help="outlines of the neighbouring municipalities (name column; optional population)")
+    p.add_argument("--water-distance", type=float, metavar="KM",
+                   help="longer spill distance across water, from and to island town-blocks")
+    p.add_argument("--water", metavar="FILE",
+                   help="water polygons: detached town-blocks near water count as islands "
+                        "(default: the KIGO_I island flag)")
+    p.add_argument("--population-raster", metavar="TIF",
+                   help="population grid (GeoTIFF, people per cell); adds rows with population_source=raster")
+    p.add_argument("--points", metavar="FILE", help="points to check (GeoJSON/GPKG, or CSV with latitude/longitude)")
+    p.add_argument("--point-name", metavar="COL", help="name column of --points (default name/office_name)")
+    p.add_argument("--observations", metavar="CSV",
+                   help="reception observations: point, subarea (sent to), received (yes/no); needs --points; "
+                        "fits L")
+    p.add_argument("--coverage", action="append", metavar="FILE",
+                   help="coverage (best-server) polygons of one carrier; repeat per carrier")
+    p.add_argument("--selection", choices=("any", "site", "share"), default="any",
+                   help="cell selection rule for --coverage (default any)")
+    p.add_argument("--min-share", type=float, default=0.5, metavar="X",
+                   help="overlap share for --selection share (default 0.5)")
+    p.add_argument("--cell-ids", metavar="FILE", help="carriers' explicit cell lists (CSV: subarea, carrier, cell_id)")
+    p.add_argument("--encoding", choices=("utf-8-sig", "utf-8", "cp932"), default="utf-8-sig",
+                   help="CSV encoding (default UTF-8 with BOM; cp932 fails loudly on unencodable names)")
+    p.add_argument("--progress", action="store_true", help="show progress on stderr")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+
+
+def run(args) -> int:
+    from subdivide.io.output import check_can_write
+    from subdivide.model.plan import read_plan
+    from subdivide.core.progress import StderrProgress, silent
+    from subdivide.analysis import spill
+
+    distances = spill.parse_distances(args.distances)
+    target = spill.check_share(args.target)
+    encoding = "utf-8-sig" if args.encoding in ("utf-8-sig", "utf-8") else args.encoding
+    if args.observations and not args.points:
+        raise UserError("--observations needs --points (where each observed point is)",
+                        where="--observations", fix="add --points FILE --point-name COL")
+    if args.water and args.water_distance is None:
+        raise UserError("--water needs --water-distance", where="--water", fix="add e.g. --water-distance 5")
+    for opt, path in (("--neighbours", args.neighbours), ("--population-raster", args.population_raster),
+                      ("--points", args.points), ("--observations", args.observations),
+                      ("--water", args.water), ("--cell-ids", args.cell_ids), *[("--coverage", c) for c in args.coverage or []]):
+        if path and not Path(path).exists():
+            raise UserError(f"{opt} file {path} does not exist", where=opt, fix="check the path")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory", where="--out", fix="give a directory")
+    for name in spill.OUTPUT_FILES:
+        check_can_write(out / name, args.force)
+
+    progress = StderrProgress() if args.progress else silent
+    plan = read_plan(args.plan)
+    water = None
+    if args.water:
+        import geopandas as gpd
+
+        water = gpd.read_file(args.water)
+    report = spill.spill_report(plan, distances_km=distances, target_share=target, neighbours=args.neighbours,
+                                water_distance_km=args.water_distance, water=water,
+                                population_raster=args.population_raster, progress=progress)
+    report.parameters["plan"] = str(args.plan)
+    if args.points:
+        report.extra["points"] = spill.office_check(plan, args.points, distances, point_name=args.point_name)
+    if args.observations:
+        obs = spill.observation_distances(plan, args.points, args.observations, point_name=args.point_name)
+        for L in distances:
+            obs[f"reached_{L:g}km"] = obs["distance_km"] <= L
+        report.extra["observations"] = obs
+        report.fit = spill.fit_spill_distance(obs)
+    if args.coverage:
+        report.coverage = coverage_tables(plan, args.coverage, selection=args.selection,
+                                          min_share=args.min_share, cell_ids=args.cell_ids,
+                                          neighbours=args.neighbours)
+        report.parameters["coverage"] = {"files": list(args.coverage), "selection": args.selection,
+                                         "min_share": args.min_share, "cell_ids": args.cell_ids}
+    written = report.write(out, force=args.force, encoding=encoding)
+    print(spill.format_summary(report))
+    if "points" in report.extra:
+        print(_points_summary(report.extra["points"], distances))
+    print("wrote " + ", ".join(str(p) for p in written))
+    sys.stdout.flush()
+    return 0
+
+
+def coverage_tables(plan, files, *, selection="any", min_share=0.5, cell_ids=None, neighbours=None) -> dict:
+    """Read every coverage file (one carrier each, or with a carrier column), and return
+    coverage.footprint_report's tables for the plan."""
+    import pandas as pd
+    import shapely
+
+    from subdivide.analysis.coverage import footprint_report, read_coverage
+
+    outline = shapely.union_all(plan.dissolved.geometry.values)
+    frames = [read_coverage(f, plan.crs, outline=outline) for f in files]
+    cov = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return footprint_report(plan, cov, selection=selection, min_share=min_share, cell_ids=cell_ids,
+                            neighbours=neighbours)
+
+
+def _points_summary(df, distances) -> str:
+    """Per point: the sub-area it is in, and other sub-areas within the largest L."""
+    Lmax = max(distances)
+    lines = [f"points: other sub-areas within {Lmax:g} km (their messages reach the point)"]
+    for pt, g in df.groupby("point", sort=True):
+        inside = g.loc[g["inside"], "area"].tolist()
+        near = g[(~g["inside"]) & (g["distance_km"] <= Lmax)].sort_values("distance_km")
+        near_s = ", ".join(f"{a} {d:.1f} km" for a, d in zip(near["area"], near["distance_km"])) or "none"
+        lines.append(f"  {pt} (in {'/'.join(inside) or 'no sub-area'}): {near_s}")
+    return "\n".join(lines)
+
+
+def write_demo(plan, out_dir, *, offices=None, force: bool = False) -> str:
+    """The spill part of ``subdivide demo``: the default report (2.0/2.5/3.0 km, 50 %)
+    written to ``out_dir`` and, when ``offices`` (a points file with office_name) is
+    given, the office check. Returns the printed summary."""
+    from subdivide.analysis import spill
+
+    report = spill.spill_report(plan)
+    if offices is not None:
+        report.extra["points"] = spill.office_check(plan, offices, spill.DEFAULT_DISTANCES_KM,
+                                                    point_name="office_name")
+    report.write(out_dir, force=force)
+    text = spill.format_summary(report)
+    if "points" in report.extra:
+        text += "\n" + _points_summary(report.extra["points"], spill.DEFAULT_DISTANCES_KM)
+    return text

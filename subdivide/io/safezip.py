@@ -1,0 +1,245 @@
+"""Hardened reading of a received package (a directory or a zip).
+
+:func:`stage_package` copies the package into a fresh :class:`tempfile.TemporaryDirectory`
+after checking, *before anything is extracted*:
+
+- every zip member name: no absolute path, no ``..`` component, no backslash or drive
+  letter, no NUL, UTF-8 (flag bit 11) or plain ASCII only, no duplicates;
+- no symlinks (zip ``external_attr`` or directory entries), no special files;
+- member count, total uncompressed size, and per-member compression ratio caps
+  (zip bombs), with the sizes re-checked while streaming (headers may lie);
+- encrypted members and CRC errors.
+
+Any violation raises :class:`PackageRejected` carrying :class:`~subdivide.core.findings.Finding`
+objects with stable rule ids (see docs/validation.md); nothing is written outside the
+temporary folder, which is removed when the ``with`` block ends.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+from subdivide.core.findings import Finding
+
+CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps for a received package. Sizes in bytes."""
+
+    max_members: int = 2_000
+    max_total_bytes: int = 1 << 30          # 1 GiB uncompressed
+    max_member_bytes: int = 512 << 20       # 512 MiB per file
+    max_ratio: float = 200.0                # uncompressed / compressed, per member
+    ratio_min_bytes: int = 1 << 20          # ratio only checked above 1 MiB uncompressed
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class PackageRejected(Exception):
+    """The package cannot be read safely; ``findings`` say why (exit status 2)."""
+
+    def __init__(self, findings: list[Finding]):
+        self.findings = list(findings)
+        super().__init__("; ".join(str(f) for f in self.findings))
+
+
+def _reject(rule: str, message: str, *features: str) -> PackageRejected:
+    return PackageRejected([Finding(rule, "error", message, tuple(features))])
+
+
+# ----------------------------------------------------------------------------- names
+def member_name_findings(info: zipfile.ZipInfo) -> list[Finding]:
+    """Problems with one member's name / type (empty list when safe)."""
+    raw = info.orig_filename
+    out = []
+    if "\x00" in raw:
+        out.append(Finding("ZIP-BAD-NAME", "error", "member name contains a NUL byte", (repr(raw),)))
+    if "\\" in raw or (len(raw) >= 2 and raw[1] == ":"):
+        out.append(Finding("ZIP-BACKSLASH", "error",
+                           "member name uses backslashes or a drive letter (Windows path)", (raw,)))
+    if raw.startswith("/"):
+        out.append(Finding("ZIP-ABSOLUTE-PATH", "error", "member name is an absolute path", (raw,)))
+    if ".." in PurePosixPath(raw.replace("\\", "/")).parts:
+        out.append(Finding("ZIP-PATH-TRAVERSAL", "error", "member name climbs out with '..'", (raw,)))
+    if not (info.flag_bits & 0x800) and not raw.isascii():
+        out.append(Finding("ZIP-NAME-ENCODING", "error",
+                           "member name is neither ASCII nor flagged UTF-8 (legacy code page)", (raw,)))
+    mode = info.external_attr >> 16
+    if info.create_system == 3 and stat.S_ISLNK(mode):
+        out.append(Finding("ZIP-SYMLINK", "error", "member is a symbolic link", (raw,)))
+    if info.flag_bits & 0x1:
+        out.append(Finding("ZIP-ENCRYPTED", "error", "member is encrypted", (raw,)))
+    return out
+
+
+def zip_findings(zf: zipfile.ZipFile, limits: Limits = DEFAULT_LIMITS) -> list[Finding]:
+    """Every problem visible in the central directory (names, counts, declared sizes)."""
+    infos = zf.infolist()
+    out: list[Finding] = []
+    if len(infos) > limits.max_members:
+        return [Finding("PKG-TOO-MANY-FILES", "error",
+                        f"{len(infos)} members; at most {limits.max_members} are accepted")]
+    for info in infos:
+        out.extend(member_name_findings(info))
+    names = [i.filename for i in infos]
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        out.append(Finding("ZIP-DUPLICATE-MEMBER", "error", "member names repeat", tuple(dups)))
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_total_bytes:
+        out.append(Finding("PKG-TOO-LARGE", "error",
+                           f"{total} bytes uncompressed; at most {limits.max_total_bytes} are accepted"))
+    for i in infos:
+        if i.file_size > limits.max_member_bytes:
+            out.append(Finding("PKG-TOO-LARGE", "error",
+                               f"member is {i.file_size} bytes; at most {limits.max_member_bytes}", (i.filename,)))
+        elif i.file_size >= limits.ratio_min_bytes and i.file_size > limits.max_ratio * max(i.compress_size, 1):
+            out.append(Finding("ZIP-COMPRESSION-RATIO", "error",
+                               f"compression ratio {i.file_size / max(i.compress_size, 1):.0f}:1 exceeds "
+                               f"{limits.max_ratio:.0f}:1 (zip bomb?)", (i.filename,)))
+    return out
+
+
+def open_zip(path: Path) -> zipfile.ZipFile:
+    """Open a zip, mapping every low-level failure to :class:`PackageRejected`."""
+    try:
+        return zipfile.ZipFile(path)
+    except UnicodeDecodeError:
+        raise _reject("ZIP-NAME-ENCODING", "a member name is flagged UTF-8 but is not valid UTF-8",
+                      path.name) from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise _reject("PKG-NOT-ZIP", f"not a readable zip file ({exc.__class__.__name__}: {exc})",
+                      path.name) from None
+
+
+def _extract(zf: zipfile.ZipFile, root: Path, limits: Limits) -> None:
+    total = 0
+    base = root.resolve()
+    for info in zf.infolist():
+        target = (root / info.filename).resolve()
+        if base not in target.parents and target != base:
+            raise _reject("ZIP-PATH-TRAVERSAL", "member resolves outside the staging folder", info.filename)
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        try:
+            with zf.open(info) as src, open(target, "wb") as dst:
+                while chunk := src.read(CHUNK):
+                    written += len(chunk)
+                    total += len(chunk)
+                    if written > info.file_size or written > limits.max_member_bytes:
+                        raise _reject("ZIP-COMPRESSION-RATIO",
+                                      "member inflates beyond its declared size (forged header)", info.filename)
+                    if total > limits.max_total_bytes:
+                        raise _reject("PKG-TOO-LARGE", f"more than {limits.max_total_bytes} bytes uncompressed",
+                                      info.filename)
+                    dst.write(chunk)
+        except PackageRejected:
+            raise
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:  # unsupported method: RuntimeError subclass
+            raise _reject("ZIP-CORRUPT", f"member cannot be extracted ({exc.__class__.__name__}: {exc})",
+                          info.filename) from None
+
+
+def directory_findings(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[Finding]:
+    """Symlinks, special files, counts and sizes in a package directory (not followed)."""
+    out: list[Finding] = []
+    n = total = 0
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+        for name in sorted(dirnames + filenames):
+            p = Path(dirpath) / name
+            rel = p.relative_to(path).as_posix()
+            st = p.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                out.append(Finding("DIR-SYMLINK", "error", "the package contains a symbolic link", (rel,)))
+            elif stat.S_ISREG(st.st_mode):
+                n += 1
+                total += st.st_size
+            elif not stat.S_ISDIR(st.st_mode):
+                out.append(Finding("DIR-SPECIAL-FILE", "error", "the package contains a special file", (rel,)))
+        if n > limits.max_members:
+            return out + [Finding("PKG-TOO-MANY-FILES", "error", f"more than {limits.max_members} files")]
+    if total > limits.max_total_bytes:
+        out.append(Finding("PKG-TOO-LARGE", "error", f"{total} bytes; at most {limits.max_total_bytes} are accepted"))
+    return out
+
+
+#: top-level entries archivers add beside a zipped folder (macOS Finder, Windows Explorer);
+#: ignored, with a note, when a single top-level folder holds the package
+ARCHIVER_JUNK = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
+def _package_root(staged: Path, manifest_name: str, notes: list | None = None) -> Path:
+    """The package root: the staging folder, or its single top-level folder (archiver
+    metadata such as ``__MACOSX/`` beside it is ignored). A ``PKG-NESTED-FOLDER`` note is
+    appended to ``notes`` when the package sits in such a folder."""
+    if (staged / manifest_name).is_file():
+        return staged
+    everything = sorted(staged.iterdir())
+    entries = [p for p in everything if p.name not in ARCHIVER_JUNK]
+    if len(entries) == 1 and entries[0].is_dir() and (entries[0] / manifest_name).is_file():
+        if notes is not None:
+            junk = [p.name + ("/" if p.is_dir() else "") for p in everything if p.name in ARCHIVER_JUNK]
+            notes.append(Finding(
+                "PKG-NESTED-FOLDER", "info",
+                f"the package sits in the single top-level folder {entries[0].name}/ (accepted; files are "
+                "checked relative to it)" + (f"; archiver metadata beside it ignored: {', '.join(junk)}"
+                                            if junk else ""),
+                (entries[0].name + "/", *junk)))
+        return entries[0]
+    return staged
+
+
+@contextlib.contextmanager
+def stage_package(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS,
+                  manifest_name: str = "manifest.json", notes: list | None = None) -> Iterator[Path]:
+    """Check and copy a package (directory or zip) into a temporary folder; yield its root.
+
+    Raises :class:`PackageRejected` (before writing anything) when it is unsafe. ``notes``
+    (a list) receives informational findings, e.g. ``PKG-NESTED-FOLDER``.
+    """
+    src = Path(path)
+    if not src.exists() and not src.is_symlink():
+        raise _reject("PKG-NOT-FOUND", f"{src} does not exist", str(src))
+    if src.is_symlink():
+        raise _reject("DIR-SYMLINK", "the package path itself is a symbolic link", str(src))
+    with tempfile.TemporaryDirectory(prefix="subdivide-validate-") as tmp:
+        staged = Path(tmp) / "package"
+        staged.mkdir()
+        if src.is_dir():
+            bad = directory_findings(src, limits)
+            if bad:
+                raise PackageRejected(bad)
+            shutil.copytree(src, staged, dirs_exist_ok=True, symlinks=True)
+        elif src.is_file():
+            zf = open_zip(src)
+            with zf:
+                bad = zip_findings(zf, limits)
+                if bad:
+                    raise PackageRejected(bad)
+                _extract(zf, staged, limits)
+        else:
+            raise _reject("DIR-SPECIAL-FILE", "the package is neither a directory nor a file", str(src))
+        yield _package_root(staged, manifest_name, notes)
+
+
+def check_nested_zip(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[Finding]:
+    """Central-directory checks for a zip-based file inside the package (e.g. .xlsx)."""
+    try:
+        zf = open_zip(path)
+    except PackageRejected as exc:
+        return exc.findings
+    with zf:
+        return zip_findings(zf, limits)

@@ -1,0 +1,366 @@
+"""A plan: every town-block of one municipality assigned to exactly one sub-area.
+
+Modelled on GerryChain's ``Partition``: the plan holds the assignment, and metrics are
+computed on demand (and cached) rather than stored.
+
+>>> plan = Plan.from_assignment(blocks, blocks.set_index("key")["OLD_MUNI"])  # doctest: +SKIP
+>>> plan.metrics            # area, population, compactness … per sub-area  # doctest: +SKIP
+>>> plan.save("hanamaki.plan.gpkg")                                          # doctest: +SKIP
+
+Rules enforced whenever a Plan is built (construction refuses a bad plan with a
+:class:`~subdivide.core.errors.PlanCheckError` naming the offending town-blocks):
+
+- at most ``max_subareas`` sub-areas (14 by default; the limit can be lowered, not raised);
+- every town-block assigned exactly once, no unknown sub-area, no empty sub-area;
+- every sub-area contiguous, except town-blocks listed in ``island_exceptions``.
+
+Saved form: one GeoPackage with layers ``townblocks`` (the blocks and their
+``subarea``), ``subareas`` (dissolved geometry, the sub-area table and metrics) and
+``plan_meta`` (key/value JSON: inputs with sha256, options, tool version, date).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from subdivide.core.constants import MAX_SUBAREAS
+from subdivide import __version__
+from subdivide.core.codes import normalize_municipality_code, subarea_code, subarea_code6
+from subdivide.model.contiguity import block_adjacency, contiguity_breaks, group_adjacency
+from subdivide.core.errors import PlanCheckError, UserError
+from subdivide.core.findings import Finding
+from subdivide.core.schema import SUBAREA_COLUMN, SUBAREA_COLUMNS, check_plan_blocks, coerce_townblocks
+
+PLAN_LAYERS = ("townblocks", "subareas", "plan_meta")
+
+#: how to fix each rule a plan can break (shown with PlanCheckError)
+RULE_FIXES = {
+    "PLAN-SCHEMA": "read the town-blocks with subdivide.read_townblocks / `subdivide plan FILE`",
+    "PLAN-MAX-SUBAREAS": f"merge sub-areas (--merge A,B): at most {MAX_SUBAREAS} are allowed",
+    "PLAN-TABLE": "give each sub-area its own number",
+    "PLAN-NAMES": "give each sub-area its own name (--rename N=名前)",
+    "PLAN-UNKNOWN-SUBAREA": "assign the listed town-blocks to an existing sub-area (--move KEY=N)",
+    "PLAN-EMPTY-SUBAREA": "move town-blocks into the empty sub-area or merge it away (--merge)",
+    "PLAN-CONTIGUITY": "reassign the listed town-blocks (subdivide plan --move KEY=N), "
+                       "or list true islands with --island-exception KEY",
+}
+
+
+def default_subarea_name(label) -> str:
+    """「●●地域」: '花巻' → '花巻地域'; '花巻市(旧)' → '花巻地域'; already '…地域' kept."""
+    s = str(label).strip()
+    for suffix in ("(旧)", "（旧）"):
+        s = s.removesuffix(suffix)
+    if s.startswith("旧"):
+        s = s[1:]
+    for suffix in ("市", "町", "村"):
+        if s.endswith(suffix) and len(s) > 2:
+            s = s[: -len(suffix)]
+            break
+    return s if s.endswith("地域") else f"{s}地域"
+
+
+def reproducible_date() -> str:
+    """Today's date (UTC), or SOURCE_DATE_EPOCH's when set (reproducible builds)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    ts = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    return ts.strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Town-blocks (canonical schema + ``subarea``) plus the sub-area table."""
+
+    blocks: gpd.GeoDataFrame
+    subareas: pd.DataFrame
+    muni_code: str
+    island_exceptions: frozenset = frozenset()
+    max_subareas: int = MAX_SUBAREAS
+    metadata: dict = field(default_factory=dict, compare=False)
+    #: optional precomputed block adjacency (same block order) so that construction does
+    #: not recompute it; never compared, never saved
+    block_graph: object = field(default=None, compare=False, repr=False)
+
+    # ------------------------------------------------------------------ building
+    def __post_init__(self):
+        if self.max_subareas > MAX_SUBAREAS or self.max_subareas < 1:
+            raise UserError(
+                f"the sub-area limit is {MAX_SUBAREAS} (carriers' systems); {self.max_subareas} was asked",
+                fix=f"use a limit between 1 and {MAX_SUBAREAS}: it can be lowered, not raised",
+            )
+        errors = [f for f in self.check() if f.severity == "error"]
+        if errors:
+            fixes = dict.fromkeys(RULE_FIXES.get(f.rule, RULE_FIXES["PLAN-CONTIGUITY"]) for f in errors)
+            raise PlanCheckError(
+                "the plan breaks the rules:\n" + "\n".join(f"  {f}" for f in errors),
+                fix="; ".join(fixes),
+            )
+
+    @classmethod
+    def from_assignment(cls, blocks: gpd.GeoDataFrame, assignment, *, muni_code: str | None = None,
+                        names: dict | None = None, order: list | None = None,
+                        island_exceptions=(), max_subareas: int = MAX_SUBAREAS,
+                        metadata: dict | None = None, block_graph=None) -> "Plan":
+        """Build a plan from ``assignment``: a Series (or dict) key → sub-area label.
+
+        Labels may be names (「花巻」) or numbers. Sub-areas are numbered 1..k in ``order``
+        (a list of labels) or, by default, by the smallest town-block key in each.
+        ``names`` maps label → sub-area name (default :func:`default_subarea_name`).
+        """
+        blocks = coerce_townblocks(blocks.drop(columns=[SUBAREA_COLUMN], errors="ignore"))
+        if isinstance(assignment, dict):
+            assignment = pd.Series(assignment)
+        assignment = pd.Series(assignment)
+        assignment.index = assignment.index.astype(str)
+        dup = assignment.index[assignment.index.duplicated()]
+        if len(dup):
+            raise PlanCheckError(f"town-blocks assigned more than once: {sorted(set(dup))[:20]}",
+                                 fix="list each town-block once")
+        keys = blocks["key"]
+        unknown = sorted(set(assignment.index) - set(keys))
+        if unknown:
+            raise PlanCheckError(f"{len(unknown)} keys in the assignment are not town-blocks of this "
+                                 f"municipality: {unknown[:20]}", fix="check the keys (9 or 11 digits, as text)")
+        labels = keys.map(assignment)
+        missing = keys[labels.isna() | (labels.astype(str).str.strip() == "")]
+        if len(missing):
+            raise PlanCheckError(f"{len(missing)} town-blocks are unassigned: {list(missing[:20])}",
+                                 fix="assign every town-block to a sub-area")
+        first_key = keys.groupby(labels.to_numpy()).min()
+        if order is None:
+            order = list(first_key.sort_values(kind="stable").index)
+        else:
+            order = list(order)
+            absent = [lab for lab in first_key.index if lab not in order]
+            if absent:
+                raise UserError(f"sub-area labels {absent} are not in the given order", fix="list every label")
+            order = [lab for lab in order if lab in first_key.index]
+        number = {lab: i + 1 for i, lab in enumerate(order)}
+        muni = normalize_municipality_code(muni_code or _single_muni(blocks))
+        names = names or {}
+        table = pd.DataFrame({
+            "subarea": [number[lab] for lab in order],
+            "name": [names.get(lab, default_subarea_name(lab)) for lab in order],
+            "display_order": list(range(1, len(order) + 1)),
+        })
+        blocks[SUBAREA_COLUMN] = labels.map(number).astype("int64").to_numpy()
+        return cls(blocks=blocks, subareas=_finish_table(table, muni), muni_code=muni,
+                   island_exceptions=frozenset(map(str, island_exceptions)),
+                   max_subareas=max_subareas, metadata=dict(metadata or {}), block_graph=block_graph)
+
+    def with_assignment(self, subarea: np.ndarray | pd.Series, subareas: pd.DataFrame | None = None,
+                        **changes) -> "Plan":
+        """A new plan with a new ``subarea`` per block (same block order); re-checked."""
+        blocks = self.blocks.copy()
+        blocks[SUBAREA_COLUMN] = np.asarray(subarea, dtype="int64")
+        table = self.subareas if subareas is None else _finish_table(subareas, self.muni_code)
+        kw = dict(blocks=blocks, subareas=table, muni_code=self.muni_code,
+                  island_exceptions=self.island_exceptions, max_subareas=self.max_subareas,
+                  metadata=dict(self.metadata), block_graph=self.__dict__.get("adjacency", self.block_graph))
+        kw.update(changes)
+        return Plan(**kw)  # the block graph does not depend on the assignment: reused
+
+    # ------------------------------------------------------------------ checks
+    def check(self) -> list[Finding]:
+        """All rule findings (errors and warnings); construction refuses on errors."""
+        f: list[Finding] = []
+        b, t = self.blocks, self.subareas
+        try:
+            check_plan_blocks(b)
+        except UserError as exc:
+            return [Finding("PLAN-SCHEMA", "error", exc.what)]
+        k = len(t)
+        if k > self.max_subareas:
+            f.append(Finding("PLAN-MAX-SUBAREAS", "error",
+                             f"{k} sub-areas; at most {self.max_subareas} are allowed"))
+        if t["subarea"].duplicated().any():
+            f.append(Finding("PLAN-TABLE", "error", "sub-area numbers repeat in the sub-area table",
+                             tuple(map(str, t.loc[t["subarea"].duplicated(), "subarea"]))))
+        if t["name"].duplicated().any():
+            f.append(Finding("PLAN-NAMES", "error", "sub-area names repeat",
+                             tuple(t.loc[t["name"].duplicated(), "name"])))
+        known = set(t["subarea"])
+        stray = b.loc[~b[SUBAREA_COLUMN].isin(known), "key"]
+        if len(stray):
+            f.append(Finding("PLAN-UNKNOWN-SUBAREA", "error",
+                             "town-blocks assigned to a sub-area missing from the sub-area table",
+                             tuple(stray)))
+        empty = sorted(known - set(b[SUBAREA_COLUMN]))
+        if empty:
+            f.append(Finding("PLAN-EMPTY-SUBAREA", "error", f"sub-areas with no town-block: {empty}",
+                             tuple(map(str, empty))))
+        f.extend(self._contiguity_findings())
+        return f
+
+    def _contiguity_findings(self) -> list[Finding]:
+        keys = self.blocks["key"].to_numpy()
+        bad, excused = contiguity_breaks(self.adjacency, self.blocks[SUBAREA_COLUMN].to_numpy(), keys,
+                                         self.island_exceptions)
+        out = []
+        if bad.any():
+            sub = self.blocks.loc[bad, SUBAREA_COLUMN]
+            for s in sorted(sub.unique()):
+                ks = tuple(keys[bad & (self.blocks[SUBAREA_COLUMN].to_numpy() == s)])
+                out.append(Finding("PLAN-CONTIGUITY", "error",
+                                   f"sub-area {s} is not contiguous: {len(ks)} town-blocks are cut off "
+                                   "from its main part", ks))
+        if excused.any():
+            ks = tuple(keys[excused])
+            out.append(Finding("PLAN-ISLAND-EXCEPTION", "info",
+                               f"{len(ks)} detached town-blocks allowed as island exceptions", ks))
+        return out
+
+    # ------------------------------------------------------------------ metrics (on demand)
+    @cached_property
+    def adjacency(self):
+        """Block adjacency (sparse, shared border length in m), in block order."""
+        if self.block_graph is not None and self.block_graph.shape == (len(self.blocks),) * 2:
+            return self.block_graph
+        return block_adjacency(self.blocks)
+
+    @property
+    def crs(self):
+        return self.blocks.crs
+
+    @property
+    def k(self) -> int:
+        return len(self.subareas)
+
+    @cached_property
+    def dissolved(self) -> gpd.GeoDataFrame:
+        """One row per sub-area: the sub-area table plus its dissolved geometry."""
+        geoms = self.blocks.geometry.values
+        sub = self.blocks[SUBAREA_COLUMN].to_numpy()
+        order = self.subareas["subarea"].to_numpy()
+        unions = [shapely.coverage_union_all(geoms[sub == s]) if _is_coverage(geoms[sub == s])
+                  else _drop_pinholes(shapely.union_all(geoms[sub == s])) for s in order]
+        return gpd.GeoDataFrame(self.subareas.reset_index(drop=True), geometry=unions, crs=self.crs)
+
+    @cached_property
+    def metrics(self) -> pd.DataFrame:
+        """Per sub-area: area_km2, population, households, n_blocks, perimeter_km,
+        polsby_popper (4πA/P²), hull_ratio (A / convex-hull A)."""
+        g = self.blocks.groupby(SUBAREA_COLUMN)
+        d = self.dissolved
+        area = d.geometry.area.to_numpy()
+        perim = d.geometry.length.to_numpy()
+        hull = shapely.area(shapely.convex_hull(d.geometry.values))
+        m = self.subareas[["subarea", "name", "display_order", "code"]].copy()
+        m["n_blocks"] = m["subarea"].map(g.size()).astype("int64")
+        m["population"] = m["subarea"].map(g["population"].sum()).astype("int64")
+        m["households"] = m["subarea"].map(g["households"].sum()).astype("int64")
+        m["area_km2"] = area / 1e6
+        m["perimeter_km"] = perim / 1e3
+        m["polsby_popper"] = np.where(perim > 0, 4 * np.pi * area / np.maximum(perim, 1e-9) ** 2, 0.0)
+        m["hull_ratio"] = np.where(hull > 0, area / np.maximum(hull, 1e-9), 0.0)
+        return m.reset_index(drop=True)
+
+    @cached_property
+    def subarea_adjacency(self) -> pd.DataFrame:
+        """Pairs of neighbouring sub-areas with their shared border (km)."""
+        df = group_adjacency(self.adjacency, self.blocks[SUBAREA_COLUMN].to_numpy())
+        df["border_km"] = df.pop("border_m") / 1e3
+        return df
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path, *, force: bool = False) -> Path:
+        """Write the plan GeoPackage atomically (byte-identical for identical plans)."""
+        from subdivide.io.output import write_gpkg
+
+        sub = self.dissolved.merge(self.metrics.drop(columns=["name", "display_order", "code"]),
+                                   on="subarea")
+        meta = dict(self.metadata)
+        meta.setdefault("tool_version", __version__)
+        meta.setdefault("date", reproducible_date())
+        meta.update(muni_code=self.muni_code, max_subareas=self.max_subareas,
+                    island_exceptions=sorted(self.island_exceptions))
+        meta_df = pd.DataFrame({"key": sorted(meta),
+                                "value": [json.dumps(meta[k], ensure_ascii=False, sort_keys=True)
+                                          for k in sorted(meta)]})
+        return write_gpkg({"townblocks": self.blocks, "subareas": sub, "plan_meta": meta_df},
+                          path, force=force)
+
+
+def read_plan(path) -> Plan:
+    """Read a plan GeoPackage written by :meth:`Plan.save` (checked on reading)."""
+    import pyogrio
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"plan file {p} does not exist", fix="make one with `subdivide plan`")
+    try:
+        layers = {str(row[0]) for row in pyogrio.list_layers(p)}
+    except Exception as exc:  # not a GeoPackage at all
+        raise UserError(f"{p} is not a readable GeoPackage ({exc.__class__.__name__})",
+                        fix="pass the .gpkg written by `subdivide plan`") from None
+    missing = [lay for lay in PLAN_LAYERS if lay not in layers]
+    if missing:
+        raise UserError(f"{p} is not a subdivide plan: layers {missing} are missing",
+                        where=str(p), fix="pass the .gpkg written by `subdivide plan`")
+    blocks = pyogrio.read_dataframe(p, layer="townblocks")
+    sub = pyogrio.read_dataframe(p, layer="subareas", read_geometry=False)
+    meta_df = pyogrio.read_dataframe(p, layer="plan_meta")
+    meta = {k: json.loads(v) for k, v in zip(meta_df["key"], meta_df["value"])}
+    subarea = pd.to_numeric(blocks[SUBAREA_COLUMN], errors="coerce")
+    blocks = coerce_townblocks(blocks.drop(columns=[SUBAREA_COLUMN]).assign(_sub=subarea))
+    blocks[SUBAREA_COLUMN] = blocks.pop("_sub").astype("int64")
+    table = sub[["subarea", "name", "display_order"]].copy()
+    return Plan(blocks=blocks, subareas=_finish_table(table, meta["muni_code"]),
+                muni_code=meta["muni_code"], island_exceptions=frozenset(meta.get("island_exceptions", [])),
+                max_subareas=int(meta.get("max_subareas", MAX_SUBAREAS)), metadata=meta)
+
+
+# ---------------------------------------------------------------------- helpers
+def _finish_table(table: pd.DataFrame, muni: str) -> pd.DataFrame:
+    t = table[["subarea", "name", "display_order"]].copy()
+    t["subarea"] = t["subarea"].astype("int64")
+    t["display_order"] = t["display_order"].astype("int64")
+    t["name"] = t["name"].astype(str).astype(object)
+    t["code"] = [subarea_code(muni, s) for s in t["subarea"]]
+    t["code6"] = [subarea_code6(muni, s) for s in t["subarea"]]
+    t = t.sort_values("display_order", kind="stable").reset_index(drop=True)
+    return t[list(SUBAREA_COLUMNS) + ["code6"]]
+
+
+def _single_muni(blocks: gpd.GeoDataFrame) -> str:
+    codes = sorted(set(blocks["muni_code"]))
+    if len(codes) != 1:
+        raise UserError(f"town-blocks span several municipalities {codes[:5]}",
+                        fix="select one municipality when reading (--muni CODE)")
+    return codes[0]
+
+
+def _is_coverage(geoms: np.ndarray) -> bool:
+    """coverage_union_all is fast but needs non-overlapping, edge-matched polygons."""
+    try:
+        return bool(shapely.coverage_is_valid(geoms))
+    except Exception:
+        return False
+
+
+#: interior rings smaller than this (m²) are numerical pinholes between blocks that do
+#: not quite match (e.g. after a datum shift), not real holes: they are closed on dissolve
+PINHOLE_M2 = 1.0
+
+
+def _drop_pinholes(geom, min_hole_m2: float = PINHOLE_M2):
+    """Close interior rings smaller than ``min_hole_m2`` (vectorised over the parts)."""
+    parts = shapely.get_parts(geom)
+    polys = parts[shapely.get_type_id(parts) == 3]
+    if len(polys) == 0 or shapely.get_num_interior_rings(polys).sum() == 0:
+        return geom
+    out = []
+    for poly in polys:  # few parts per sub-area; the rings of each are filtered vectorised
+        holes = np.asarray(poly.interiors and [shapely.LinearRing(r) for r in poly.interiors], dtype=object)
+        keep = holes[shapely.area(shapely.polygons(holes)) >= min_hole_m2] if len(holes) else holes
+        out.append(shapely.Polygon(poly.exterior, holes=list(keep)))
+    return shapely.multipolygons(out) if len(out) > 1 else out[0]

@@ -1,0 +1,146 @@
+"""Reach: the one spill model's geometry (docs/domain.md §3).
+
+A broadcast to sub-area A is received up to L past A's boundary. Everything the package
+says about spill is computed from the functions here:
+
+- :func:`spill_territory`: A as the radio sees it (holes no other sub-area occupies filled);
+- :func:`core_share`: the exact polygon model, ``area(T ⊖ L) / area(T)`` on the territory T;
+- :func:`circle_unreached_share`, :func:`min_area_for_share`: the trial report's circle model;
+- :func:`core_distance_for_share`: the L at which a shape keeps a given share.
+
+Distances are metres (``_m``) in a projected CRS.
+"""
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+
+def circle_unreached_share(area_m2, spill_m):
+    """Circle model (the trial report's): share of a sub-area of area S not reached by
+    broadcasts leaking L past its boundary, ``(r − L)² / r²`` (0 when L ≥ r).
+    An upper bound for real shapes (isoperimetric inequality). Vectorised."""
+    area = np.asarray(area_m2, dtype=float)
+    r = np.sqrt(np.maximum(area, 0.0) / np.pi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(r > spill_m, (r - spill_m) ** 2 / np.where(r > 0, r, 1.0) ** 2, 0.0)
+    return share
+
+
+def min_area_for_share(share, spill_m):
+    """Minimum area (m²) for an unreached share p in the circle model:
+    ``π · (L / (1 − √p))²``. p = 0.5, L = 2 km → 146 km²; L = 3 km → 329 km²."""
+    p = np.asarray(share, dtype=float)
+    return np.pi * (spill_m / (1.0 - np.sqrt(p))) ** 2
+
+
+def spill_territory(geoms) -> np.ndarray:
+    """Each sub-area with the holes no other sub-area occupies filled in (m², same CRS).
+
+    Holes left by slivers between town-blocks, dropped water areas (HCODE 8154) or
+    dropped enclaves of another municipality are radio-wise part of the sub-area around
+    them; left open, every sliver would grow into a disc of radius L in the inward
+    buffer. Holes that overlap another sub-area (an enclosed sub-area) stay open.
+    """
+    g = np.asarray(geoms, dtype=object)
+    parts, pidx = shapely.get_parts(g, return_index=True)
+    rings, ridx = shapely.get_rings(parts, return_index=True)
+    is_hole = np.ones(len(rings), bool)
+    if len(rings):
+        first = np.r_[True, ridx[1:] != ridx[:-1]]
+        is_hole = ~first  # get_rings lists the exterior ring first
+    holes = shapely.polygons(rings[is_hole])
+    owner = pidx[ridx[is_hole]]
+    if len(holes) == 0:
+        return g
+    hi, gj = shapely.STRtree(g).query(holes, predicate="intersects")
+    other = gj != owner[hi]
+    hi, gj = hi[other], gj[other]
+    occupied = np.zeros(len(holes), bool)
+    if len(hi):
+        ov = shapely.area(shapely.intersection(holes[hi], g[gj]))
+        occupied[hi[ov > 0]] = True
+    fill = ~occupied
+    out = g.copy()
+    for i in np.unique(owner[fill]):
+        out[i] = shapely.union_all(np.concatenate([[g[i]], holes[fill & (owner == i)]]))
+    return out
+
+
+def core_share(geoms, spill_m, *, quad_segs: int = 8, fill_holes: bool = True):
+    """Exact polygon model: ``area(T.buffer(−L)) / area(T)`` per sub-area (metric CRS), T the
+    sub-area's :func:`spill_territory`. ``geoms`` are all the sub-areas of one plan (a hole
+    is filled only if no other sub-area occupies it). Vectorised over the geometries.
+    ``fill_holes=False`` measures the geometries as given (single shapes, tests)."""
+    g = np.asarray(geoms, dtype=object)
+    if fill_holes:
+        g = np.asarray(spill_territory(g), dtype=object)
+    area = shapely.area(g)
+    core = shapely.area(shapely.buffer(g, -float(spill_m), quad_segs=quad_segs))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(area > 0, core / np.where(area > 0, area, 1.0), 0.0)
+
+
+def core_distance_for_share(geoms, share, *, tol_m: float = 1.0, quad_segs: int = 8,
+                            max_iter: int = 60) -> np.ndarray:
+    """The spill distance (m) at which each geometry keeps exactly ``share`` of its area
+    as unreached core, vectorised over geometries.
+
+    Safeguarded Newton iteration: d area(A ⊖ L) / dL = −perimeter(A ⊖ L), so each step
+    costs one inward buffer; a step leaving the bracket [lo, hi] (hi = the equal-area
+    circle radius, where the circle bound reaches 0) falls back to bisection.
+
+    The core share of the same shape scaled by f at distance L equals the core share of
+    the original at L/f, so the area this shape would need at distance L is
+    ``S · (L / core_distance_for_share)²``.
+    """
+    g = np.asarray(geoms, dtype=object)
+    p = float(share)
+    area = shapely.area(g)
+    want = p * area
+    lo = np.zeros(len(g))
+    hi = np.sqrt(np.maximum(area, 0.0) / np.pi) * (1.0 - np.sqrt(p))  # circle bound ≥ exact
+    x = hi / 2
+    done = area <= 0
+    for _ in range(max_iter):
+        if done.all():
+            break
+        act = ~done
+        core = parallel_buffer(g[act], -x[act], quad_segs=quad_segs)
+        f = shapely.area(core) - want[act]        # decreasing in L
+        per = shapely.length(core)
+        xa, la, ha = x[act], lo[act], hi[act]
+        la = np.where(f >= 0, xa, la)
+        ha = np.where(f >= 0, ha, xa)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = xa + f / np.where(per > 0, per, np.nan)
+        ok = np.isfinite(newton) & (newton > la) & (newton < ha)
+        nx = np.where(ok, newton, (la + ha) / 2)
+        conv = (np.abs(nx - xa) < tol_m / 4) | (ha - la < tol_m)
+        lo[act], hi[act], x[act] = la, ha, nx
+        idx = np.flatnonzero(act)
+        done[idx[conv]] = True
+    return np.where(area > 0, x, 0.0)
+
+
+def parallel_buffer(geoms, distances_m, *, quad_segs: int = 16, workers: int | None = None) -> np.ndarray:
+    """``shapely.buffer`` element-wise (distances broadcast against geoms), spread over
+    threads: GEOS releases the GIL, so large sub-area buffers use every core. The result
+    does not depend on the number of workers."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    g, d = np.broadcast_arrays(np.asarray(geoms, dtype=object), np.asarray(distances_m, dtype=float))
+    g, d = g.ravel(), d.ravel()
+    n = len(g)
+    workers = min(workers or os.cpu_count() or 1, 8, n) if n else 1
+    if workers <= 1 or n < 4:
+        return shapely.buffer(g, d, quad_segs=quad_segs)
+    # interleave by descending vertex count so each worker gets a similar load
+    order = np.argsort(-shapely.get_num_coordinates(g), kind="stable")
+    chunks = [order[i::workers] for i in range(workers)]
+    out = np.empty(n, dtype=object)
+    with ThreadPoolExecutor(workers) as ex:
+        for idx, res in zip(chunks, ex.map(lambda ix: shapely.buffer(g[ix], d[ix], quad_segs=quad_segs), chunks)):
+            out[idx] = res
+    return out

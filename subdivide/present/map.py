@@ -1,0 +1,1027 @@
+"""The council-review map: one interactive HTML file (folium / Leaflet).
+
+:func:`build_map` writes a map of a plan for 議会・庁内 review:
+
+- sub-areas in distinct colours with a legend (number, name, area, population and the
+  unreached share at each spill distance L), their names as labels that stay readable
+  with no basemap;
+- town-block borders with tooltips (name, key, population, sub-area) and a search by
+  town-block name;
+- layers (layer control): the inward core at each L, the outward reach at each L, the
+  neighbour exposure at each L (DOMAIN.md §3), carrier footprints and sites when given,
+  office or measurement points;
+- 地理院タイル 淡色 / 標準 / 写真 with the required attribution, or no basemap at all;
+- fullscreen, a metric scale bar, a measure tool (Japanese), a short explanation box.
+
+``offline=True`` inlines every script, stylesheet and image (``subdivide/assets/web``),
+so the file opens on a machine with no internet; only basemap tiles then need the
+network, and with ``basemap="none"`` the page makes no request at all.
+
+Display geometry is simplified as a coverage (``shapely.coverage_simplify``) in the
+plan's projected CRS, so neighbouring town-blocks keep exactly one shared border (no
+slivers, no gaps), then converted to lat/lon (EPSG:4326) at 6 decimals (about 0.1 m).
+
+Every user string (town-block, sub-area, office and carrier names) is HTML-escaped
+before it reaches the page: a town-block named ``<script>alert(1)</script>`` shows as
+text. The one verbatim copy, the town-block name the search matches against, sits in
+JSON that escapes ``< > & '`` and is displayed with ``textContent``. Output is byte-identical for identical input (folium's random element ids are
+replaced by counters).
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from subdivide.core.constants import DEFAULT_DISTANCES_KM
+from subdivide.core.errors import UserError
+from subdivide.model.areal import zone_population
+from subdivide.model.reach import spill_territory
+from subdivide.io.output import atomic_path, check_can_write
+from subdivide.core.progress import Progress, silent
+
+# ---------------------------------------------------------------------- constants
+
+#: default spill distances L (km): the trial measured spill 1.6–3.3 km past the border
+
+#: coverage-simplification tolerance for display (m); borders move at most this much
+DEFAULT_TOLERANCE_M = 15.0
+
+#: lat/lon decimals in the page (1e-6° ≈ 0.1 m)
+COORD_DECIMALS = 6
+
+#: 14 distinct colours (the carriers allow at most 14 sub-areas); colour-blind-aware
+#: first (Okabe–Ito), then distinct extras
+PALETTE = (
+    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+    "#7F3C8D", "#11A579", "#3969AC", "#F2B701", "#E73F74", "#80BA5A", "#A5AA99",
+)
+
+GSI_ATTRIBUTION = ('<a href="https://maps.gsi.go.jp/development/ichiran.html" '
+                   'target="_blank" rel="noopener">地理院タイル</a>')
+
+#: basemap key → (layer name, tile URL)
+BASEMAPS = {
+    "pale": ("地理院タイル 淡色地図", "https://cyberjapandata.gsi.go.jp/xyz/pale/{z}/{x}/{y}.png"),
+    "std": ("地理院タイル 標準地図", "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png"),
+    "photo": ("地理院タイル 写真", "https://cyberjapandata.gsi.go.jp/xyz/seamlessphoto/{z}/{x}/{y}.jpg"),
+}
+BASEMAP_CHOICES = (*BASEMAPS, "none")
+NO_BASEMAP_NAME = "背景地図なし"
+
+ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "web"
+
+LEAFLET_JS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"
+LEAFLET_CSS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css"
+FULLSCREEN_JS = "https://cdn.jsdelivr.net/npm/leaflet.fullscreen@3.0.0/Control.FullScreen.min.js"
+FULLSCREEN_CSS = "https://cdn.jsdelivr.net/npm/leaflet.fullscreen@3.0.0/Control.FullScreen.css"
+MEASURE_JS = "https://cdn.jsdelivr.net/gh/ljagis/leaflet-measure@2.1.7/dist/leaflet-measure.min.js"
+MEASURE_CSS = "https://cdn.jsdelivr.net/gh/ljagis/leaflet-measure@2.1.7/dist/leaflet-measure.min.css"
+SEARCH_JS = "https://cdn.jsdelivr.net/npm/leaflet-search@2.9.7/dist/leaflet-search.min.js"
+SEARCH_CSS = "https://cdn.jsdelivr.net/npm/leaflet-search@2.9.7/dist/leaflet-search.min.css"
+
+#: CDN URL folium references → (vendored file, {url(...) in the CSS: vendored file})
+OFFLINE_ASSETS: dict[str, tuple[str, dict[str, str]]] = {
+    LEAFLET_JS: ("leaflet.js", {}),
+    LEAFLET_CSS: ("leaflet.css", {"images/layers.png": "leaflet-layers.png",
+                                  "images/layers-2x.png": "leaflet-layers-2x.png",
+                                  "images/marker-icon.png": "leaflet-marker-icon.png"}),
+    FULLSCREEN_JS: ("Control.FullScreen.js", {}),
+    FULLSCREEN_CSS: ("Control.FullScreen.css", {"icon-fullscreen.svg": "fullscreen-icon.svg"}),
+    MEASURE_JS: ("leaflet-measure.min.js", {}),
+    MEASURE_CSS: ("leaflet-measure.css", {
+        f"images/{n}{s}.png": f"measure-{n}{s}.png"
+        for n in ("cancel", "check", "focus", "rulers", "start", "trash") for s in ("", "_@2X")}),
+    SEARCH_JS: ("leaflet-search.min.js", {}),
+    SEARCH_CSS: ("leaflet-search.min.css", {"../images/search-icon.png": "search-icon.png",
+                                            "../images/loader.gif": "search-loader.gif"}),
+}
+
+_MIME = {".png": "image/png", ".gif": "image/gif", ".svg": "image/svg+xml"}
+
+#: leaflet-measure 2.1.7 ships no Japanese; this locale is added to its bundle at build
+#: time (both online and offline maps embed the measure plugin for that reason)
+MEASURE_JA = {
+    "measure": "計測", "measureDistancesAndAreas": "距離と面積を計測",
+    "createNewMeasurement": "新しく計測する",
+    "startCreating": "地図をクリックして点を追加すると計測が始まります",
+    "finishMeasurement": "計測を終える", "lastPoint": "最後の点", "area": "面積",
+    "perimeter": "周長", "pointLocation": "地点の位置", "areaMeasurement": "面積の計測",
+    "linearMeasurement": "距離の計測", "pathDistance": "経路の長さ",
+    "centerOnArea": "この範囲を中心に表示", "centerOnLine": "この線を中心に表示",
+    "centerOnLocation": "この地点を中心に表示", "cancel": "キャンセル", "delete": "削除",
+    "acres": "エーカー", "feet": "フィート", "kilometers": "km", "hectares": "ha",
+    "meters": "m", "miles": "マイル", "sqfeet": "平方フィート", "sqmeters": "m²",
+    "sqmiles": "平方マイル", "decPoint": ".", "thousandsSep": ",",
+}
+_MEASURE_LOCALES_END = 'tr:a("./i18n/tr")}'
+
+
+# ---------------------------------------------------------------------- small helpers
+def escape_text(value) -> str:
+    """HTML-escape a user string for any place in the page: markup (``< > & " '``) and
+    the characters that matter inside JavaScript template literals (`` ` $ \\ ``).
+
+    >>> escape_text("<script>alert(1)</script>")
+    '&lt;script&gt;alert(1)&lt;/script&gt;'
+    """
+    missing = value is None or (np.ndim(value) == 0 and bool(pd.isna(value)))
+    s = html.escape("" if missing else str(value), quote=True)
+    return s.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
+
+
+def km_label(distance_km: float) -> str:
+    """'2', '2.5' — how a spill distance appears in layer names."""
+    return f"{float(distance_km):g}"
+
+
+def subarea_colours(subareas: Sequence[int]) -> dict[int, str]:
+    """Sub-area number → colour, by position in the display order (stable)."""
+    return {int(s): PALETTE[i % len(PALETTE)] for i, s in enumerate(subareas)}
+
+
+def _fmt_int(x) -> str:
+    return f"{int(round(float(x))):,}"
+
+
+def _fmt_pct(x) -> str:
+    return f"{100 * float(x):.0f} %"
+
+
+def _check_distances(distances_km) -> tuple[float, ...]:
+    try:
+        d = tuple(float(x) for x in distances_km)
+    except (TypeError, ValueError):
+        raise UserError(f"spill distances {distances_km!r} are not numbers",
+                        fix="give kilometres, e.g. --distances 2,2.5,3") from None
+    if not d or any(not np.isfinite(x) or x <= 0 or x > 50 for x in d):
+        raise UserError(f"spill distances {d} must be between 0 and 50 km",
+                        fix="give kilometres, e.g. --distances 2,2.5,3")
+    if len(d) > 6:
+        raise UserError(f"{len(d)} spill distances: at most 6 fit on the map", fix="give fewer distances")
+    return tuple(sorted(set(d)))
+
+
+# ---------------------------------------------------------------------- display geometry
+def round_coords(geoms, decimals: int = COORD_DECIMALS) -> np.ndarray:
+    """Round every coordinate (vectorised); shared vertices stay shared."""
+    return shapely.transform(np.asarray(geoms), lambda c: np.round(c, decimals))
+
+
+def display_coverage(geoms, tolerance_m: float = DEFAULT_TOLERANCE_M) -> tuple[np.ndarray, bool]:
+    """Simplify polygons that tile the plane (town-blocks) for display, keeping shared
+    borders shared: ``shapely.coverage_simplify`` in the projected CRS (metres).
+
+    Real boundary files are rarely exact coverages (vertices of neighbours differ by
+    millimetres); such input is first cleaned with ``shapely.coverage_clean`` (nodes
+    snapped, gaps narrower than 1 m closed — display only). Returns (geometries,
+    simplified); when the input cannot be made a valid coverage the geometry is returned
+    unchanged with ``simplified=False`` (simplifying it would open gaps).
+    """
+    g = np.asarray(geoms)
+    if tolerance_m <= 0 or len(g) == 0:
+        return g, False
+    if not _is_valid_coverage(g):
+        clean = getattr(shapely, "coverage_clean", None)  # shapely >= 2.2
+        if clean is None:
+            return g, False
+        g = clean(g, gap_width=1.0)
+        if shapely.is_empty(g).any() or not _is_valid_coverage(g):
+            return np.asarray(geoms), False
+    return shapely.coverage_simplify(g, tolerance_m, simplify_boundary=True), True
+
+
+def _is_valid_coverage(g) -> bool:
+    try:
+        return bool(shapely.coverage_is_valid(g))
+    except shapely.errors.GEOSException:
+        return False
+
+
+def to_display(geoms, crs, *, tolerance_m: float = 0.0) -> np.ndarray:
+    """Projected geometries → EPSG:4326, optionally simplified first (each on its own),
+    rounded to :data:`COORD_DECIMALS`; empties dropped to None."""
+    g = np.asarray(geoms)
+    if tolerance_m > 0:
+        g = shapely.simplify(g, tolerance_m, preserve_topology=True)
+    out = gpd.GeoSeries(g, crs=crs).to_crs(4326).values
+    out = round_coords(np.asarray(out))
+    return np.where(shapely.is_empty(out), None, out)
+
+
+def label_points(geoms) -> np.ndarray:
+    """Where to put a sub-area's label: the centre of its largest inscribed circle
+    (always inside, away from the border), per geometry (projected CRS)."""
+    g = np.asarray(geoms)
+    circles = shapely.maximum_inscribed_circle(g, tolerance=None)
+    return shapely.get_point(circles, 0)
+
+
+# ---------------------------------------------------------------------- spill figures
+@dataclass(frozen=True)
+class SpillView:
+    """What the map and the report show about spill.
+
+    ``shares``: one row per sub-area and L — subarea, distance_km, core_share (exact
+    polygon model, share of the sub-area beyond L from its border = not reached by
+    neighbours' broadcasts), circle_share (circle model).
+    ``exposure``: one row per (source, target, L) with target reached by source's
+    broadcasts — source, target, distance_km, area_km2, population (areal-weighted
+    from town-block counts), target_population_share.
+    """
+
+    shares: pd.DataFrame
+    exposure: pd.DataFrame
+
+
+def spill_geometry(plan, distance_km: float):
+    """(core, reach) geometries per sub-area in plan.dissolved order, projected CRS:
+    core = A.buffer(−L), reach = A.buffer(L) − A."""
+    geoms = spill_territory(plan.dissolved.geometry.values)
+    d = float(distance_km) * 1000.0
+    core = shapely.buffer(geoms, -d, quad_segs=8)
+    reach = shapely.difference(shapely.buffer(geoms, d, quad_segs=8), geoms)
+    return core, reach
+
+
+def exposure_geometry(plan, distance_km: float, *, reach=None) -> gpd.GeoDataFrame:
+    """Pairwise neighbour exposure polygons: the part of sub-area j inside sub-area i's
+    reach at L (projected CRS), with area_km2 and areal-weighted population.
+    ``reach``: the reach geometries from :func:`spill_geometry` when already computed."""
+    d = plan.dissolved
+    nums = d["subarea"].to_numpy()
+    if reach is None:
+        _, reach = spill_geometry(plan, distance_km)
+    tree = shapely.STRtree(d.geometry.values)
+    src, dst = tree.query(reach, predicate="intersects")
+    keep = nums[src] != nums[dst]
+    src, dst = src[keep], dst[keep]
+    inter = shapely.intersection(reach[src], d.geometry.values[dst])
+    area = shapely.area(inter)
+    ok = area > 1.0  # drop touching-only slivers (< 1 m²)
+    src, dst, inter, area = src[ok], dst[ok], inter[ok], area[ok]
+    pop = zone_population(inter, plan.blocks.geometry.values, plan.blocks["population"].to_numpy())
+    out = gpd.GeoDataFrame({
+        "source": nums[src].astype("int64"), "target": nums[dst].astype("int64"),
+        "distance_km": float(distance_km), "area_km2": area / 1e6, "population": pop,
+    }, geometry=inter, crs=plan.crs)
+    return out.sort_values(["source", "target"], kind="stable").reset_index(drop=True)
+
+
+def spill_view(plan, spill=None, distances_km=DEFAULT_DISTANCES_KM) -> SpillView:
+    """Spill shares and exposure for the map and report.
+
+    Uses ``spill`` (a :class:`subdivide.analysis.spill.SpillReport`) when given, else computes
+    :func:`subdivide.analysis.spill.spill_report` if available, else the same figures from
+    :func:`subdivide.analysis.spill.core_share` / :func:`circle_unreached_share` and
+    :func:`exposure_geometry`.
+    """
+    from subdivide.analysis import spill as spill_mod
+
+    distances = _check_distances(distances_km)
+    if spill is None and hasattr(spill_mod, "spill_report"):
+        spill = spill_mod.spill_report(plan, distances_km=distances)
+    if spill is not None:
+        view = _view_from_report(spill, plan)
+        if view is not None:
+            return view
+    return _view_from_plan(plan, distances)
+
+
+def _view_from_plan(plan, distances) -> SpillView:
+    from subdivide.analysis.spill import circle_unreached_share, core_share
+
+    d = plan.dissolved
+    area = shapely.area(d.geometry.values)
+    rows, exp = [], []
+    for L in distances:
+        rows.append(pd.DataFrame({
+            "subarea": d["subarea"].to_numpy().astype("int64"), "distance_km": float(L),
+            "core_share": core_share(d.geometry.values, L * 1000.0),
+            "circle_share": circle_unreached_share(area, L * 1000.0)}))
+        exp.append(pd.DataFrame(exposure_geometry(plan, L).drop(columns="geometry")))
+    shares = pd.concat(rows, ignore_index=True)
+    exposure = pd.concat(exp, ignore_index=True)
+    pop = plan.metrics.set_index("subarea")["population"]
+    tp = exposure["target"].map(pop).to_numpy(dtype=float)
+    exposure["target_population_share"] = np.where(tp > 0, exposure["population"] / np.where(tp > 0, tp, 1), 0.0)
+    return SpillView(shares=shares, exposure=exposure)
+
+
+def _pick(df: pd.DataFrame, *names):
+    for n in names:
+        if n in df.columns:
+            return n
+    return None
+
+
+def _view_from_report(report, plan) -> SpillView | None:
+    """Adapt a SpillReport (``.subareas``, ``.exposure``) to :class:`SpillView`; None
+    when its columns are not recognised (then the figures are computed here)."""
+    sub = getattr(report, "subareas", None)
+    exp = getattr(report, "exposure", None)
+    if not isinstance(sub, pd.DataFrame) or not isinstance(exp, pd.DataFrame):
+        return None
+    # town-block population figures (a report may add raster rows as well)
+    if "population_source" in sub.columns:
+        sub = sub[sub["population_source"] == "townblocks"]
+    if "population_source" in exp.columns:
+        exp = exp[exp["population_source"] == "townblocks"]
+    s_l = _pick(sub, "distance_km", "L_km", "spill_km")
+    s_core = _pick(sub, "core_share", "exact_share", "unreached_share_exact", "unreached_exact")
+    s_circ = _pick(sub, "circle_share", "unreached_share_circle", "circle_unreached_share", "unreached_circle")
+    e_l = _pick(exp, "distance_km", "L_km", "spill_km")
+    e_src = _pick(exp, "source", "from_subarea", "subarea", "sender")
+    e_dst = _pick(exp, "target", "to_subarea", "neighbour", "neighbor", "receiver")
+    e_area = _pick(exp, "area_km2", "exposed_area_km2")
+    e_pop = _pick(exp, "population", "exposed_population")
+    if None in (s_l, s_core, e_l, e_src, e_dst, e_area, e_pop) or "subarea" not in sub.columns:
+        return None
+    shares = pd.DataFrame({
+        "subarea": sub["subarea"].astype("int64").to_numpy(),
+        "distance_km": sub[s_l].astype(float).to_numpy(),
+        "core_share": sub[s_core].astype(float).to_numpy(),
+    })
+    if s_circ is not None:
+        shares["circle_share"] = sub[s_circ].astype(float).to_numpy()
+    else:
+        from subdivide.analysis.spill import circle_unreached_share
+
+        area = plan.metrics.set_index("subarea")["area_km2"] * 1e6
+        shares["circle_share"] = circle_unreached_share(shares["subarea"].map(area).to_numpy(),
+                                                         shares["distance_km"].to_numpy() * 1000.0)
+    exposure = pd.DataFrame({
+        "source": exp[e_src].astype("int64").to_numpy(), "target": exp[e_dst].astype("int64").to_numpy(),
+        "distance_km": exp[e_l].astype(float).to_numpy(), "area_km2": exp[e_area].astype(float).to_numpy(),
+        "population": exp[e_pop].astype(float).to_numpy(),
+    })
+    known = set(plan.subareas["subarea"])
+    exposure = exposure[exposure["source"].isin(known) & exposure["target"].isin(known)
+                        & (exposure["source"] != exposure["target"])].reset_index(drop=True)
+    pop = plan.metrics.set_index("subarea")["population"]
+    tp = exposure["target"].map(pop).to_numpy(dtype=float)
+    exposure["target_population_share"] = np.where(tp > 0, exposure["population"] / np.where(tp > 0, tp, 1), 0.0)
+    return SpillView(shares=shares.sort_values(["distance_km", "subarea"], kind="stable").reset_index(drop=True),
+                     exposure=exposure.sort_values(["distance_km", "source", "target"], kind="stable")
+                     .reset_index(drop=True))
+
+
+# ---------------------------------------------------------------------- determinism
+@contextlib.contextmanager
+def deterministic_ids() -> Iterator[None]:
+    """folium/branca give every element a random 32-hex id; number them instead so the
+    same map renders to the same bytes."""
+    from branca.element import Element
+
+    counter = iter(range(1, 1 << 62))
+    original = Element.__dict__["_generate_id"]
+    Element._generate_id = classmethod(lambda cls: f"{next(counter):08x}")
+    try:
+        yield
+    finally:
+        Element._generate_id = original
+
+
+@contextlib.contextmanager
+def compact_json() -> Iterator[None]:
+    """Embed data as compact UTF-8 JSON (no spaces, Japanese not \\u-escaped): about a
+    third smaller pages. Jinja's ``tojson`` still escapes ``< > & '`` so the JSON is
+    safe inside ``<script>``."""
+    import folium.features
+
+    env = folium.features.GeoJson._template.environment
+    old = env.policies.get("json.dumps_kwargs")
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False, "separators": (",", ":")}
+    try:
+        yield
+    finally:
+        env.policies["json.dumps_kwargs"] = old
+
+
+# ---------------------------------------------------------------------- offline inlining
+def _data_uri(name: str) -> str:
+    path = ASSET_DIR / name
+    mime = _MIME[path.suffix]
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _inline_css(url: str) -> str:
+    fname, images = OFFLINE_ASSETS[url]
+    css = (ASSET_DIR / fname).read_text(encoding="utf-8")
+
+    def repl(m):
+        ref = m.group(2)
+        if ref.startswith("#") or ref.startswith("data:"):
+            return m.group(0)
+        if ref not in images:
+            raise RuntimeError(f"vendored {fname} references {ref}, which is not vendored")
+        return f"url({_data_uri(images[ref])})"
+
+    css = re.sub(r"url\((['\"]?)([^)'\"]+)\1\)", repl, css)
+    return "<style>\n" + css.replace("</", "<\\/") + "\n</style>"
+
+
+def _script_text(js: str) -> str:
+    # '</script' inside inlined code would end the element; '<\/' means the same in JS
+    return "<script>\n" + js.replace("</script", "<\\/script").replace("<!--", "<\\!--") + "\n</script>"
+
+
+def measure_js() -> str:
+    """leaflet-measure 2.1.7 with a Japanese locale ('ja') added to its bundle."""
+    js = (ASSET_DIR / OFFLINE_ASSETS[MEASURE_JS][0]).read_text(encoding="utf-8")
+    if js.count(_MEASURE_LOCALES_END) != 1:
+        raise RuntimeError("vendored leaflet-measure changed: cannot add the Japanese locale")
+    ja = json.dumps(MEASURE_JA, ensure_ascii=True)
+    return js.replace(_MEASURE_LOCALES_END, _MEASURE_LOCALES_END[:-1] + f",ja:{ja}}}")
+
+
+def inline_assets(page: str, *, offline: bool) -> str:
+    """Replace CDN ``<script src>`` / ``<link href>`` tags by the vendored files.
+
+    The measure plugin is always inlined (its Japanese locale is added here); with
+    ``offline`` every other library too, and any reference left to an unknown external
+    script or stylesheet is an error."""
+    def script(m):
+        url = m.group(1)
+        if url == MEASURE_JS:
+            return _script_text(measure_js())
+        if not offline:
+            return m.group(0)
+        if url not in OFFLINE_ASSETS:
+            raise RuntimeError(f"no vendored copy of {url}")
+        return _script_text((ASSET_DIR / OFFLINE_ASSETS[url][0]).read_text(encoding="utf-8"))
+
+    def link(m):
+        url = m.group(1)
+        if url == MEASURE_CSS or offline:
+            if url not in OFFLINE_ASSETS:
+                raise RuntimeError(f"no vendored copy of {url}")
+            return _inline_css(url)
+        return m.group(0)
+
+    page = re.sub(r'<script src="([^"]+)"></script>', script, page)
+    page = re.sub(r'<link rel="stylesheet" href="([^"]+)"\s*/?>', link, page)
+    return page
+
+
+EXTERNAL_REF = re.compile(
+    r"""<script[^>]*\bsrc\s*=\s*["']?(?:https?:)?//|<link[^>]*\bhref\s*=\s*["']?(?:https?:)?//"""
+    r"""|@import\s+(?:url\()?["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//""",
+    re.IGNORECASE,
+)
+
+
+def external_references(page: str) -> list[str]:
+    """External scripts, stylesheets, CSS imports or CSS url()s in an HTML page (what an
+    offline map must not have)."""
+    return [m.group(0) for m in EXTERNAL_REF.finditer(page)]
+
+
+# ---------------------------------------------------------------------- folium pieces
+def _folium_classes():
+    """A folium Map that loads only Leaflet (no jQuery, Bootstrap, Font Awesome,
+    awesome-markers: the map uses none of them), plus small custom elements."""
+    import folium
+    from branca.element import MacroElement
+    from jinja2 import Template
+
+    class ReviewMap(folium.Map):
+        default_js = [("leaflet", LEAFLET_JS)]
+        default_css = [("leaflet_css", LEAFLET_CSS)]
+
+    class HtmlControl(MacroElement):
+        """A Leaflet control holding fixed HTML (legend, explanation, title)."""
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            (function () {
+                var c = L.control({position: {{ this.position|tojson }}});
+                c.onAdd = function () {
+                    var d = L.DomUtil.create('div', {{ this.css_class|tojson }});
+                    d.innerHTML = {{ this.html|tojson }};
+                    L.DomEvent.disableClickPropagation(d);
+                    L.DomEvent.disableScrollPropagation(d);
+                    return d;
+                };
+                c.addTo({{ this._parent.get_name() }});
+            })();
+            {% endmacro %}
+        """)
+
+        def __init__(self, html_text: str, position: str, css_class: str):
+            super().__init__()
+            self._name = "HtmlControl"
+            self.html = html_text
+            self.position = position
+            self.css_class = css_class
+
+    class Script(MacroElement):
+        """Plain JavaScript run after the map exists (``{map}`` = the map variable)."""
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            {{ this.code.replace('{map}', this._parent.get_name()) }}
+            {% endmacro %}
+        """)
+
+        def __init__(self, code: str):
+            super().__init__()
+            self._name = "Script"
+            self.code = code
+
+    return folium, ReviewMap, HtmlControl, Script
+
+
+PAGE_CSS = """
+<style>
+  html, body { font-family: "Helvetica Neue", Arial, "Liberation Sans", "Hiragino Sans",
+               "Hiragino Kaku Gothic ProN", "Yu Gothic", Meiryo, "Noto Sans CJK JP", "IPAPGothic",
+               "IPAGothic", sans-serif; }
+  html .leaflet-container { background: #f3f3ee; font-family: inherit; font-size: 13px; }
+  .sd-box { background: rgba(255,255,255,0.94); padding: 6px 9px; border-radius: 4px;
+            box-shadow: 0 1px 5px rgba(0,0,0,0.35); max-width: 420px; line-height: 1.45; color: #222; }
+  .sd-box summary { cursor: pointer; font-weight: bold; }
+  .sd-title { font-size: 15px; font-weight: bold; }
+  .sd-legend { max-height: calc(100vh - 420px); min-height: 60px; overflow-y: auto; }
+  .sd-legend table { border-collapse: collapse; font-size: 12px; }
+  .sd-legend th, .sd-legend td { padding: 1px 5px; text-align: right; white-space: nowrap; }
+  .sd-legend th { border-bottom: 1px solid #999; font-weight: bold; }
+  .sd-legend th.sd-name, .sd-legend td.sd-name { text-align: left; }
+  .sd-legend td.sd-name { white-space: normal; overflow-wrap: anywhere; min-width: 5em; max-width: 10em; }
+  .sd-legend .sd-key { font-size: 11.5px; margin: 4px 0 0; white-space: normal; color: #333; }
+  .sd-core-key { display: inline-block; width: 22px; height: 12px; border: 1.5px dashed #333;
+                 background: #9a9a9a; vertical-align: middle; }
+  .sd-swatch { display: inline-block; width: 14px; height: 14px; border: 1px solid #333;
+               vertical-align: middle; }
+  .sd-info { max-width: 340px; font-size: 12px; }
+  .sd-info p { margin: 4px 0; }
+  .sd-note { color: #8a1c00; font-size: 12px; }
+  .sd-caution { color: #555; }
+  .sd-head { max-width: 330px; }
+  .sd-label-icon { background: none; border: none; }
+  .sd-label { position: absolute; transform: translate(-50%, -50%); white-space: nowrap;
+              font-size: 15px; font-weight: bold; color: #111; pointer-events: none;
+              text-shadow: -2px -2px 0 #fff, 2px -2px 0 #fff, -2px 2px 0 #fff, 2px 2px 0 #fff,
+                           0 0 4px #fff, 0 0 4px #fff; }
+  .sd-label .sd-num { display: inline-block; min-width: 1.4em; padding: 0 3px; margin-right: 3px;
+                      border-radius: 9px; color: #fff; background: #222; text-shadow: none;
+                      text-align: center; }
+  .leaflet-tooltip table th { text-align: left; padding-right: 8px; }
+  .leaflet-control-search .search-input { width: 170px; }
+</style>
+"""
+
+
+def _geojson_dict(geoms, props: pd.DataFrame) -> dict:
+    """A FeatureCollection (dict) from 4326 geometries and string/number properties;
+    rows with no geometry are skipped. Feature ids are the row numbers."""
+    feats = []
+    records = props.to_dict(orient="records")
+    for i, (g, p) in enumerate(zip(geoms, records)):
+        if g is None:
+            continue
+        feats.append({"type": "Feature", "id": str(i), "properties": p, "geometry": shapely.geometry.mapping(g)})
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def _legend_html(view: SpillView, metrics: pd.DataFrame, colours: dict[int, str], distances) -> str:
+    head = "".join(f"<th>L={km_label(L)} km</th>" for L in distances)
+    rows = []
+    for r in metrics.itertuples(index=False):
+        shares = view.shares[view.shares["subarea"] == r.subarea].set_index("distance_km")["core_share"]
+        cells = "".join(f"<td>{_fmt_pct(shares.get(float(L), np.nan))}</td>" if float(L) in shares.index
+                        else "<td>–</td>" for L in distances)
+        rows.append(
+            f'<tr><td><span class="sd-swatch" style="background:{colours[int(r.subarea)]}"></span></td>'
+            f"<td>{int(r.subarea)}</td><td class=\"sd-name\">{escape_text(r.name)}</td>"
+            f"<td>{r.area_km2:,.1f}</td><td>{_fmt_int(r.population)}</td>{cells}</tr>")
+    return (
+        '<details open><summary>細分化エリア</summary>'
+        '<table><thead><tr><th></th><th>番号</th><th class="sd-name">名称</th><th>面積 km²</th>'
+        f'<th>人口</th>{head}</tr>'
+        f'<tr><th colspan="5"></th><th colspan="{len(distances)}">非到達率（内側コアの割合）</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        f'<p class="sd-key"><span class="sd-core-key"></span> 濃い色・点線の内側＝内側コア'
+        f"（境界から L km 以上内側：隣のエリア宛ての配信が届かないと見込まれる範囲）。"
+        f"非到達率＝内側コアの面積 ÷ エリアの面積。</p></details>"
+    )
+
+
+def _info_html(distances, note: str | None) -> str:
+    ls = "・".join(f"{km_label(L)}" for L in distances)
+    parts = [
+        "<details><summary>この地図の見方（色・点線・用語の説明）</summary>",
+        "<p>緊急速報メールは、エリアを受け持つ基地局から一斉に配信されます。電波はエリアの境界を"
+        "越えて届くため、隣のエリア宛てのメールも境界から数 km 内側まで受信されます（漏れ）。"
+        "2016–17 年の実証では境界から 1.6–3.3 km 離れた地点で受信されました。</p>",
+        f"<p><b>内側コア (L km)</b>：境界から L km 以上内側の範囲。隣のエリア宛ての配信が届かない"
+        f"と見込まれる部分です。<b>非到達率</b> = 内側コアの面積 ÷ エリアの面積（L = {ls} km）。</p>",
+        "<p><b>外側到達範囲</b>：そのエリア宛ての配信が境界の外で届く範囲（境界から L km）。"
+        "<b>隣接エリアへの漏れ</b>：その範囲のうち他のエリアに入る部分（色は配信元エリアの色）。"
+        "人口は町丁・字の人口を面積で按分した概算です。</p>",
+        "<p>レイヤ（表示する項目）は右上で切り替えます。町丁・字にマウスを重ねると名称・人口が"
+        "表示されます。左上の検索欄で町丁・字名を探せます。</p>",
+        '<p class="sd-caution">ご注意：漏れの範囲は「境界から一律 L km 届く」と仮定した目安で、'
+        "実際の電波の届き方は地形や基地局の位置で変わります。境界線は表示のため簡略化しています。</p>",
+    ]
+    if note:
+        parts.append(f'<p class="sd-note">{escape_text(note)}</p>')
+    parts.append("</details>")
+    return "".join(parts)
+
+
+def _style(colour: str, *, weight=1.0, opacity=1.0, fill_opacity=0.3, dash=None, line=None) -> dict:
+    s = {"color": line or colour, "weight": weight, "opacity": opacity, "fillColor": colour,
+         "fillOpacity": fill_opacity}
+    if dash:
+        s["dashArray"] = dash
+    return s
+
+
+def _add_geojson(folium, group, data: dict, *, style_by, highlight=None, tooltip_fields=None,
+                 aliases=None, name=None, point_style=None):
+    """A GeoJson layer styled per feature id (``style_by``: feature → style dict)."""
+    kw = {}
+    if tooltip_fields and data["features"]:  # folium refuses a tooltip on an empty layer
+        kw["tooltip"] = folium.GeoJsonTooltip(fields=list(tooltip_fields), aliases=list(aliases),
+                                              sticky=True, localize=False, labels=True)
+    if point_style is not None:
+        kw["marker"] = folium.CircleMarker(**point_style)
+    layer = folium.GeoJson(data, name=name, style_function=style_by, zoom_on_click=False,
+                           highlight_function=highlight, **kw)
+    layer.add_to(group)
+    return layer
+
+
+# ---------------------------------------------------------------------- the map
+def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=None, sites=None,
+               points=None, basemap: str = "pale", offline: bool = False, title: str | None = None,
+               note: str | None = None, tolerance_m: float = DEFAULT_TOLERANCE_M,
+               progress: Progress = silent) -> str:
+    """The map page as HTML text (see :func:`build_map`)."""
+    if basemap not in BASEMAP_CHOICES:
+        raise UserError(f"unknown basemap {basemap!r}", fix=f"choose one of {', '.join(BASEMAP_CHOICES)}")
+    distances = _check_distances(distances_km)
+    folium, ReviewMap, HtmlControl, Script = _folium_classes()
+
+    progress("map: spill figures", 0, 0)
+    view = spill_view(plan, spill, distances)
+    metrics = plan.metrics
+    order = plan.subareas["subarea"].astype(int).tolist()
+    colours = subarea_colours(order)
+    names = dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"]))
+    crs = plan.crs
+
+    progress("map: display geometry", 0, 0)
+    blocks = plan.blocks
+    bgeom, simplified = display_coverage(blocks.geometry.values, tolerance_m)
+    sub_num = blocks["subarea"].to_numpy()
+    # sub-area outlines from the simplified blocks, so block and sub-area borders coincide
+    sub_geom = np.array([
+        shapely.coverage_union_all(bgeom[sub_num == s]) if simplified else plan.dissolved.geometry.values[i]
+        for i, s in enumerate(plan.dissolved["subarea"].to_numpy())], dtype=object)
+    sub_geom_4326 = to_display(sub_geom, crs)
+    bgeom_4326 = to_display(bgeom, crs)
+    ll = np.asarray(shapely.total_bounds(sub_geom_4326[~shapely.is_missing(sub_geom_4326)]))
+    bounds = [[float(ll[1]), float(ll[0])], [float(ll[3]), float(ll[2])]]
+
+    with deterministic_ids(), compact_json():
+        m = ReviewMap(location=[(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2],
+                      zoom_start=10, tiles=None, control_scale=False, prefer_canvas=False,
+                      zoom_snap=0.25, zoom_delta=0.5, zoom_control=False)
+        Script("L.control.zoom({zoomInTitle: '拡大', zoomOutTitle: '縮小', position: 'topleft'})"
+               ".addTo({map});").add_to(m)
+        m.get_root().header.add_child(folium.Element(
+            f"<title>{escape_text(title or '細分化エリア 審議用地図')}</title>" + PAGE_CSS))
+
+        # base layers
+        if basemap != "none":
+            keys = [basemap] + [k for k in BASEMAPS if k != basemap]
+            for k in keys:
+                lname, url = BASEMAPS[k]
+                folium.TileLayer(tiles=url, attr=GSI_ATTRIBUTION, name=lname, max_native_zoom=18,
+                                 max_zoom=18, min_zoom=5, overlay=False, control=True,
+                                 show=(k == basemap)).add_to(m)
+            folium.FeatureGroup(name=NO_BASEMAP_NAME, overlay=False, control=True, show=False).add_to(m)
+
+        # sub-areas
+        mt = metrics.set_index("subarea")
+        sh = view.shares.pivot_table(index="subarea", columns="distance_km", values="core_share")
+        sub_props = pd.DataFrame({
+            "subarea": [str(int(s)) for s in plan.dissolved["subarea"]],
+            "名称": [escape_text(names[int(s)]) for s in plan.dissolved["subarea"]],
+            "面積": [f"{mt.loc[int(s), 'area_km2']:,.1f} km²" for s in plan.dissolved["subarea"]],
+            "人口": [f"{_fmt_int(mt.loc[int(s), 'population'])} 人" for s in plan.dissolved["subarea"]],
+        })
+        share_cols = []
+        for L in distances:
+            col = f"非到達率 L={km_label(L)} km"
+            share_cols.append(col)
+            sub_props[col] = [_fmt_pct(sh.loc[int(s), float(L)]) if float(L) in sh.columns else "–"
+                              for s in plan.dissolved["subarea"]]
+        sub_data = _geojson_dict(sub_geom_4326, sub_props)
+        g_sub = folium.FeatureGroup(name="細分化エリア", overlay=True, show=True).add_to(m)
+        _add_geojson(folium, g_sub, sub_data,
+                     style_by=lambda f: _style(colours[int(f["properties"]["subarea"])], weight=3,
+                                               fill_opacity=0.35, line="#222"),
+                     tooltip_fields=["subarea", "名称", "面積", "人口", *share_cols],
+                     aliases=["番号", "名称", "面積", "人口", *share_cols])
+
+        # town-blocks
+        progress("map: town-blocks", 0, len(blocks))
+        blk_props = pd.DataFrame({
+            "name": [escape_text(n) if str(n) else "（名称なし）" for n in blocks["name"]],
+            "key": [escape_text(k) for k in blocks["key"]],
+            "pop": [f"{_fmt_int(p)} 人" for p in blocks["population"]],
+            "sub": [f"{int(s)} {escape_text(names[int(s)])}" for s in sub_num],
+            # verbatim, for the search only: JSON in the page escapes < > & ' (jinja tojson)
+            # and the search list shows it with textContent (see _SEARCH_JS), never as HTML
+            "search": [str(n) for n in blocks["name"]],
+        })
+        blk_data = _geojson_dict(bgeom_4326, blk_props)
+        g_blk = folium.FeatureGroup(name="町丁・字の境界", overlay=True, show=True).add_to(m)
+        blk_layer = _add_geojson(
+            folium, g_blk, blk_data,
+            style_by=lambda f: {"color": "#555", "weight": 0.6, "opacity": 0.8, "fillColor": "#ffffff",
+                                "fillOpacity": 0.0},
+            highlight=lambda f: {"color": "#000", "weight": 2.5, "fillColor": "#ffff66", "fillOpacity": 0.35},
+            tooltip_fields=["name", "key", "pop", "sub"], aliases=["町丁・字", "KEY_CODE", "人口", "細分化エリア"])
+        progress("map: town-blocks", len(blocks), len(blocks))
+
+        # spill layers
+        progress("map: spill layers", 0, len(distances))
+        nums = plan.dissolved["subarea"].astype(int).to_numpy()
+        geoms_by_l = {float(L): spill_geometry(plan, L) for L in distances}
+        for i, L in enumerate(distances):
+            core_props = pd.DataFrame({"subarea": [str(s) for s in nums],
+                                       "名称": [escape_text(names[s]) for s in nums],
+                                       "非到達率": [_fmt_pct(sh.loc[s, float(L)]) if float(L) in sh.columns
+                                                else "–" for s in nums]})
+            g = folium.FeatureGroup(name=f"内側コア (L={km_label(L)} km)", overlay=True, show=(i == 0)).add_to(m)
+            _add_geojson(folium, g, _geojson_dict(to_display(geoms_by_l[float(L)][0], crs, tolerance_m=tolerance_m),
+                                                  core_props),
+                         style_by=lambda f: _style(colours[int(f["properties"]["subarea"])], weight=1.5,
+                                                   fill_opacity=0.55, dash="4 3", line="#333"),
+                         tooltip_fields=["名称", "非到達率"], aliases=["内側コア", "非到達率"])
+        for L in distances:
+            reach_props = pd.DataFrame({"subarea": [str(s) for s in nums],
+                                        "名称": [escape_text(names[s]) for s in nums],
+                                        "L": f"{km_label(L)} km"})
+            g = folium.FeatureGroup(name=f"外側到達範囲 (L={km_label(L)} km)", overlay=True, show=False).add_to(m)
+            _add_geojson(folium, g, _geojson_dict(to_display(geoms_by_l[float(L)][1], crs, tolerance_m=tolerance_m),
+                                                  reach_props),
+                         style_by=lambda f: _style(colours[int(f["properties"]["subarea"])], weight=1.5,
+                                                   fill_opacity=0.18, dash="6 4"),
+                         tooltip_fields=["名称", "L"], aliases=["配信元エリア", "漏れ距離 L"])
+        for i, L in enumerate(distances):
+            ex = exposure_geometry(plan, L, reach=geoms_by_l[float(L)][1])
+            fig = view.exposure[view.exposure["distance_km"] == float(L)].set_index(["source", "target"])
+            ex_props = pd.DataFrame({
+                "from": [f"{s} {escape_text(names[int(s)])}" for s in ex["source"]],
+                "to": [f"{t} {escape_text(names[int(t)])}" for t in ex["target"]],
+                "area": [f"{(fig.loc[(s, t), 'area_km2'] if (s, t) in fig.index else a):,.2f} km²"
+                         for s, t, a in zip(ex["source"], ex["target"], ex["area_km2"])],
+                "pop": [f"{_fmt_int(fig.loc[(s, t), 'population'] if (s, t) in fig.index else p)} 人"
+                        for s, t, p in zip(ex["source"], ex["target"], ex["population"])],
+                "src": [str(int(s)) for s in ex["source"]],
+            })
+            g = folium.FeatureGroup(name=f"隣接エリアへの漏れ (L={km_label(L)} km)", overlay=True,
+                                    show=False).add_to(m)
+            _add_geojson(folium, g, _geojson_dict(to_display(ex.geometry.values, crs, tolerance_m=tolerance_m),
+                                                  ex_props),
+                         style_by=lambda f: _style(colours[int(f["properties"]["src"])], weight=1,
+                                                   fill_opacity=0.5, line="#b00000", dash="2 2"),
+                         tooltip_fields=["from", "to", "area", "pop"],
+                         aliases=["配信元", "受信するエリア", "面積", "人口（概算）"])
+            progress("map: spill layers", i + 1, len(distances))
+
+        # carriers' footprints and sites
+        if coverage is not None and len(coverage):
+            progress("map: carrier footprints", 0, 0)
+            _add_coverage(folium, m, plan, coverage, colours, names, tolerance_m)
+        point_layers = []
+        if sites is not None and len(sites):
+            point_layers += _add_points(folium, m, sites, group_col=_pick(sites, "carrier", "operator"),
+                                        base_name="基地局", colour="#444", radius=4, show=False)
+        if points is not None and len(points):
+            point_layers += _add_points(folium, m, points, group_col=None, base_name="支所・計測地点",
+                                        colour="#d7191c", radius=7)
+        if point_layers:
+            # a layer switched on later is drawn on top: keep the points above the areas
+            Script(_POINTS_ON_TOP_JS.replace("{layers}", ", ".join(g.get_name() for g in point_layers)))\
+                .add_to(m)
+
+        # labels
+        centres = to_display(label_points(sub_geom), crs)
+        g_lab = folium.FeatureGroup(name="エリア名ラベル", overlay=True, show=True).add_to(m)
+        for s, c in zip(plan.dissolved["subarea"].astype(int), centres):
+            if c is None:
+                continue
+            label = (f'<div class="sd-label"><span class="sd-num" style="background:{colours[s]};'
+                     f'color:#111">{s}</span>{escape_text(names[s])}</div>')
+            folium.Marker([float(shapely.get_y(c)), float(shapely.get_x(c))],
+                          icon=folium.DivIcon(html=label, icon_size=(0, 0), icon_anchor=(0, 0),
+                                              class_name="sd-label-icon"),
+                          interactive=False, keyboard=False).add_to(g_lab)
+
+        # controls
+        from folium import plugins
+
+        folium.LayerControl(position="topright", collapsed=False).add_to(m)
+        plugins.Fullscreen(position="topleft", title="全画面表示", title_cancel="全画面表示を終了",
+                           force_separate_button=True).add_to(m)
+        plugins.MeasureControl(position="topleft", primary_length_unit="kilometers",
+                               secondary_length_unit="meters", primary_area_unit="sqkilometers",
+                               secondary_area_unit="hectares", localization="ja",
+                               units={"sqkilometers": {"factor": 1e-6, "display": "km²", "decimals": 2}}
+                               ).add_to(m)
+        search = plugins.Search(layer=blk_layer, search_label="search", geom_type="Polygon",
+                                placeholder="町丁・字名で検索", collapsed=False, position="topleft")
+        search.add_to(m)
+        Script("L.control.scale({imperial: false, metric: true, maxWidth: 200, position: 'bottomleft'})"
+               ".addTo({map});").add_to(m)
+        heading = escape_text(title or "細分化エリア 審議用地図")
+        note_html = f'<div class="sd-note">{escape_text(note)}</div>' if note else ""
+        HtmlControl(f'<div class="sd-title">{heading}</div>{note_html}', "bottomleft", "sd-box sd-head").add_to(m)
+        HtmlControl(_legend_html(view, metrics, colours, distances), "bottomright", "sd-box sd-legend").add_to(m)
+        HtmlControl(_info_html(distances, note), "bottomleft", "sd-box sd-info").add_to(m)
+        Script(_SEARCH_JS.replace("{search}", f"{blk_layer.get_name()}searchControl")
+               .replace("{layer}", blk_layer.get_name())).add_to(m)
+        # keep the area clear of the layer control (right) and the legend (bottom)
+        m.fit_bounds(bounds, padding_top_left=(40, 20), padding_bottom_right=(280, 60))
+        page = m.get_root().render()
+    return inline_assets(page, offline=offline)
+
+
+_POINTS_ON_TOP_JS = """
+{map}.on('overlayadd', function () {
+    [{layers}].forEach(function (g) { if ({map}.hasLayer(g)) { g.bringToFront(); } });
+});
+"""
+
+#: the search list shows names as text (not HTML); after a hit, outline the block and
+#: show its tooltip
+_SEARCH_JS = """
+{search}.options.textErr = '見つかりません';
+if ({search}._cancel) { {search}._cancel.title = '消去'; }
+if ({search}._button) { {search}._button.title = '検索'; }
+{search}.options.buildTip = function (text) {
+    var a = document.createElement('a');
+    a.textContent = text;
+    return a;
+};
+{search}.on('search:locationfound', function (e) {
+    {layer}.resetStyle();
+    e.layer.setStyle({color: '#000', weight: 4, fillColor: '#ffff66', fillOpacity: 0.45});
+    // the tooltip is bound to the whole GeoJSON group: point it at the found block
+    if ({layer}._tooltip) {
+        {layer}._tooltip._source = e.layer;
+        {layer}.openTooltip(e.layer.getCenter());
+    }
+});
+"""
+
+
+def carrier_footprints(plan, coverage: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Footprint polygons to draw, in the plan's CRS: columns carrier (str or None),
+    subarea (int or NaN), area_km2, geometry.
+
+    Coverage with a ``subarea`` column is drawn as given (one row per polygon). Cell
+    coverage (``carrier``, ``cell_id``, as :func:`subdivide.analysis.coverage.read_coverage`
+    returns it) becomes one footprint per carrier and sub-area: the union of the cells
+    :func:`subdivide.analysis.coverage.select_cells` selects for it (rule ``any``)."""
+    if coverage.crs is None:
+        raise UserError("the coverage footprints have no CRS", fix="write them with a CRS (GeoPackage)")
+    cov = coverage.to_crs(plan.crs).reset_index(drop=True)
+    carrier_col = _pick(cov, "carrier", "operator")
+    if "subarea" not in cov.columns and carrier_col == "carrier" and "cell_id" in cov.columns:
+        from subdivide.analysis.coverage import select_cells
+
+        sel = select_cells(plan, cov)
+        geom_of = dict(zip(zip(cov["carrier"].astype(str), cov["cell_id"].astype(str)), cov.geometry.values))
+        rows = []
+        for (car, sub), grp in sel.groupby(["carrier", "subarea"], sort=True):
+            cells = [geom_of[(str(car), str(c))] for c in grp["cell_id"]]
+            rows.append((str(car), int(sub), shapely.union_all(np.asarray(cells, dtype=object))))
+        out = gpd.GeoDataFrame({"carrier": [r[0] for r in rows], "subarea": [r[1] for r in rows]},
+                               geometry=[r[2] for r in rows], crs=plan.crs)
+    else:
+        out = gpd.GeoDataFrame({
+            "carrier": cov[carrier_col].astype(str) if carrier_col else None,
+            "subarea": pd.to_numeric(cov["subarea"], errors="coerce") if "subarea" in cov.columns else np.nan,
+        }, geometry=cov.geometry.values, crs=plan.crs)
+    out["area_km2"] = shapely.area(out.geometry.values) / 1e6
+    return out
+
+
+def _add_coverage(folium, m, plan, coverage: gpd.GeoDataFrame, colours, names, tolerance_m: float):
+    """Carrier footprints: one layer per carrier, coloured by sub-area."""
+    fp = carrier_footprints(plan, coverage)
+    has_carrier = fp["carrier"].notna().any()
+    groups = sorted(fp["carrier"].astype(str).unique()) if has_carrier else [None]
+    for grp in groups:
+        part = fp if grp is None else fp[fp["carrier"].astype(str) == grp]
+        subs = part["subarea"].to_numpy()
+        props = pd.DataFrame({
+            "carrier": [escape_text(grp) if grp is not None else "–"] * len(part),
+            "sub": [f"{int(s)} {escape_text(names.get(int(s), ''))}" if pd.notna(s) else "–" for s in subs],
+            "area": [f"{a:,.1f} km²" for a in part["area_km2"]],
+            "c": [colours.get(int(s), "#666") if pd.notna(s) else "#666" for s in subs],
+        })
+        name = "キャリア推定エリア" + (f"（{escape_text(grp)}）" if grp is not None else "")
+        g = folium.FeatureGroup(name=name, overlay=True, show=False).add_to(m)
+        _add_geojson(folium, g, _geojson_dict(to_display(part.geometry.values, plan.crs,
+                                                         tolerance_m=max(tolerance_m, 10.0)), props),
+                     style_by=lambda f: _style(f["properties"]["c"], weight=2, fill_opacity=0.08, dash="8 4"),
+                     tooltip_fields=["carrier", "sub", "area"], aliases=["キャリア", "細分化エリア", "配信範囲の面積"])
+
+
+def _as_points(pts, what: str) -> gpd.GeoDataFrame:
+    """A GeoDataFrame of points; a plain DataFrame needs lat/lon (JGD2011 degrees), as
+    :func:`subdivide.analysis.sites.read_sites` returns."""
+    if not isinstance(pts, gpd.GeoDataFrame):
+        cols = {c.lower(): c for c in pts.columns}
+        lat, lon = cols.get("lat") or cols.get("latitude"), cols.get("lon") or cols.get("longitude")
+        if not lat or not lon:
+            raise UserError(f"the {what} points have no geometry and no lat/lon columns",
+                            fix="pass a GeoDataFrame, or a table with lat and lon in degrees")
+        return gpd.GeoDataFrame(pts, geometry=gpd.points_from_xy(pts[lon], pts[lat]), crs="EPSG:6668")
+    if pts.crs is None:
+        raise UserError(f"the {what} points have no CRS", fix="write them with a CRS (GeoJSON is WGS84)")
+    return pts
+
+
+def _add_points(folium, m, pts: gpd.GeoDataFrame, *, group_col, base_name, colour, radius, show=True):
+    """Point layers (offices, measurement points, sites) as circle markers (no icon
+    images, so nothing is fetched); returns the GeoJson layers."""
+    pts = _as_points(pts, base_name)
+    p = pts.reset_index(drop=True).to_crs(4326)
+    p = p[p.geometry.notna() & ~p.geometry.is_empty].reset_index(drop=True)
+    if "site_id" in p.columns:  # a site list has one row per sector: one point per site
+        p = p.drop_duplicates(subset=[c for c in ("carrier", "site_id") if c in p.columns]).reset_index(drop=True)
+    pt = shapely.get_point(p.geometry.values, 0) if (p.geometry.geom_type == "MultiPoint").any() else p.geometry.values
+    pt = round_coords(pt)
+    name_col = _pick(p, "point", "name", "名称", "office_name", "site_name", "site_id", "id")
+    groups = sorted(p[group_col].astype(str).unique()) if group_col else [None]
+    layers = []
+    for grp in groups:
+        idx = np.arange(len(p)) if grp is None else np.flatnonzero(p[group_col].astype(str).to_numpy() == grp)
+        props = pd.DataFrame({"name": [escape_text(p.loc[i, name_col]) if name_col else f"{base_name} {i + 1}"
+                                       for i in idx]})
+        lname = base_name + (f"（{escape_text(grp)}）" if grp is not None else "")
+        g = folium.FeatureGroup(name=lname, overlay=True, show=show).add_to(m)
+        layers.append(_add_geojson(
+            folium, g, _geojson_dict(pt[idx], props),
+            style_by=lambda f: {"color": "#111", "weight": 1.5, "fill": True, "fillColor": colour,
+                                "fillOpacity": 0.9, "radius": radius},
+            tooltip_fields=["name"], aliases=[base_name], point_style={"radius": radius}))
+    return layers
+
+
+def build_map(plan, path, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=None, sites=None,
+              points=None, basemap: str = "pale", offline: bool = False, force: bool = False,
+              title: str | None = None, note: str | None = None, tolerance_m: float = DEFAULT_TOLERANCE_M,
+              progress: Progress = silent) -> Path:
+    """Write the council-review map of ``plan`` to ``path`` (one HTML file, UTF-8).
+
+    Parameters
+    ----------
+    spill: a ``SpillReport`` (``subdivide.analysis.spill.spill_report``); computed when None.
+    distances_km: spill distances L (km) for the core, reach and exposure layers.
+    coverage: carrier footprint polygons (GeoDataFrame; optional columns ``carrier``,
+        ``subarea``); a layer per carrier.
+    sites: base-station points (GeoDataFrame, or a site list with lat/lon as
+        ``subdivide.analysis.sites.read_sites`` returns; optional ``carrier``, ``site_id``); one
+        marker per site.
+    points: office or measurement points (GeoDataFrame with ``name`` or ``office_name``).
+    basemap: ``pale`` / ``std`` / ``photo`` (地理院タイル shown first; the others and
+        「背景地図なし」 are in the layer control) or ``none`` (no tiles at all).
+    offline: inline every script, stylesheet and image (no CDN).
+    title / note: page heading; a caution shown in the explanation box (e.g. that the
+        geometry is approximate).
+    tolerance_m: display simplification (m) of the town-block coverage.
+
+    Refuses to overwrite ``path`` unless ``force``; writes atomically.
+    """
+    out = check_can_write(path, force)
+    page = render_map(plan, spill=spill, distances_km=distances_km, coverage=coverage, sites=sites,
+                      points=points, basemap=basemap, offline=offline, title=title, note=note,
+                      tolerance_m=tolerance_m, progress=progress)
+    with atomic_path(out, force=force) as tmp:
+        tmp.write_bytes(page.encode("utf-8"))
+    return out
+
+
+def package_map_writer(plan, path, *, spill=None, offline: bool = False) -> None:
+    """The review map as the carrier package embeds it (``build_package(review_map=...)``)."""
+    build_map(plan, path, offline=offline, spill=spill, force=False)

@@ -1,0 +1,423 @@
+"""The plan summary report: one HTML page with figures (matplotlib PNGs).
+
+:func:`build_report` writes into a folder:
+
+- ``report.html`` — the per-sub-area table (number, name, code, town-blocks,
+  population, households, area, compactness, unreached share in the circle and exact
+  polygon models at each spill distance L), the figures and the neighbour-exposure
+  table, in Japanese;
+- ``unreached_curve.png`` — unreached share against area: the circle-model curve
+  ``(r − L)² / r²`` for L = 1, 2, 3 km, each sub-area plotted at its area and its exact
+  polygon share (inward buffer) for each L — shapes below the curve lose more to spill
+  than a circle of the same area;
+- ``exposure_matrix.png`` — the neighbour exposure matrix as a heat map per L: row =
+  sending sub-area, column = receiving sub-area, colour = share of the receiver's
+  population reached, number = people (areal-weighted town-block counts);
+- ``subareas.png`` — a static overview of the sub-areas (no basemap).
+
+Japanese labels need a CJK font (IPA or Noto CJK); without one the figures fall back to
+romanised labels and numbers (never tofu boxes). PNGs are deterministic (fixed dpi, no
+software/date metadata), so the folder is byte-identical for identical input.
+"""
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from subdivide.core.errors import UserError
+from subdivide.core.constants import DEFAULT_DISTANCES_KM
+from subdivide.model.reach import spill_territory
+from subdivide.present.map import escape_text, km_label, spill_view
+from subdivide.io.output import atomic_dir, check_can_write
+from subdivide.core.progress import Progress, silent
+
+#: spill distances (km) of the unreached-share-versus-area curve
+CURVE_DISTANCES_KM = (1.0, 2.0, 3.0)
+#: figure resolution (dots per inch) — fixed for byte-identical PNGs
+DPI = 110
+#: CJK fonts tried, in order (matplotlib family names)
+CJK_FONTS = ("IPAexGothic", "IPAPGothic", "IPAGothic", "Noto Sans CJK JP", "Noto Sans JP",
+             "Source Han Sans JP", "TakaoGothic", "TakaoPGothic", "VL Gothic", "Droid Sans Fallback")
+_CJK_FILE_HINTS = ("ipag", "ipaexg", "notosanscjk", "notosansjp", "sourcehansans", "takao", "vl-gothic", "droidsansfallback")
+#: colours of the L curves
+CURVE_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
+
+#: longest axis label (characters, number included) in the exposure figure
+TICK_CHARS = 12
+#: above this many sub-areas the exposure panels (one per L) are stacked, not side by side
+STACK_EXPOSURE_ABOVE = 6
+
+REPORT_FILES = ("report.html", "unreached_curve.png", "exposure_matrix.png", "subareas.png")
+
+
+# ---------------------------------------------------------------------- fonts
+def cjk_font() -> str | None:
+    """The matplotlib family name of an installed Japanese font, or None.
+
+    Looks at matplotlib's font list first, then registers system font files whose
+    names look Japanese (the cache may predate the font's installation)."""
+    from matplotlib import font_manager
+
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    for n in CJK_FONTS:
+        if n in names:
+            return n
+    for path in sorted(font_manager.findSystemFonts()):
+        low = Path(path).name.lower().replace("-", "").replace("_", "")
+        if any(h.replace("-", "") in low for h in _CJK_FILE_HINTS):
+            try:
+                font_manager.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError):
+                continue
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    return next((n for n in CJK_FONTS if n in names), None)
+
+
+class Labels:
+    """Japanese text when a CJK font exists, else romanised text (no tofu)."""
+
+    def __init__(self, font: str | None):
+        self.font = font
+        self.ja = font is not None
+
+    def __call__(self, ja: str, en: str) -> str:
+        return ja if self.ja else en
+
+    def subarea(self, number: int, name: str) -> str:
+        return f"{number} {name}" if self.ja else f"Area {number}"
+
+
+def _figure(width_in: float, height_in: float, font: str | None):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI)
+    FigureCanvasAgg(fig)
+    fig.set_layout_engine("constrained")
+    return fig
+
+
+def _rc(font: str | None) -> dict:
+    fam = ["DejaVu Sans", font] if font else ["DejaVu Sans"]  # Latin from DejaVu, the rest from the CJK font
+    return {"font.family": fam, "axes.unicode_minus": False, "svg.hashsalt": "subdivide",
+            "path.simplify": True}
+
+
+def save_png(fig, path) -> Path:
+    """Deterministic PNG: fixed dpi, no Software/date metadata."""
+    fig.savefig(path, dpi=DPI, format="png", metadata={"Software": None})
+    return Path(path)
+
+
+# ---------------------------------------------------------------------- data
+def curve_points(plan, distances_km=CURVE_DISTANCES_KM) -> pd.DataFrame:
+    """One row per sub-area and L: subarea, distance_km, area_km2, core_share (exact
+    polygon model) and circle_share (circle model) — what the curve figure plots."""
+    from subdivide.analysis.spill import circle_unreached_share, core_share
+
+    d = plan.dissolved
+    terr = spill_territory(d.geometry.values)
+    area = shapely.area(terr)
+    rows = [pd.DataFrame({"subarea": d["subarea"].astype("int64").to_numpy(), "distance_km": float(L),
+                          "area_km2": area / 1e6, "core_share": core_share(terr, L * 1000.0, fill_holes=False),
+                          "circle_share": circle_unreached_share(area, L * 1000.0)})
+            for L in distances_km]
+    return pd.concat(rows, ignore_index=True)
+
+
+def exposure_matrix(exposure: pd.DataFrame, subareas, distance_km: float, value: str) -> np.ndarray:
+    """k × k matrix (rows = sending, columns = receiving sub-area, in ``subareas``
+    order) of ``value`` at one L; NaN on the diagonal, 0 where nothing is reached."""
+    subs = list(subareas)
+    pos = {s: i for i, s in enumerate(subs)}
+    mat = np.zeros((len(subs), len(subs)))
+    e = exposure[np.isclose(exposure["distance_km"], float(distance_km))]
+    for s, t, v in zip(e["source"], e["target"], e[value]):
+        if s in pos and t in pos:
+            mat[pos[s], pos[t]] = v
+    np.fill_diagonal(mat, np.nan)
+    return mat
+
+
+# ---------------------------------------------------------------------- figures
+def unreached_curve_figure(points: pd.DataFrame, names: dict, *, font: str | None = None,
+                           target_share: float = 0.5):
+    """The unreached-share-versus-area figure: circle-model curves per L and one marker
+    per sub-area per L (exact polygon share). Each sub-area scatter has gid
+    ``subareas-L{L}`` (one point per sub-area)."""
+    from matplotlib import rc_context
+
+    from subdivide.analysis.spill import circle_unreached_share
+
+    lab = Labels(font)
+    with rc_context(_rc(font)):
+        fig = _figure(8.0, 5.2, font)
+        ax = fig.add_subplot()
+        dists = sorted(points["distance_km"].unique())
+        amax = max(1000.0, float(points["area_km2"].max()) * 1.3)
+        amin = min(1.0, float(points["area_km2"].min()) * 0.7)
+        x = np.geomspace(amin, amax, 400)
+        for i, L in enumerate(dists):
+            c = CURVE_COLOURS[i % len(CURVE_COLOURS)]
+            ax.plot(x, circle_unreached_share(x * 1e6, L * 1000.0), color=c, lw=1.8,
+                    label=lab(f"円モデル L = {km_label(L)} km", f"circle model L = {km_label(L)} km"))
+            p = points[points["distance_km"] == L].sort_values("subarea", kind="stable")
+            ax.scatter(p["area_km2"], p["core_share"], s=46, color=c, edgecolor="#111", linewidth=0.7,
+                       zorder=3, gid=f"subareas-L{km_label(L)}",
+                       label=lab(f"各エリアの実形状 L = {km_label(L)} km", f"sub-areas (exact shape) L = {km_label(L)} km"))
+            for s, a, v in zip(p["subarea"], p["area_km2"], p["core_share"]):
+                ax.annotate(str(int(s)), (a, v), xytext=(4, 3), textcoords="offset points", fontsize=8, color="#111")
+        ax.axhline(target_share, color="#888", ls="--", lw=1)
+        ax.text(amax * 0.95, target_share + 0.015, lab(f"目安 {target_share:.0%}", f"target {target_share:.0%}"),
+                color="#555", fontsize=8, ha="right")
+        ax.set_xscale("log")
+        ax.set_xlim(amin, amax)
+        ax.xaxis.set_major_formatter(_plain_formatter())  # 1, 10, 100 — not 10⁰, 10¹, 10²
+        ax.set_ylim(0, 1)
+        ax.yaxis.set_major_formatter(_pct_formatter())
+        ax.set_xlabel(lab("エリアの面積 (km²、対数目盛)", "sub-area area (km², log scale)"))
+        ax.set_ylabel(lab("非到達率（隣接エリアの配信が届かない割合）", "unreached share (not reached by neighbours)"))
+        ax.set_title(lab("非到達率と面積：円モデルの曲線と各エリア（番号）", "Unreached share vs area: circle model and sub-areas (numbers)"),
+                     fontsize=11)
+        ax.grid(True, which="both", color="#ddd", lw=0.6)
+        ax.legend(fontsize=8, loc="upper left", ncols=1, framealpha=0.9)
+    return fig
+
+
+def _short(text: str, limit: int = TICK_CHARS) -> str:
+    """A tick label cut to ``limit`` characters (…), so long names do not push the
+    panels out of the figure; the full names are in the table."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plain_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+
+
+def _pct_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{100 * v:.0f}%")
+
+
+def exposure_figure(exposure: pd.DataFrame, subareas, names: dict, distances_km, *, font: str | None = None):
+    """Heat maps (one panel per L): colour = share of the receiving sub-area's
+    population reached by the sending sub-area's broadcasts; text = people."""
+    from matplotlib import rc_context
+
+    lab = Labels(font)
+    subs = list(subareas)
+    k = len(subs)
+    n = len(distances_km)
+    cell = 0.42 if k > 8 else 0.6
+    # side by side while the panels stay readable on a page; stacked for many sub-areas
+    stacked = k > STACK_EXPOSURE_ABOVE
+    with rc_context(_rc(font)):
+        if stacked:
+            fig = _figure(k * cell + 3.8, n * (k * cell + 1.4) + 0.6, font)
+            axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+        else:
+            fig = _figure(max(4.0, n * (k * cell + 1.6)) + 0.8, k * cell + 2.2, font)
+            axes = fig.subplots(1, n, squeeze=False)[0]
+        ticks = [_short(lab.subarea(s, names[s])) for s in subs]
+        im = None
+        for ax, L in zip(axes, distances_km):
+            share = exposure_matrix(exposure, subs, L, "target_population_share")
+            pop = exposure_matrix(exposure, subs, L, "population")
+            im = ax.imshow(np.ma.masked_invalid(share), cmap="Reds", vmin=0, vmax=max(0.3, np.nanmax(share) if k > 1 else 0.3),
+                           interpolation="nearest")
+            ax.set_facecolor("#eeeeee")
+            for i in range(k):
+                for j in range(k):
+                    if i == j:
+                        ax.text(j, i, "—", ha="center", va="center", fontsize=7, color="#777")
+                    elif pop[i, j] > 0:
+                        ax.text(j, i, f"{pop[i, j]:,.0f}", ha="center", va="center", fontsize=6.5 if k > 8 else 8,
+                                color="#fff" if share[i, j] > 0.6 * (np.nanmax(share) or 1) else "#111")
+            ax.set_xticks(range(k), ticks if k <= 8 else [str(s) for s in subs], rotation=90 if k > 4 else 0,
+                          fontsize=7.5)
+            ax.set_yticks(range(k), ticks, fontsize=7.5)
+            ax.set_title(f"L = {km_label(L)} km", fontsize=10)
+            ax.set_xlabel(lab("受信するエリア", "receiving sub-area"), fontsize=8.5)
+            ax.set_ylabel(lab("配信元エリア", "sending sub-area"), fontsize=8.5)
+        cb = fig.colorbar(im, ax=list(axes), shrink=0.6 if stacked else 0.8)
+        cb.ax.yaxis.set_major_formatter(_pct_formatter())
+        cb.set_label(lab("受信エリア人口に占める割合", "share of receiving population"), fontsize=8.5)
+        fig.suptitle(lab("隣接エリアへの漏れ（数字は人数、町丁・字人口の面積按分）",
+                         "Neighbour exposure (numbers: people, areal-weighted)"), fontsize=11)
+    return fig
+
+
+def subarea_map_figure(plan, names: dict, *, font: str | None = None):
+    """A static overview of the sub-areas with numbers and names (projected CRS)."""
+    from matplotlib import rc_context
+
+    from subdivide.present.map import label_points, subarea_colours
+
+    lab = Labels(font)
+    d = plan.dissolved
+    colours = subarea_colours(plan.subareas["subarea"].astype(int).tolist())
+    with rc_context(_rc(font)):
+        fig = _figure(7.0, 7.0, font)
+        ax = fig.add_subplot()
+        plan.blocks.boundary.plot(ax=ax, color="#999", linewidth=0.25)
+        d.plot(ax=ax, color=[colours[int(s)] for s in d["subarea"]], alpha=0.55, edgecolor="#222", linewidth=1.2)
+        pts = label_points(d.geometry.values)
+        for s, p in zip(d["subarea"].astype(int), pts):
+            ax.annotate(lab.subarea(s, names[s]), (shapely.get_x(p), shapely.get_y(p)), ha="center", va="center",
+                        fontsize=10,
+                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": colours[s], "alpha": 0.85})
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        ax.set_title(lab("細分化エリア", "Sub-areas"), fontsize=12)
+    return fig
+
+
+# ---------------------------------------------------------------------- HTML
+_CSS = """
+body { font-family: "Helvetica Neue", Arial, "Liberation Sans", "Hiragino Sans", "Yu Gothic", Meiryo,
+       "Noto Sans CJK JP", "IPAPGothic", sans-serif;
+       margin: 24px; color: #222; max-width: 1100px; }
+h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border: 1px solid #bbb; padding: 3px 7px; text-align: right; white-space: nowrap; }
+th { background: #f0f0f0; } td.t, th.t { text-align: left; }
+.below { color: #a00; font-weight: bold; }
+figure { margin: 16px 0; } figcaption { font-size: 13px; color: #444; max-width: 900px; }
+img { max-width: 100%; height: auto; border: 1px solid #ddd; }
+.note { color: #8a1c00; }
+"""
+
+
+def _table_html(plan, view, distances, target_share: float) -> str:
+    m = plan.metrics
+    sh = view.shares
+    head = ["番号", "名称", "コード", "町丁・字数", "人口", "世帯数", "面積 (km²)", "円形度"]
+    head += [f"円モデル L={km_label(L)} km" for L in distances]
+    head += [f"実形状 L={km_label(L)} km" for L in distances]
+    rows = []
+    for r in m.itertuples(index=False):
+        cells = [f"{int(r.subarea)}", f'<td class="t">{escape_text(r.name)}</td>', escape_text(r.code),
+                 f"{int(r.n_blocks):,}", f"{int(r.population):,}", f"{int(r.households):,}",
+                 f"{r.area_km2:,.1f}", f"{r.polsby_popper:.2f}"]
+        for col in ("circle_share", "core_share"):
+            for L in distances:
+                v = sh.loc[(sh["subarea"] == r.subarea) & np.isclose(sh["distance_km"], L), col]
+                if len(v):
+                    cls = ' class="below"' if float(v.iloc[0]) < target_share else ""
+                    cells.append(f"<td{cls}>{100 * float(v.iloc[0]):.0f} %</td>")
+                else:
+                    cells.append("–")
+        rows.append("<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in cells) + "</tr>")
+    return ("<table><thead><tr>" + "".join(f'<th class="t">{h}</th>' if h == "名称" else f"<th>{h}</th>"
+                                          for h in head) + "</tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
+
+
+def _exposure_table_html(view, names, distance_km: float) -> str:
+    e = view.exposure[np.isclose(view.exposure["distance_km"], distance_km)]
+    e = e.sort_values(["population", "source", "target"], ascending=[False, True, True], kind="stable")
+    rows = "".join(
+        f'<tr><td class="t">{int(s)} {escape_text(names[int(s)])}</td><td class="t">{int(t)} {escape_text(names[int(t)])}</td>'
+        f"<td>{a:,.2f}</td><td>{p:,.0f}</td><td>{100 * q:.1f} %</td></tr>"
+        for s, t, a, p, q in zip(e["source"], e["target"], e["area_km2"], e["population"], e["target_population_share"]))
+    return ('<table><thead><tr><th class="t">配信元エリア</th><th class="t">受信するエリア</th>'
+            "<th>面積 (km²)</th><th>人口（概算）</th>"
+            f"<th>受信エリア人口比</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def render_report_html(plan, view, distances, curve_distances, *, title: str | None, note: str | None,
+                       target_share: float = 0.5) -> str:
+    names = dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"]))
+    mid = distances[len(distances) // 2]
+    heading = escape_text(title or f"細分化エリア案 要約（団体コード {plan.muni_code}）")
+    note_html = f'<p class="note">{escape_text(note)}</p>' if note else ""
+    ls = "、".join(km_label(L) for L in distances)
+    key = "、".join(f"{s} {escape_text(n)}" for s, n in names.items())
+    return f"""<!DOCTYPE html>
+<html lang="ja">
+<head>
+<meta charset="utf-8">
+<title>{heading}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>{heading}</h1>
+{note_html}
+<p>細分化エリア数 {len(plan.subareas)}、町丁・字 {len(plan.blocks):,}、人口 {int(plan.blocks['population'].sum()):,} 人。
+漏れ距離 L は実証試験で観測された 1.6–3.3 km を踏まえ {html.escape(ls)} km としています。</p>
+
+<h2>エリア一覧</h2>
+<p>非到達率 = 隣接エリア宛ての配信が届かない（境界から L 以上内側の）面積の割合。円モデルは同じ面積の円と\
+みなした値（上限）、実形状は実際の境界を内側に L だけ縮めた値です。目安 {target_share:.0%} 未満を赤字で示します。\
+円形度 = 4π·面積 ÷ 周長²（円で 1）。</p>
+{_table_html(plan, view, distances, target_share)}
+
+<h2>非到達率と面積</h2>
+<figure><img src="unreached_curve.png" alt="非到達率と面積の関係（L = {'・'.join(km_label(L) for L in curve_distances)} km）">
+<figcaption>曲線は円モデル (r − L)² / r²、点は各エリアの実形状での値（番号はエリア番号：{key}）。曲線より下の点は、\
+細長いなど形のために同じ面積の円より漏れの影響を受けやすいエリアです。</figcaption></figure>
+
+<h2>隣接エリアへの漏れ</h2>
+<figure><img src="exposure_matrix.png" alt="隣接エリアへの漏れの行列">
+<figcaption>行 = 配信元、列 = 受信するエリア。色は受信エリアの人口のうち配信元の配信が届く割合、数字はその人数\
+（町丁・字人口の面積按分による概算）。空欄は配信が届かない組み合わせ、「—」は同じエリアです。</figcaption></figure>
+<p>L = {km_label(mid)} km での内訳：</p>
+{_exposure_table_html(view, names, mid)}
+
+<h2>エリア図</h2>
+<figure><img src="subareas.png" alt="細分化エリアの概観図"><figcaption>背景地図なしの概観。詳細は対話型の地図\
+（subdivide map）をご覧ください。</figcaption></figure>
+</body>
+</html>
+"""
+
+
+# ---------------------------------------------------------------------- entry point
+def build_report(plan, out_dir, *, spill=None, distances_km=DEFAULT_DISTANCES_KM,
+                 curve_distances_km=CURVE_DISTANCES_KM, title: str | None = None, note: str | None = None,
+                 force: bool = False, progress: Progress = silent) -> Path:
+    """Write the summary report of ``plan`` into the folder ``out_dir`` (see the module
+    docstring for the files); returns the path of ``report.html``.
+
+    spill: a ``SpillReport`` (computed when None) for the table and the exposure matrix.
+    distances_km: spill distances L (km) of the table and the matrix;
+    curve_distances_km: those of the curve figure (1, 2, 3 km).
+    The folder is replaced atomically, and only with ``force`` when it exists.
+    """
+    out = check_can_write(out_dir, force, folder=True)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder", fix="give a folder path for the report")
+    curve_d = tuple(sorted({float(x) for x in curve_distances_km}))
+    if not curve_d or min(curve_d) <= 0:
+        raise UserError("curve distances must be positive kilometres", fix="e.g. 1,2,3")
+    progress("report: spill figures", 0, 0)
+    view = spill_view(plan, spill, distances_km)
+    distances = tuple(sorted(view.shares["distance_km"].unique()))
+    names = dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"]))
+    font = cjk_font()
+    lab = Labels(font)
+    shown = {s: (n if lab.ja else f"Area {s}") for s, n in names.items()}
+    page = render_report_html(plan, view, distances, curve_d, title=title, note=note)
+    order = plan.subareas["subarea"].astype(int).tolist()
+    with atomic_dir(out, force=force) as tmp:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report folder is shared
+        progress("report: figures", 0, 3)
+        save_png(unreached_curve_figure(curve_points(plan, curve_d), shown, font=font), tmp / "unreached_curve.png")
+        progress("report: figures", 1, 3)
+        save_png(exposure_figure(view.exposure, order, shown, distances, font=font), tmp / "exposure_matrix.png")
+        progress("report: figures", 2, 3)
+        save_png(subarea_map_figure(plan, shown, font=font), tmp / "subareas.png")
+        progress("report: figures", 3, 3)
+        (tmp / "report.html").write_bytes(page.encode("utf-8"))
+    return out / "report.html"
