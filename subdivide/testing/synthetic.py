@@ -205,265 +205,318 @@ def synthetic_estat(
     n_blocks = int(n_blocks)
     if n_blocks < 4:
         raise UserError(f"n_blocks={n_blocks} is too small", fix="use at least 4 blocks")
-    n_old = int(np.clip(n_old, 1, len(OLD_MUNI_NAMES)))
-    pref, city = muni[:2], muni[2:]
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(muni)]))
-    plane = crs_for_municipality(muni)
+    town = _Town(muni, n_blocks, seed=seed, n_old=n_old, offset_m=offset_m)
+    town.outline_and_centres()
+    town.count_units(island_share, multipart_share)
+    town.voronoi_cells()
+    town.assign_roles()
+    town.add_islands()
+    town.assign_old_municipalities()
+    town.cut_codes()
+    town.name_blocks()
+    town.special_rows()
+    town.kigo_flags()
+    town.population()
+    return town.frame(layout, crs, city_name)
 
-    # -- outline, centres -------------------------------------------------------------
-    base = _CENTRES.get(pref, (0.0, 0.0))
-    centre = (base[0] + offset_m[0], base[1] + offset_m[1])
-    area_m2 = _total_area_km2(n_blocks) * 1e6
-    outline = _outline(rng, centre, area_m2)
-    R = float(np.sqrt(area_m2 / np.pi))
-    core = np.array([centre[0] + 0.25 * R, centre[1] + 0.05 * R])  # towards the coast
-    centres = _far_points(rng, outline, n_old, core, R)
-    mountains = [(*p, 0.25 * R) for p in _far_points(rng, outline, 6, centres[-1], R)[1:]]
 
-    # -- counts -----------------------------------------------------------------------
-    extra_small = n_blocks >= 20
-    n_isl = int(round(island_share * n_blocks))
-    if island_share > 0 and n_blocks >= 30:
-        n_isl = max(n_isl, 2)
-    n_isl = min(n_isl, n_blocks // 4, 40)   # a few islands, not an archipelago
-    n_units_main = n_blocks - n_isl
-    n_multi = int(round(multipart_share * n_units_main))
-    if multipart_share > 0 and n_blocks >= 30:
-        n_multi = max(n_multi, 3)
-    n_multi = min(n_multi, n_units_main // 4)
-    n_three = n_multi // 5                       # units with E1, E2, E3
-    n_detached = min(2, n_multi - n_three) if n_multi >= 3 else 0   # KIGO_D units
-    n_extra = n_multi + n_three
-    n_water = 2 if extra_small else 0
-    n_ph = 1 if extra_small else 0
-    n_cells = n_units_main + n_extra + n_water + n_ph
+class _Town:
+    """The state of one synthetic municipality while it is built, stage by stage (the
+    stages draw from one generator in a fixed order, so a seed gives one municipality)."""
 
-    # -- seeds and Voronoi cells ------------------------------------------------------
-    k = len(centres)
-    sig = np.r_[0.07 * R, np.full(k - 1, 0.045 * R)]
-    w = np.r_[0.38, np.full(k - 1, 0.22 / max(k - 1, 1))] if k > 1 else np.r_[0.5]
-    seeds = _sample_inside(rng, outline, n_cells, centres, sig, w)
-    cells = shapely.get_parts(
-        shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=outline.buffer(R), ordered=True)
-    )
-    shapely.prepare(outline)
-    inside = shapely.contains(outline, cells)
-    cells = cells.copy()
-    cells[~inside] = shapely.intersection(cells[~inside], outline)
+    def __init__(self, muni: str, n_blocks: int, *, seed: int, n_old: int, offset_m):
+        self.muni, self.n_blocks = muni, n_blocks
+        self.n_old = int(np.clip(n_old, 1, len(OLD_MUNI_NAMES)))
+        self.pref, self.city = muni[:2], muni[2:]
+        self.rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(muni)]))
+        self.plane = crs_for_municipality(muni)
+        self.offset_m = offset_m
 
-    # -- roles: water, placeholder, extra parts ---------------------------------------
-    tree = cKDTree(seeds)
-    dist_core = np.linalg.norm(seeds - core, axis=1)
-    role = np.zeros(n_cells, dtype=np.int8)          # 0 unit, 1 extra part, 2 water, 3 placeholder
-    owner = np.arange(n_cells)                       # unit cell index each cell belongs to
-    order = rng.permutation(n_cells)
-    if n_water:
-        rural = order[dist_core[order] > 0.4 * R]
-        role[rural[:n_water]] = 2
-    if n_ph:
-        edge = np.argsort(-np.linalg.norm(seeds - np.asarray(centre), axis=1), kind="stable")
-        ph = next(i for i in edge if role[i] == 0)
-        role[ph] = 3
-    used = role != 0
-    multi_units, detached_units = [], []
-    _, nn = tree.query(seeds, k=min(12, n_cells))
-    for y in order:
-        if len(multi_units) >= n_multi:
-            break
-        if used[y]:
-            continue
-        want = 2 if len(multi_units) < n_three else 1
-        detached = n_three <= len(multi_units) < n_three + n_detached
-        cand = nn[y, -1:] if detached else nn[y, 1:1 + want]
-        if len(cand) < want and not detached or used[cand].any():
-            continue
-        used[y] = True
-        used[cand] = True
-        role[cand] = 1
-        owner[cand] = y
-        multi_units.append(y)
-        if detached:
-            detached_units.append(y)
+    def outline_and_centres(self) -> None:
+        rng, n_blocks = self.rng, self.n_blocks
+        base = _CENTRES.get(self.pref, (0.0, 0.0))
+        self.centre = (base[0] + self.offset_m[0], base[1] + self.offset_m[1])
+        area_m2 = _total_area_km2(n_blocks) * 1e6
+        self.outline = _outline(rng, self.centre, area_m2)
+        R = self.R = float(np.sqrt(area_m2 / np.pi))
+        self.core = np.array([self.centre[0] + 0.25 * R, self.centre[1] + 0.05 * R])  # towards the coast
+        self.centres = _far_points(rng, self.outline, self.n_old, self.core, R)
+        self.mountains = [(*p, 0.25 * R) for p in _far_points(rng, self.outline, 6, self.centres[-1], R)[1:]]
 
-    # -- islands ----------------------------------------------------------------------
-    isl_polys, isl_xy = _island_polys(rng, outline, n_isl + (1 if n_isl >= 2 else 0), R)
-    n_isl_cells = len(isl_polys)
-    geoms = np.concatenate([cells, isl_polys])
-    xy = np.vstack([seeds, isl_xy]) if n_isl_cells else seeds
-    role = np.r_[role, np.zeros(n_isl_cells, np.int8)]
-    owner = np.r_[owner, n_cells + np.arange(n_isl_cells)]
-    is_island = np.r_[np.zeros(n_cells, bool), np.ones(n_isl_cells, bool)]
-    if n_isl >= 2:   # last island is the E2 part of the one before
-        role[-1] = 1
-        owner[-1] = len(owner) - 2
-        multi_units.append(len(owner) - 2)
-    n_all = len(geoms)
+    def count_units(self, island_share: float, multipart_share: float) -> None:
+        n_blocks = self.n_blocks
+        extra_small = n_blocks >= 20
+        n_isl = int(round(island_share * n_blocks))
+        if island_share > 0 and n_blocks >= 30:
+            n_isl = max(n_isl, 2)
+        self.n_isl = n_isl = min(n_isl, n_blocks // 4, 40)   # a few islands, not an archipelago
+        n_units_main = n_blocks - n_isl
+        n_multi = int(round(multipart_share * n_units_main))
+        if multipart_share > 0 and n_blocks >= 30:
+            n_multi = max(n_multi, 3)
+        self.n_multi = n_multi = min(n_multi, n_units_main // 4)
+        self.n_three = n_multi // 5                       # units with E1, E2, E3
+        self.n_detached = min(2, n_multi - self.n_three) if n_multi >= 3 else 0   # KIGO_D units
+        n_extra = n_multi + self.n_three
+        self.n_water = 2 if extra_small else 0
+        self.n_ph = 1 if extra_small else 0
+        self.n_cells = n_units_main + n_extra + self.n_water + self.n_ph
 
-    # -- 旧市町村 ------------------------------------------------------------------------
-    wts = np.r_[0.18 * R, np.zeros(k - 1)]
-    d_c = np.linalg.norm(xy[:, None, :] - centres[None], axis=2) - wts
-    old = np.argmin(d_c, axis=1)
-    old = old[owner]                                 # parts follow their unit
+    def voronoi_cells(self) -> None:
+        R, outline = self.R, self.outline
+        k = len(self.centres)
+        sig = np.r_[0.07 * R, np.full(k - 1, 0.045 * R)]
+        w = np.r_[0.38, np.full(k - 1, 0.22 / max(k - 1, 1))] if k > 1 else np.r_[0.5]
+        self.seeds = _sample_inside(self.rng, outline, self.n_cells, self.centres, sig, w)
+        cells = shapely.get_parts(
+            shapely.voronoi_polygons(shapely.multipoints(self.seeds), extend_to=outline.buffer(R), ordered=True)
+        )
+        shapely.prepare(outline)
+        inside = shapely.contains(outline, cells)
+        cells = cells.copy()
+        cells[~inside] = shapely.intersection(cells[~inside], outline)
+        self.cells = cells
 
-    # -- codes: sort units, cut into 町・字 runs -----------------------------------------
-    unit_idx = np.flatnonzero(role == 0)
-    mort = _morton(xy[:, 0], xy[:, 1])
-    srt = unit_idx[np.lexsort((mort[unit_idx], old[unit_idx]))]
-    n_units = len(srt)
-    mean_size = max(3.0, n_units / 6000.0)
-    sizes = np.where(rng.random(n_units) < 0.3, 1,
-                     rng.integers(2, int(min(99, 2 * mean_size)) + 1, n_units))
-    # restart runs at each 旧市町村 boundary
-    starts = np.r_[0, np.cumsum(sizes)[:-1]]
-    pos = np.arange(n_units)
-    run_of = np.searchsorted(starts, pos, side="right") - 1
-    new_old = np.r_[True, old[srt][1:] != old[srt][:-1]]
-    brk = np.r_[True, run_of[1:] != run_of[:-1]] | new_old
-    group = np.cumsum(brk) - 1
-    n_groups = int(group[-1]) + 1
-    step = int(max(1, min(10, 9800 // max(n_groups, 1))))
-    kihon1_g = (np.arange(n_groups) + 1) * step
-    first_of_group = np.flatnonzero(brk)
-    gsize = np.diff(np.r_[first_of_group, n_units])
-    rank = pos - first_of_group[group]               # 0-based position in its group
-    single = gsize[group] == 1
+    def assign_roles(self) -> None:
+        """Water, placeholder and extra-part cells; the rest are units."""
+        rng, seeds, n_cells, R = self.rng, self.seeds, self.n_cells, self.R
+        tree = cKDTree(seeds)
+        dist_core = np.linalg.norm(seeds - self.core, axis=1)
+        role = np.zeros(n_cells, dtype=np.int8)          # 0 unit, 1 extra part, 2 water, 3 placeholder
+        owner = np.arange(n_cells)                       # unit cell index each cell belongs to
+        order = rng.permutation(n_cells)
+        if self.n_water:
+            rural = order[dist_core[order] > 0.4 * R]
+            role[rural[:self.n_water]] = 2
+        if self.n_ph:
+            edge = np.argsort(-np.linalg.norm(seeds - np.asarray(self.centre), axis=1), kind="stable")
+            ph = next(i for i in edge if role[i] == 0)
+            role[ph] = 3
+        _, nn = tree.query(seeds, k=min(12, n_cells))
+        self.multi_units, self.detached_units = self._multipart_units(order, nn, role, owner)
+        self.role, self.owner = role, owner
 
-    kihon1 = np.empty(n_all, dtype=object)
-    kihon2 = np.empty(n_all, dtype=object)
-    kihon1[srt] = [f"{v:04d}" for v in kihon1_g[group]]
-    kihon2[srt] = np.where(single, "00", [f"{r + 1:02d}" for r in rank])
-    keycode2 = np.empty(n_all, dtype=object)
-    keycode2[srt] = np.where(single, [city + k1 for k1 in kihon1[srt]],
-                             [city + a + b for a, b in zip(kihon1[srt], kihon2[srt])])
+    def _multipart_units(self, order, nn, role, owner) -> tuple[list, list]:
+        n_multi, n_three, n_detached = self.n_multi, self.n_three, self.n_detached
+        used = role != 0
+        multi_units, detached_units = [], []
+        for y in order:
+            if len(multi_units) >= n_multi:
+                break
+            if used[y]:
+                continue
+            want = 2 if len(multi_units) < n_three else 1
+            detached = n_three <= len(multi_units) < n_three + n_detached
+            cand = nn[y, -1:] if detached else nn[y, 1:1 + want]
+            if len(cand) < want and not detached or used[cand].any():
+                continue
+            used[y] = True
+            used[cand] = True
+            role[cand] = 1
+            owner[cand] = y
+            multi_units.append(y)
+            if detached:
+                detached_units.append(y)
+        return multi_units, detached_units
 
-    # names per group
-    ga = rng.integers(0, len(_KANJI_A), (n_groups, 2))
-    gb = rng.integers(0, len(_KANJI_B), n_groups)
-    base = np.array([_KANJI_A[a] + _KANJI_A[b] + (_KANJI_B[c] if c % 3 == 0 else "")
-                     for (a, b), c in zip(ga, gb)], dtype=object)
-    gx = xy[srt[first_of_group]]
-    urban_g = (old[srt[first_of_group]] == 0) & (np.linalg.norm(gx - core, axis=1) < 0.22 * R)
-    style = rng.random(n_groups)
-    paren = rng.random(n_groups) < 0.03
-    other = np.array([_KANJI_A[a] + _KANJI_B[b % len(_KANJI_B)] for a, b in zip(ga[:, 1], ga[:, 0])], dtype=object)
-    names_sorted = []
-    for i, (g, r, s) in enumerate(zip(group, rank, single)):
-        b = base[g]
-        if s:
-            nm = b if not urban_g[g] else b + "町"
-        elif urban_g[g]:
-            nm = f"{b}町{_fw(r + 1)}丁目"
-        elif style[g] < 0.5:
-            nm = f"{b}第{_fw(r + 1)}地割"
-        else:
-            nm = b
-        if paren[g]:
-            nm = f"{nm}（{other[g]}）"
-        names_sorted.append(nm)
-    names = np.full(n_all, "", dtype=object)
-    names[srt] = names_sorted
-    isl_units = srt[is_island[srt]]
-    names[isl_units] = [f"{base[g]}島" for g in group[np.isin(srt, isl_units)]]
-    if n_units >= 100:   # a few empty names, as in real files
-        names[srt[rng.choice(n_units, size=max(1, n_units // 400), replace=False)]] = ""
+    def add_islands(self) -> None:
+        n_isl, n_cells = self.n_isl, self.n_cells
+        isl_polys, isl_xy = _island_polys(self.rng, self.outline, n_isl + (1 if n_isl >= 2 else 0), self.R)
+        n_isl_cells = len(isl_polys)
+        self.geoms = np.concatenate([self.cells, isl_polys])
+        self.xy = np.vstack([self.seeds, isl_xy]) if n_isl_cells else self.seeds
+        self.role = np.r_[self.role, np.zeros(n_isl_cells, np.int8)]
+        self.owner = np.r_[self.owner, n_cells + np.arange(n_isl_cells)]
+        self.is_island = np.r_[np.zeros(n_cells, bool), np.ones(n_isl_cells, bool)]
+        if n_isl >= 2:   # last island is the E2 part of the one before
+            self.role[-1] = 1
+            self.owner[-1] = len(self.owner) - 2
+            self.multi_units.append(len(self.owner) - 2)
+        self.n_all = len(self.geoms)
 
-    # parts and special rows inherit / get their codes
-    parts = np.flatnonzero(role == 1)
-    for arr in (kihon1, kihon2, keycode2, names):
-        arr[parts] = arr[owner[parts]]
-    special = np.flatnonzero(role >= 2)
-    for j, i in enumerate(special):
-        if role[i] == 2:
-            kihon1[i], kihon2[i] = f"{9900 + j:04d}", "00"
-            keycode2[i] = city + kihon1[i]
-            names[i] = "水面"
-        else:
-            kihon1[i], kihon2[i] = "0000", "00"
-            keycode2[i] = ""
-            names[i] = ""
-    key = np.array([pref + k2 for k2 in keycode2], dtype=object)
+    def assign_old_municipalities(self) -> None:
+        k = len(self.centres)
+        wts = np.r_[0.18 * self.R, np.zeros(k - 1)]
+        d_c = np.linalg.norm(self.xy[:, None, :] - self.centres[None], axis=2) - wts
+        self.old = np.argmin(d_c, axis=1)[self.owner]                    # parts follow their unit
 
-    # -- KIGO_E / KIGO_I / KIGO_D -------------------------------------------------------
-    kigo_e = np.full(n_all, "", dtype=object)
-    kigo_e[np.asarray(multi_units, dtype=np.int64)] = "E1"
-    part_idx = parts[np.lexsort((parts, owner[parts]))]
-    part_rank = pd.Series(owner[part_idx]).groupby(owner[part_idx]).cumcount().to_numpy() + 2
-    kigo_e[part_idx] = [f"E{r}" for r in part_rank]
-    kigo_i = np.where(is_island, "1", "").astype(object)
-    kigo_d = np.where(np.isin(owner, detached_units), "1", "").astype(object)
-    n_ken = np.where(role == 3, pref, "").astype(object)
-    n_city = np.where(role == 3, f"{(int(city) % 999) + 1:03d}", "").astype(object)
+    def cut_codes(self) -> None:
+        """Units sorted by 旧市町村 then Morton order, cut into 町・字 runs (KIHON1/KIHON2)."""
+        rng, old, city, n_all = self.rng, self.old, self.city, self.n_all
+        unit_idx = np.flatnonzero(self.role == 0)
+        mort = _morton(self.xy[:, 0], self.xy[:, 1])
+        srt = unit_idx[np.lexsort((mort[unit_idx], old[unit_idx]))]
+        n_units = len(srt)
+        mean_size = max(3.0, n_units / 6000.0)
+        sizes = np.where(rng.random(n_units) < 0.3, 1,
+                         rng.integers(2, int(min(99, 2 * mean_size)) + 1, n_units))
+        # restart runs at each 旧市町村 boundary
+        starts = np.r_[0, np.cumsum(sizes)[:-1]]
+        pos = np.arange(n_units)
+        run_of = np.searchsorted(starts, pos, side="right") - 1
+        new_old = np.r_[True, old[srt][1:] != old[srt][:-1]]
+        brk = np.r_[True, run_of[1:] != run_of[:-1]] | new_old
+        group = np.cumsum(brk) - 1
+        n_groups = int(group[-1]) + 1
+        step = int(max(1, min(10, 9800 // max(n_groups, 1))))
+        kihon1_g = (np.arange(n_groups) + 1) * step
+        first_of_group = np.flatnonzero(brk)
+        gsize = np.diff(np.r_[first_of_group, n_units])
+        rank = pos - first_of_group[group]               # 0-based position in its group
+        single = gsize[group] == 1
+        kihon1 = np.empty(n_all, dtype=object)
+        kihon2 = np.empty(n_all, dtype=object)
+        kihon1[srt] = [f"{v:04d}" for v in kihon1_g[group]]
+        kihon2[srt] = np.where(single, "00", [f"{r + 1:02d}" for r in rank])
+        keycode2 = np.empty(n_all, dtype=object)
+        keycode2[srt] = np.where(single, [city + k1 for k1 in kihon1[srt]],
+                                 [city + a + b for a, b in zip(kihon1[srt], kihon2[srt])])
+        self.srt, self.group, self.rank, self.single = srt, group, rank, single
+        self.n_groups, self.first_of_group = n_groups, first_of_group
+        self.kihon1, self.kihon2, self.keycode2 = kihon1, kihon2, keycode2
 
-    # -- geometry measures, hazards, population ----------------------------------------
-    area = shapely.area(geoms)
-    perim = shapely.length(geoms)
-    flood, slope, landslide, mtn = _hazard(rng, xy, core, R, mountains)
-    dens = 25.0 + 4500.0 * np.exp(-np.sum((xy - core) ** 2, axis=1) / (2 * (0.07 * R) ** 2))
-    for c in centres[1:]:
-        dens += 1400.0 * np.exp(-np.sum((xy - c) ** 2, axis=1) / (2 * (0.045 * R) ** 2))
-    dens *= 1.0 - 0.85 * np.clip(mtn, 0, 1)
-    raw = dens * area / 1e6 * rng.lognormal(0.0, 0.5, n_all)
-    unit_raw = np.bincount(owner, weights=raw, minlength=n_all)
-    unit_mask = role == 0
-    scale = 211.0 / max(unit_raw[unit_mask].mean(), 1e-9)
-    jinko_u = np.round(unit_raw * scale).astype("int64")
-    jinko_u[(jinko_u < 8) | (rng.random(n_all) < 0.03)] = 0
-    setai_u = np.where(jinko_u > 0, np.maximum(1, np.round(jinko_u / rng.uniform(2.2, 3.4, n_all))), 0).astype("int64")
-    kbsum_u = np.where(jinko_u > 0, np.maximum(1, np.round(np.sqrt(jinko_u) / 2.5)), 0).astype("int64")
-    carrier = unit_mask                      # E1 rows and single units carry the statistics
-    jinko = np.where(carrier, jinko_u, 0)
-    setai = np.where(carrier, setai_u, 0)
-    kbsum = np.where(carrier, kbsum_u, 0)
+    def name_blocks(self) -> None:
+        """Names per 町・字 run: 丁目 in the urban core, 地割 or bare names elsewhere."""
+        rng, srt, group, n_groups = self.rng, self.srt, self.group, self.n_groups
+        ga = rng.integers(0, len(_KANJI_A), (n_groups, 2))
+        gb = rng.integers(0, len(_KANJI_B), n_groups)
+        base = np.array([_KANJI_A[a] + _KANJI_A[b] + (_KANJI_B[c] if c % 3 == 0 else "")
+                         for (a, b), c in zip(ga, gb)], dtype=object)
+        gx = self.xy[srt[self.first_of_group]]
+        urban_g = (self.old[srt[self.first_of_group]] == 0) & (np.linalg.norm(gx - self.core, axis=1) < 0.22 * self.R)
+        style = rng.random(n_groups)
+        paren = rng.random(n_groups) < 0.03
+        other = np.array([_KANJI_A[a] + _KANJI_B[b % len(_KANJI_B)] for a, b in zip(ga[:, 1], ga[:, 0])],
+                         dtype=object)
+        names_sorted = [_block_name(base[g], r, s, urban_g[g], style[g], other[g] if paren[g] else None)
+                        for g, r, s in zip(group, self.rank, self.single)]
+        names = np.full(self.n_all, "", dtype=object)
+        names[srt] = names_sorted
+        isl_units = srt[self.is_island[srt]]
+        names[isl_units] = [f"{base[g]}島" for g in group[np.isin(srt, isl_units)]]
+        n_units = len(srt)
+        if n_units >= 100:   # a few empty names, as in real files
+            names[srt[rng.choice(n_units, size=max(1, n_units // 400), replace=False)]] = ""
+        self.names = names
 
-    # AREA_MAX_F: 'M' on the largest part of each unit
-    biggest = pd.Series(area).groupby(owner).idxmax().to_numpy()
-    area_max_f = np.full(n_all, "", dtype=object)
-    area_max_f[biggest] = "M"
-    area_max_f[role >= 2] = "M"
+    def special_rows(self) -> None:
+        """Parts inherit their unit's codes; water and the placeholder get their own."""
+        role, owner, city = self.role, self.owner, self.city
+        parts = self.parts = np.flatnonzero(role == 1)
+        for arr in (self.kihon1, self.kihon2, self.keycode2, self.names):
+            arr[parts] = arr[owner[parts]]
+        for j, i in enumerate(np.flatnonzero(role >= 2)):
+            if role[i] == 2:
+                self.kihon1[i], self.kihon2[i] = f"{9900 + j:04d}", "00"
+                self.keycode2[i] = city + self.kihon1[i]
+                self.names[i] = "水面"
+            else:
+                self.kihon1[i], self.kihon2[i] = "0000", "00"
+                self.keycode2[i] = ""
+                self.names[i] = ""
+        self.key = np.array([self.pref + k2 for k2 in self.keycode2], dtype=object)
 
-    gs = gpd.GeoSeries(geoms, crs=plane)
-    rep_ll = gpd.GeoSeries(shapely.point_on_surface(geoms), crs=plane).to_crs("EPSG:6668")
-    rep_ll = rep_ll.iloc[owner].reset_index(drop=True)
-    ids = rng.permutation(n_all) + 1
+    def kigo_flags(self) -> None:
+        role, owner, parts, n_all = self.role, self.owner, self.parts, self.n_all
+        kigo_e = np.full(n_all, "", dtype=object)
+        kigo_e[np.asarray(self.multi_units, dtype=np.int64)] = "E1"
+        part_idx = parts[np.lexsort((parts, owner[parts]))]
+        part_rank = pd.Series(owner[part_idx]).groupby(owner[part_idx]).cumcount().to_numpy() + 2
+        kigo_e[part_idx] = [f"E{r}" for r in part_rank]
+        self.kigo_e = kigo_e
+        self.kigo_i = np.where(self.is_island, "1", "").astype(object)
+        self.kigo_d = np.where(np.isin(owner, self.detached_units), "1", "").astype(object)
+        self.n_ken = np.where(role == 3, self.pref, "").astype(object)
+        self.n_city = np.where(role == 3, f"{(int(self.city) % 999) + 1:03d}", "").astype(object)
 
-    old_codes = [muni] + [f"{pref}{300 + 11 * i:03d}" for i in range(1, k)]
-    cols: dict[str, object] = {
-        "KEY_CODE": key, "PREF": pref, "CITY": city,
-        "S_AREA": np.where(role == 3, "000000", [a + b for a, b in zip(kihon1, kihon2)]),
-        "PREF_NAME": PREF_NAMES[int(pref) - 1], "CITY_NAME": city_name, "S_NAME": names,
-        "KIGO_E": kigo_e, "HCODE": np.where(role == 2, HCODE_WATER, HCODE_TOWNBLOCK).astype("int64"),
-        "AREA": np.round(area, 3), "PERIMETER": np.round(perim, 3),
-        "{PP}_": ids, "{PP}_ID": ids - 1,
-        "KEN": pref, "KEN_NAME": PREF_NAMES[int(pref) - 1], "SITYO_NAME": "", "GST_NAME": city_name,
-        "CSS_NAME": "", "KIHON1": kihon1, "DUMMY1": "-", "KIHON2": kihon2,
-        "KEYCODE1": np.where(role == 3, "", [city + a + b for a, b in zip(kihon1, kihon2)]),
-        "KEYCODE2": keycode2, "AREA_MAX_F": area_max_f, "KIGO_D": kigo_d,
-        "N_KEN": n_ken, "N_CITY": n_city, "KIGO_I": kigo_i, "MOJI": names,
-        "KBSUM": kbsum, "JINKO": jinko, "SETAI": setai,
-        "X_CODE": np.round(rep_ll.x.to_numpy(), 5), "Y_CODE": np.round(rep_ll.y.to_numpy(), 5),
-        "KCODE1": np.where(role == 3, "", [f"{a}-{b}" for a, b in zip(kihon1, kihon2)]),
-    }
-    fields = field_names(layout, pref)
-    generic = list(LAYOUTS[layout])
-    data = {}
-    for f, g in zip(fields, generic):
-        src = g.replace("H27KA", "").replace("R2KA", "")
-        v = cols[src]
-        data[f] = np.asarray(v, dtype=object) if field_kind(f) == "str" and not np.isscalar(v) else v
-    df = pd.DataFrame(data, index=pd.RangeIndex(n_all))
-    for f in fields:
-        if field_kind(f) == "str":
-            df[f] = df[f].astype(object)
-    df["OLD_MUNI"] = np.array(OLD_MUNI_NAMES, dtype=object)[old]
-    df["OLD_CODE"] = np.array(old_codes, dtype=object)[old]
-    df["FLOOD_M"] = flood[owner]
-    df["SLOPE_DEG"] = slope[owner]
-    df["LANDSLIDE"] = landslide[owner]
-    out = gpd.GeoDataFrame(df, geometry=gs.to_crs(crs).to_numpy() if crs is not None else gs.to_numpy(),
-                           crs=crs if crs is not None else plane)
-    sort_e = pd.Series(kigo_e).str.slice(1).replace("", "0").astype(int).to_numpy()
-    out = out.iloc[np.lexsort((sort_e, key))].reset_index(drop=True)
-    return out
+    def population(self) -> None:
+        """Hazard fields and population from a density surface; statistics on E1 rows."""
+        rng, xy, owner, n_all, R = self.rng, self.xy, self.owner, self.n_all, self.R
+        self.area = area = shapely.area(self.geoms)
+        self.perim = shapely.length(self.geoms)
+        self.flood, self.slope, self.landslide, mtn = _hazard(rng, xy, self.core, R, self.mountains)
+        dens = 25.0 + 4500.0 * np.exp(-np.sum((xy - self.core) ** 2, axis=1) / (2 * (0.07 * R) ** 2))
+        for c in self.centres[1:]:
+            dens += 1400.0 * np.exp(-np.sum((xy - c) ** 2, axis=1) / (2 * (0.045 * R) ** 2))
+        dens *= 1.0 - 0.85 * np.clip(mtn, 0, 1)
+        raw = dens * area / 1e6 * rng.lognormal(0.0, 0.5, n_all)
+        unit_raw = np.bincount(owner, weights=raw, minlength=n_all)
+        unit_mask = self.role == 0
+        scale = 211.0 / max(unit_raw[unit_mask].mean(), 1e-9)
+        jinko_u = np.round(unit_raw * scale).astype("int64")
+        jinko_u[(jinko_u < 8) | (rng.random(n_all) < 0.03)] = 0
+        setai_u = np.where(jinko_u > 0, np.maximum(1, np.round(jinko_u / rng.uniform(2.2, 3.4, n_all))),
+                           0).astype("int64")
+        kbsum_u = np.where(jinko_u > 0, np.maximum(1, np.round(np.sqrt(jinko_u) / 2.5)), 0).astype("int64")
+        # E1 rows and single units carry the statistics
+        self.jinko = np.where(unit_mask, jinko_u, 0)
+        self.setai = np.where(unit_mask, setai_u, 0)
+        self.kbsum = np.where(unit_mask, kbsum_u, 0)
+
+    def _columns(self, city_name: str, rep_ll: gpd.GeoSeries, ids: np.ndarray) -> dict[str, object]:
+        role, pref, city, kihon1, kihon2 = self.role, self.pref, self.city, self.kihon1, self.kihon2
+        # AREA_MAX_F: 'M' on the largest part of each unit
+        biggest = pd.Series(self.area).groupby(self.owner).idxmax().to_numpy()
+        area_max_f = np.full(self.n_all, "", dtype=object)
+        area_max_f[biggest] = "M"
+        area_max_f[role >= 2] = "M"
+        return {
+            "KEY_CODE": self.key, "PREF": pref, "CITY": city,
+            "S_AREA": np.where(role == 3, "000000", [a + b for a, b in zip(kihon1, kihon2)]),
+            "PREF_NAME": PREF_NAMES[int(pref) - 1], "CITY_NAME": city_name, "S_NAME": self.names,
+            "KIGO_E": self.kigo_e, "HCODE": np.where(role == 2, HCODE_WATER, HCODE_TOWNBLOCK).astype("int64"),
+            "AREA": np.round(self.area, 3), "PERIMETER": np.round(self.perim, 3),
+            "{PP}_": ids, "{PP}_ID": ids - 1,
+            "KEN": pref, "KEN_NAME": PREF_NAMES[int(pref) - 1], "SITYO_NAME": "", "GST_NAME": city_name,
+            "CSS_NAME": "", "KIHON1": kihon1, "DUMMY1": "-", "KIHON2": kihon2,
+            "KEYCODE1": np.where(role == 3, "", [city + a + b for a, b in zip(kihon1, kihon2)]),
+            "KEYCODE2": self.keycode2, "AREA_MAX_F": area_max_f, "KIGO_D": self.kigo_d,
+            "N_KEN": self.n_ken, "N_CITY": self.n_city, "KIGO_I": self.kigo_i, "MOJI": self.names,
+            "KBSUM": self.kbsum, "JINKO": self.jinko, "SETAI": self.setai,
+            "X_CODE": np.round(rep_ll.x.to_numpy(), 5), "Y_CODE": np.round(rep_ll.y.to_numpy(), 5),
+            "KCODE1": np.where(role == 3, "", [f"{a}-{b}" for a, b in zip(kihon1, kihon2)]),
+        }
+
+    def frame(self, layout: str, crs, city_name: str) -> gpd.GeoDataFrame:
+        """The records in the layout's field order, plus OLD_MUNI/OLD_CODE and hazards."""
+        plane, owner, old, pref, muni = self.plane, self.owner, self.old, self.pref, self.muni
+        gs = gpd.GeoSeries(self.geoms, crs=plane)
+        rep_ll = gpd.GeoSeries(shapely.point_on_surface(self.geoms), crs=plane).to_crs("EPSG:6668")
+        rep_ll = rep_ll.iloc[owner].reset_index(drop=True)
+        ids = self.rng.permutation(self.n_all) + 1
+        cols = self._columns(city_name, rep_ll, ids)
+        k = len(self.centres)
+        old_codes = [muni] + [f"{pref}{300 + 11 * i:03d}" for i in range(1, k)]
+        fields = field_names(layout, pref)
+        data = {}
+        for f, g in zip(fields, LAYOUTS[layout]):
+            v = cols[g.replace("H27KA", "").replace("R2KA", "")]
+            data[f] = np.asarray(v, dtype=object) if field_kind(f) == "str" and not np.isscalar(v) else v
+        df = pd.DataFrame(data, index=pd.RangeIndex(self.n_all))
+        for f in fields:
+            if field_kind(f) == "str":
+                df[f] = df[f].astype(object)
+        df["OLD_MUNI"] = np.array(OLD_MUNI_NAMES, dtype=object)[old]
+        df["OLD_CODE"] = np.array(old_codes, dtype=object)[old]
+        df["FLOOD_M"] = self.flood[owner]
+        df["SLOPE_DEG"] = self.slope[owner]
+        df["LANDSLIDE"] = self.landslide[owner]
+        out = gpd.GeoDataFrame(df, geometry=gs.to_crs(crs).to_numpy() if crs is not None else gs.to_numpy(),
+                               crs=crs if crs is not None else plane)
+        sort_e = pd.Series(self.kigo_e).str.slice(1).replace("", "0").astype(int).to_numpy()
+        return out.iloc[np.lexsort((sort_e, self.key))].reset_index(drop=True)
+
+
+def _block_name(base: str, rank: int, single: bool, urban: bool, style: float, other: str | None) -> str:
+    if single:
+        nm = base if not urban else base + "町"
+    elif urban:
+        nm = f"{base}町{_fw(rank + 1)}丁目"
+    elif style < 0.5:
+        nm = f"{base}第{_fw(rank + 1)}地割"
+    else:
+        nm = base
+    return f"{nm}（{other}）" if other is not None else nm
 
 
 def synthetic_townblocks(n_blocks: int, *, seed: int = 0, target_crs=None, **kw) -> gpd.GeoDataFrame:
@@ -489,6 +542,21 @@ _CPG_TEXT = {"CP932": "CP932", "UTF-8": "UTF-8"}
 _DEFAULT_LDID = {"2015_legacy": 0x00, "2015_current": 0x00, "2020": 0x13}
 
 
+def _shapefile_frame(gdf: gpd.GeoDataFrame, layout: str, path: Path) -> gpd.GeoDataFrame:
+    """Layout fields first, in file order, then extra columns; text columns as str."""
+    pref = next((c[-3:-1] for c in gdf.columns if c.upper().endswith("_") and "KA" in c.upper()), "03")
+    fields = field_names(layout, pref)
+    extra = [c for c in gdf.columns if c not in fields and c != gdf.geometry.name]
+    too_long = [c for c in fields + extra if len(c.encode("ascii", "replace")) > 10]
+    if too_long:
+        raise UserError(f"field names longer than 10 bytes: {too_long}", where=str(path))
+    out = gdf[fields + extra + [gdf.geometry.name]].copy()
+    for c in fields + extra:
+        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
+            out[c] = out[c].fillna("").astype(str).astype(object)
+    return out
+
+
 def write_estat_shapefile(gdf: gpd.GeoDataFrame, path, *, layout: str | None = None,
                           cpg: str | None = None, ldid: int | None = None) -> Path:
     """Write raw e-Stat records as a Shapefile the way e-Stat ships them.
@@ -504,24 +572,13 @@ def write_estat_shapefile(gdf: gpd.GeoDataFrame, path, *, layout: str | None = N
         raise UserError("the frame is not in an e-Stat layout", fix="build it with synthetic_estat")
     if cpg is not None and cpg not in _CPG_TEXT:
         raise UserError(f"cpg={cpg!r} is not supported", fix="use None, 'CP932' or 'UTF-8'")
-    pref = next((c[-3:-1] for c in gdf.columns if c.upper().endswith("_") and "KA" in c.upper()), "03")
-    fields = field_names(layout, pref)
-    extra = [c for c in gdf.columns if c not in fields and c != gdf.geometry.name]
-    too_long = [c for c in fields + extra if len(c.encode("ascii", "replace")) > 10]
-    if too_long:
-        raise UserError(f"field names longer than 10 bytes: {too_long}", where=str(path))
-    out = gdf[fields + extra + [gdf.geometry.name]].copy()
-    for c in fields + extra:
-        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
-            out[c] = out[c].fillna("").astype(str).astype(object)
-    encoding = "utf-8" if cpg == "UTF-8" else "cp932"
+    out = _shapefile_frame(gdf, layout, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pyogrio.write_dataframe(out, path, driver="ESRI Shapefile", encoding=encoding,
+    pyogrio.write_dataframe(out, path, driver="ESRI Shapefile", encoding="utf-8" if cpg == "UTF-8" else "cp932",
                             layer_options={"RESIZE": "YES"})
     cpg_path = path.with_suffix(".cpg")
     if cpg is None:
-        if cpg_path.exists():
-            cpg_path.unlink()
+        cpg_path.unlink(missing_ok=True)
     else:
         cpg_path.write_text(_CPG_TEXT[cpg], encoding="ascii")
     byte = _DEFAULT_LDID[layout] if ldid is None else int(ldid)

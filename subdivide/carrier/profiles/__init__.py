@@ -109,6 +109,12 @@ def load_profile(path: str | Path | None = None) -> Profile:
 
 def check_profile(data: dict, *, where: str = "profile") -> None:
     """Raise UserError when a profile cannot produce a valid package."""
+    _check_columns(data, where)
+    _check_encodings(data, where)
+    _check_file_names(data, where)
+
+
+def _check_columns(data: dict, where: str) -> None:
     for (sec, sub), names in REQUIRED.items():
         mapping = data.get(sec, {}).get(sub, {})
         missing = [n for n in names if not mapping.get(n)]
@@ -123,6 +129,9 @@ def check_profile(data: dict, *, where: str = "profile") -> None:
             if bad:
                 raise UserError(f"Shapefile field names must be ASCII and at most 10 bytes: {bad}",
                                 where=f"{where} [{sec}.{sub}]", fix="shorten or transliterate them")
+
+
+def _check_encodings(data: dict, where: str) -> None:
     for sec, key in (("shapefile", "encoding"), ("lists", "encoding")):
         enc = data.get(sec, {}).get(key)
         try:
@@ -133,6 +142,9 @@ def check_profile(data: dict, *, where: str = "profile") -> None:
     ldid = data.get("shapefile", {}).get("ldid")
     if not isinstance(ldid, int) or not 0 <= ldid <= 255:
         raise UserError(f"[shapefile] ldid must be a byte (0–255), got {ldid!r}", where=where)
+
+
+def _check_file_names(data: dict, where: str) -> None:
     for sec, keys in (("shapefile", ("townblocks", "subareas")), ("geopackage", ("file",)),
                       ("lists", ("subareas_csv", "townblocks_csv", "xlsx")),
                       ("extras", ("spill_dir", "map", "manifest"))):
