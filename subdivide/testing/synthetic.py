@@ -536,6 +536,26 @@ def synthetic_townblocks(n_blocks: int, *, seed: int = 0, target_crs=None, **kw)
     return blocks
 
 
+def synthetic_prefecture(sizes, *, pref: str = "03", seed: int = 0, layout: str = "2015_current",
+                         crs="EPSG:6668") -> gpd.GeoDataFrame:
+    """A prefecture-wide e-Stat file: one synthetic municipality per entry of ``sizes``
+    (town-blocks each), codes ``{pref}201``, ``{pref}202``, … side by side on a grid, in
+    one frame as e-Stat ships a prefecture. Seeded: same arguments, same file."""
+    sizes = [int(n) for n in sizes]
+    if not sizes or len(sizes) > 899:
+        raise UserError(f"{len(sizes)} municipalities: give 1–899 sizes", fix="e.g. sizes=[40, 60, 300]")
+    spacing = 3.2 * float(np.sqrt(_total_area_km2(max(sizes)) * 1e6 / np.pi))
+    cols = int(np.ceil(np.sqrt(len(sizes))))
+    frames = []
+    for i, n in enumerate(sizes):
+        r, c = divmod(i, cols)
+        code = f"{pref}{201 + i:03d}"
+        frames.append(synthetic_estat(n, seed=seed + i, muni_code=code, layout=layout, crs=crs,
+                                      city_name=f"試験{i + 1}市", offset_m=(c * spacing, -r * spacing)))
+    out = pd.concat(frames, ignore_index=True)
+    return gpd.GeoDataFrame(out, geometry=out.geometry.name, crs=frames[0].crs)
+
+
 #: how each .cpg value is written
 _CPG_TEXT = {"CP932": "CP932", "UTF-8": "UTF-8"}
 #: default LDID byte per layout (2020 files carry 0x13 = Shift-JIS)
