@@ -200,3 +200,33 @@ def test_real_tottori_municipalities_split_once(shared_data):
     names = {u.code: u.name for u in units}
     assert names["31201"] == "鳥取市" and names["31384"].endswith("日吉津村")
     assert sum(len(u.blocks) for u in units) == len(blocks)
+
+
+@pytest.mark.slow
+def test_killed_cli_run_resumes_where_it_stopped(pref_shp, tmp_path):
+    """Ctrl-C (SIGINT) on the real command mid-way, then the same command again: the
+    summary line counts what was resumed, and nothing is computed twice."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "subdivide", "screen", str(pref_shp), "--out", str(out), "--workers", "0",
+            "--k", "2-3", "--restarts", "2", "--progress"]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    done = 0
+    for line in proc.stderr:
+        if "municipalities screened" in line:
+            done += 1
+            if done == 2:
+                proc.send_signal(signal.SIGINT)
+                break
+    proc.communicate(timeout=300)
+    assert proc.returncode == 130
+    assert not out.exists()
+    ck = list((tmp_path / "run.checkpoints").rglob("*.json"))
+    assert len(ck) >= 2
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    n_done = len(ck)
+    assert f"({len(SIZES) - n_done} computed, {n_done} resumed from checkpoints)" in res.stdout
