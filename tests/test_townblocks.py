@@ -239,18 +239,24 @@ def test_mapping_with_missing_column_lists_the_columns(tmp_path):
     assert "code" in exc.value.message
 
 
-def test_utf8_shapefile_with_cpg_reads_and_without_cpg_is_refused(tmp_path):
+def test_utf8_shapefile_with_cpg_reads_and_without_cpg_is_detected(tmp_path):
+    """A UTF-8 .dbf without its .cpg used to be refused; its bytes are valid UTF-8 and read as
+    mojibake in CP932, so it is read as UTF-8 with a note (issue 10 §4)."""
     raw = synthetic_estat(50, seed=8, layout="2015_legacy")
     p = write_estat_shapefile(raw, tmp_path / "u.shp", layout="2015_legacy", cpg="UTF-8")
     blocks, rep = read_townblocks(p)
     assert rep.encoding == "utf-8" and ".cpg" in rep.encoding_reason
     assert blocks.KEN_NAME.eq("岩手県").all()
     p.with_suffix(".cpg").unlink()
-    with pytest.raises(UserError, match="encoding") as exc:
-        read_townblocks(p)
-    assert "--encoding" in exc.value.message
+    blocks1, rep1 = read_townblocks(p)
+    assert rep1.encoding == "utf-8" and "valid UTF-8" in rep1.encoding_reason
+    assert any("UTF-8" in f for f in rep1.fallbacks)
+    assert blocks1.name.tolist() == blocks.name.tolist()
     blocks2, rep2 = read_townblocks(p, encoding="utf-8")
     assert rep2.encoding_reason == "given with --encoding" and len(blocks2) == 50
+    with pytest.raises(UserError, match="mojibake|cannot be decoded") as exc:   # forcing CP932 still fails
+        read_townblocks(p, encoding="cp932")
+    assert "--encoding" in exc.value.message
 
 
 def test_latin1_decoding_is_detected_as_mojibake(files):

@@ -12,18 +12,28 @@ column                    dtype     meaning
 key                       str       KEY_CODE (9 or 11 digits) or the mapped id column
 name                      str       name verbatim (may be empty); NFKC only for matching
 muni_code                 str       5-digit 全国地方公共団体コード
-population                int64     人口 (JINKO), summed over parts
-households                int64     世帯 (SETAI), summed over parts
+population                int64     人口 (JINKO), summed over parts; the known count (0 when unknown)
+households                int64     世帯 (SETAI), summed over parts; the known count (0 when unknown)
 area_official_m2          float64   official AREA in m² (NaN when the source has none)
 island                    bool      KIGO_I set (離島)
 enclave                   bool      KIGO_D set (飛び地)
 multipart                 bool      several source rows (KIGO_E E1, E2 …) were dissolved
 repaired                  bool      geometry was invalid and has been repaired
+population_unknown        bool      the population is unknown: withheld (秘匿 X, -, …, *) or empty
+households_unknown        bool      the households are unknown: withheld or empty
 geometry                  Polygon/MultiPolygon in a projected CRS (metres)
 ========================  ========  ====================================================
 
 Original attributes are kept verbatim as further columns (e-Stat names are upper
 case, so they never clash with the lower-case canonical names).
+
+Unknown counts. e-Stat withholds small figures (secrecy marks X, -, …, *); the reader
+keeps them **unknown**, never a guessed number: ``population_unknown`` /
+``households_unknown`` are True and the count column holds 0, so every sum downstream is
+the total of the *known* figures (pandas and numpy alike, no NaN to poison an areal
+weighting or a package's integer field), and :func:`unknown_count` says how many
+town-blocks it leaves out. Frames from before these flags existed (an older plan file)
+get them as False.
 
 A plan's town-blocks add ``subarea`` (int, 1–14). Its sub-area table has the columns
 in :data:`SUBAREA_COLUMNS`.
@@ -47,7 +57,13 @@ TOWNBLOCK_COLUMNS: dict[str, str] = {
     "enclave": "bool",
     "multipart": "bool",
     "repaired": "bool",
+    "population_unknown": "bool",
+    "households_unknown": "bool",
 }
+#: canonical columns a frame written before they existed may lack (filled with this value)
+DEFAULTED_COLUMNS: dict[str, object] = {"population_unknown": False, "households_unknown": False}
+#: count column → its "unknown" flag
+UNKNOWN_FLAG = {"population": "population_unknown", "households": "households_unknown"}
 FLAG_COLUMNS = ("island", "enclave", "multipart", "repaired")
 
 #: plan town-blocks = town-block schema + this column
@@ -72,6 +88,9 @@ def coerce_townblocks(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Cast canonical columns to their dtypes, canonical columns first, index 0..n-1,
     rows sorted by key (deterministic order everywhere downstream)."""
     out = gdf.copy()
+    for col, value in DEFAULTED_COLUMNS.items():
+        if col not in out.columns:
+            out[col] = value
     for col, dtype in TOWNBLOCK_COLUMNS.items():
         if dtype == "str":
             out[col] = out[col].fillna("").astype(str).astype(object)
@@ -87,9 +106,15 @@ def coerce_townblocks(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out
 
 
+def unknown_count(blocks: pd.DataFrame, column: str = "population") -> int:
+    """How many town-blocks have an unknown ``column`` (population or households)."""
+    flag = UNKNOWN_FLAG[column]
+    return int(blocks[flag].sum()) if flag in blocks.columns else 0
+
+
 def check_townblocks(gdf: gpd.GeoDataFrame, *, where: str = "town-blocks") -> gpd.GeoDataFrame:
     """Assert the canonical schema; raise UserError naming what is off. Returns gdf."""
-    missing = [c for c in TOWNBLOCK_COLUMNS if c not in gdf.columns]
+    missing = [c for c in TOWNBLOCK_COLUMNS if c not in gdf.columns and c not in DEFAULTED_COLUMNS]
     if missing:
         raise UserError(f"missing canonical columns {missing}", where=where,
                         fix="read the file with subdivide.read_townblocks, which normalises it")

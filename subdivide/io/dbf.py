@@ -69,25 +69,7 @@ def read_dbf_header(path: str | Path, *, max_records: int = MAX_RECORDS) -> DbfH
         if hdr_len > size:
             raise DbfError(f"{p.name}: header length {hdr_len} exceeds the file size {size}")
         desc = f.read(hdr_len - 32)
-    fields = []
-    off = 0
-    while off < len(desc) and desc[off] != 0x0D:
-        d = desc[off:off + 32]
-        if len(d) < 32:
-            raise DbfError(f"{p.name}: field descriptor {len(fields) + 1} is truncated (no 0x0D terminator)")
-        raw_name = d[:11].split(b"\x00", 1)[0]
-        if not raw_name or any(c < 0x20 or c == 0x7F for c in raw_name):
-            raise DbfError(f"{p.name}: field {len(fields) + 1} has an empty or control-character name {raw_name!r}")
-        if d[11] not in FIELD_TYPES:
-            raise DbfError(f"{p.name}: field {raw_name!r} has unknown type {bytes([d[11]])!r}")
-        if d[16] == 0:
-            raise DbfError(f"{p.name}: field {raw_name!r} has length 0")
-        fields.append(DbfField(raw_name.decode("latin-1"), chr(d[11]), d[16], d[17]))
-        off += 32
-    if off >= len(desc):
-        raise DbfError(f"{p.name}: field descriptors are not terminated by 0x0D")
-    if not fields:
-        raise DbfError(f"{p.name}: no fields")
+    fields = _parse_fields(desc, p.name)
     if rec_len != 1 + sum(fd.length for fd in fields):
         raise DbfError(f"{p.name}: record length {rec_len} ≠ 1 + sum of field lengths "
                        f"({1 + sum(fd.length for fd in fields)})")
@@ -97,6 +79,30 @@ def read_dbf_header(path: str | Path, *, max_records: int = MAX_RECORDS) -> DbfH
                        f"({n_rec} records × {rec_len} bytes + {hdr_len})")
     return DbfHeader(version, (1900 + yy, mm, dd), n_rec, hdr_len, rec_len, head[LDID_OFFSET],
                      tuple(fields))
+
+
+def _parse_fields(desc: bytes, name: str) -> list[DbfField]:
+    """The 32-byte field descriptors up to the 0x0D terminator (DbfError when malformed)."""
+    fields: list[DbfField] = []
+    off = 0
+    while off < len(desc) and desc[off] != 0x0D:
+        d = desc[off:off + 32]
+        if len(d) < 32:
+            raise DbfError(f"{name}: field descriptor {len(fields) + 1} is truncated (no 0x0D terminator)")
+        raw_name = d[:11].split(b"\x00", 1)[0]
+        if not raw_name or any(c < 0x20 or c == 0x7F for c in raw_name):
+            raise DbfError(f"{name}: field {len(fields) + 1} has an empty or control-character name {raw_name!r}")
+        if d[11] not in FIELD_TYPES:
+            raise DbfError(f"{name}: field {raw_name!r} has unknown type {bytes([d[11]])!r}")
+        if d[16] == 0:
+            raise DbfError(f"{name}: field {raw_name!r} has length 0")
+        fields.append(DbfField(raw_name.decode("latin-1"), chr(d[11]), d[16], d[17]))
+        off += 32
+    if off >= len(desc):
+        raise DbfError(f"{name}: field descriptors are not terminated by 0x0D")
+    if not fields:
+        raise DbfError(f"{name}: no fields")
+    return fields
 
 
 def patch_dbf_header(path: str | Path, *, ldid: int, date: tuple[int, int, int] = (2000, 1, 1)) -> None:
@@ -129,3 +135,36 @@ def read_character_fields(path: str | Path, header: DbfHeader) -> dict[str, list
         for i, fd in char:
             out[fd.name].append(rec[offsets[i]:offsets[i] + fd.length].rstrip(b" \x00"))
     return out
+
+
+def rewrite_field(path: str | Path, name: str, values, *, encoding: str = "cp932", as_text: bool = True) -> None:
+    """Overwrite one field of every record in place (``values``: one str/number per record,
+    ``None`` keeps a record's value); with ``as_text`` the field becomes a character field (C).
+
+    For building test fixtures that mimic a re-exported file (counts as text with e-Stat
+    marks, edited names). Values longer than the field are refused, never truncated."""
+    header = read_dbf_header(path)
+    fields = {fd.name: i for i, fd in enumerate(header.fields)}
+    if name not in fields:
+        raise DbfError(f"{Path(path).name}: no field {name!r} (has {', '.join(fields)})")
+    idx = fields[name]
+    fd = header.fields[idx]
+    offset = 1 + sum(f.length for f in header.fields[:idx])
+    values = list(values)
+    if len(values) != header.n_records:
+        raise DbfError(f"{len(values)} values for {header.n_records} records")
+    with open(path, "r+b") as f:
+        if as_text:
+            f.seek(32 + 32 * idx + 11)
+            f.write(b"C")
+            f.seek(32 + 32 * idx + 17)
+            f.write(b"\x00")
+        for r, v in enumerate(values):
+            if v is None:
+                continue
+            raw = str(v).encode(encoding)
+            if len(raw) > fd.length:
+                raise DbfError(f"value {v!r} is longer than field {name} ({fd.length} bytes)")
+            cell = raw.ljust(fd.length) if as_text else raw.rjust(fd.length)
+            f.seek(header.header_length + r * header.record_length + offset)
+            f.write(cell)

@@ -81,7 +81,7 @@ ROLES: dict[str, LayoutFields] = {
     "2020": LayoutFields("2020", "S_NAME", "PREF", "PREF_NAME", "CITY"),
 }
 
-_ID_FIELD = re.compile(r"^(H27KA|R2KA)(\d{2}|XX)_(ID)?$", re.IGNORECASE)
+_ID_FIELD = re.compile(r"^(H27KA|R2KA)(\d{2}|XX)(_ID|_|ID)?$", re.IGNORECASE)
 
 
 def field_names(layout: str, pref: str | int = "03") -> list[str]:
@@ -102,32 +102,80 @@ def _generic(col: str) -> str:
     """Column name with the prefecture part of the ID fields replaced by ``{PP}``."""
     m = _ID_FIELD.match(col)
     if m:
-        return f"{m.group(1).upper()}{{PP}}_" + ("ID" if m.group(3) else "")
+        return f"{m.group(1).upper()}{{PP}}_" + ("ID" if m.group(3) and "ID" in m.group(3).upper() else "")
     return col.upper()
 
 
-def detect_layout(columns) -> str | None:
-    """Return the e-Stat layout whose fields are all present in ``columns``, or None.
+#: the columns that carry meaning, per layout (DOMAIN.md §4; issue 20): the layout is
+#: recognised from these alone, never from the internal ArcInfo ids (``H27KA{PP}_``,
+#: ``R2KA{PP}_ID`` …), which republications rename (``R2KAxx``), drop, or replace by ``id``
+_COMMON_MEANING = ("KEY_CODE", "CITY", "HCODE", "KIGO_E", "KIGO_I", "JINKO", "SETAI", "AREA")
+MEANING: dict[str, tuple[str, ...]] = {
+    "2015_legacy": _COMMON_MEANING + ("KEN", "MOJI"),
+    "2015_current": _COMMON_MEANING + ("PREF", "S_AREA", "S_NAME", "MOJI"),
+    "2020": _COMMON_MEANING + ("PREF", "S_AREA", "S_NAME"),
+}
+#: columns used when present (flags and sanity checks), never required
+OPTIONAL_MEANING = ("KIGO_D", "PREF_NAME", "KEN_NAME", "CITY_NAME", "X_CODE", "Y_CODE")
 
-    Extra columns (e.g. an added OLD_MUNI) are allowed; the most specific layout wins.
+
+@dataclass(frozen=True)
+class LayoutMatch:
+    """How a layer's columns compare with an e-Stat layout."""
+
+    layout: str | None
+    closest: str                   # the detected layout, or the one with fewest missing columns
+    matched: tuple[str, ...]       # meaningful columns found (upper case)
+    missing: tuple[str, ...]       # meaningful columns the closest layout lacks
+    internal_ids: tuple[str, ...]  # internal id columns present as spelt in the file (ignored)
+    absent_ids: tuple[str, ...]    # the layout's internal id fields not in the file
+
+
+def _present(columns) -> set[str]:
+    return {_generic(str(c)) for c in columns}
+
+
+def detect_layout(columns) -> str | None:
+    """Return the e-Stat layout whose meaningful columns (:data:`MEANING`) are all present
+    in ``columns``, or None. Internal ids and extra columns do not matter; the most specific
+    layout wins (S_NAME with MOJI: 2015 current; S_NAME alone: 2020; MOJI with KEN: legacy).
 
     >>> detect_layout(field_names("2015_current") + ["OLD_MUNI"])
     '2015_current'
+    >>> detect_layout([c for c in field_names("2020", "31") if not c.startswith("R2KA")] + ["id"])
+    '2020'
     >>> detect_layout(["KEY", "NAME"]) is None
     True
     """
-    present = {_generic(str(c)) for c in columns}
+    present = _present(columns)
     best = None
-    for name, fields in LAYOUTS.items():
-        if set(fields) <= present and (best is None or len(fields) > len(LAYOUTS[best])):
+    for name, fields in MEANING.items():
+        if set(fields) <= present and (best is None or len(fields) > len(MEANING[best])):
             best = name
+    if best == "2020" and ("MOJI" in present or "KEN" in present):
+        return None     # S_NAME + KEN without MOJI: neither 2015 current nor 2020
     return best
 
 
 def missing_for_layout(columns) -> dict[str, list[str]]:
-    """For each layout, the fields ``columns`` lacks (for error messages)."""
-    present = {_generic(str(c)) for c in columns}
-    return {name: [f for f in fields if f not in present] for name, fields in LAYOUTS.items()}
+    """For each layout, the meaningful fields ``columns`` lacks (for error messages)."""
+    present = _present(columns)
+    return {name: [f for f in fields if f not in present] for name, fields in MEANING.items()}
+
+
+def match_layout(columns) -> LayoutMatch:
+    """The detected (or closest) layout, with the meaningful columns matched and missing and
+    the internal id columns found or absent (reported, never required)."""
+    cols = [str(c) for c in columns]
+    layout = detect_layout(cols)
+    miss = missing_for_layout(cols)
+    closest = layout or min(miss, key=lambda k: (len(miss[k]), -len(MEANING[k])))
+    present = _present(cols)
+    ids = tuple(c for c in cols if _ID_FIELD.match(c))
+    want_ids = [f for f in LAYOUTS[closest] if "{PP}" in f]
+    absent = tuple(f for f in want_ids if f not in present)
+    return LayoutMatch(layout, closest, tuple(f for f in MEANING[closest] if f in present), tuple(miss[closest]),
+                       ids, absent)
 
 
 def looks_like_estat(columns) -> bool:

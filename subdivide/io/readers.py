@@ -63,20 +63,13 @@ def check_input_file(path, *, what: str, where: str | None = None) -> Path:
 
 
 def shapefile_codec(p: Path) -> str:
-    """Text encoding of a Shapefile's .dbf as the town-block reader decides it: the .cpg,
-    else CP932 (Japanese Shapefiles rarely ship a .cpg; GDAL would read them as Latin-1
-    and names would be mojibake), else UTF-8 when only that decodes."""
-    from subdivide.io.townblocks import _codec, _sibling, dbf_undecodable
+    """Text encoding of a Shapefile's .dbf, decided exactly as the town-block reader
+    decides it (:func:`subdivide.io.sources.decide_encoding`: the .cpg, else UTF-8 when the
+    text is valid UTF-8 and mojibake in CP932, else CP932)."""
+    from subdivide.io.sources import decide_encoding, open_source
 
-    cpg = _sibling(p, ".cpg")
-    if cpg is not None:
-        text = cpg.read_text(encoding="ascii", errors="replace").strip().lstrip("\ufeff\ufffd")
-        return _codec(text, option=f"{cpg.name}:")
-    dbf = _sibling(p, ".dbf")
-    raw = dbf.read_bytes() if dbf is not None else b""
-    if dbf_undecodable(raw, "cp932") and not dbf_undecodable(raw, "utf-8"):
-        return "utf-8"
-    return "cp932"
+    codec, _ = decide_encoding(open_source(p), None)
+    return codec or "cp932"
 
 
 def list_layers(p: Path, *, what: str, where: str) -> list[str]:

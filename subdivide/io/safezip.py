@@ -243,3 +243,45 @@ def check_nested_zip(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[Findin
         return exc.findings
     with zf:
         return zip_findings(zf, limits)
+
+
+# ----------------------------------------------------------------------------- reading inputs
+#: caps for an input archive (a prefecture-wide e-Stat zip is a few hundred MB at most)
+INPUT_LIMITS = Limits(max_members=10_000, max_total_bytes=8 << 30, max_member_bytes=4 << 30,
+                      max_ratio=1000.0, ratio_min_bytes=1 << 20)
+
+
+def checked_zip_members(path: str | os.PathLike, limits: Limits = INPUT_LIMITS) -> list[zipfile.ZipInfo]:
+    """The members of an input zip after every central-directory check (names, symlinks,
+    encryption, counts, declared sizes, compression ratio); :class:`PackageRejected` otherwise.
+    Nothing is extracted."""
+    zf = open_zip(Path(path))
+    with zf:
+        bad = zip_findings(zf, limits)
+        if bad:
+            raise PackageRejected(bad)
+        return zf.infolist()
+
+
+def read_zip_member(path: str | os.PathLike, name: str, *, max_bytes: int = 64 << 20) -> bytes:
+    """One member's bytes, streamed with a cap (a forged header cannot inflate it past
+    ``max_bytes`` or its declared size); :class:`PackageRejected` otherwise."""
+    zf = open_zip(Path(path))
+    with zf:
+        info = zf.getinfo(name)
+        limit = min(info.file_size, max_bytes)
+        if info.file_size > max_bytes:
+            raise _reject("PKG-TOO-LARGE", f"member is {info.file_size} bytes; at most {max_bytes} are read", name)
+        out = bytearray()
+        try:
+            with zf.open(info) as src:
+                while chunk := src.read(CHUNK):
+                    out += chunk
+                    if len(out) > limit:
+                        raise _reject("ZIP-COMPRESSION-RATIO",
+                                      "member inflates beyond its declared size (forged header)", name)
+        except PackageRejected:
+            raise
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:
+            raise _reject("ZIP-CORRUPT", f"member cannot be read ({exc.__class__.__name__}: {exc})", name) from None
+        return bytes(out)

@@ -28,9 +28,11 @@ def read_text_table(path, *, what: str = "table", fix: str | None = None,
                     empty_as_nan: bool = False) -> pd.DataFrame:
     """A CSV or XLSX as a DataFrame of stripped strings (empty cells are '', or NaN with
     ``empty_as_nan``)."""
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"{what} {p} does not exist", where=str(p), fix="check the path")
+    from subdivide.io.readers import check_input_file   # same layer; readers imports this module
+
+    p = check_input_file(Path(path), what=what)          # missing, FIFO (would hang), unreadable …
+    if p.is_dir():
+        raise UserError(f"{what} {p} is a folder, not a file", where=str(p), fix="give the CSV or XLSX file inside it")
     if p.suffix.lower() in (".xlsx", ".xlsm"):
         try:
             df = pd.read_excel(p, dtype=str, sheet_name=0, engine="openpyxl").fillna("")

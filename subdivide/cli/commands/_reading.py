@@ -10,12 +10,14 @@ def add_reading_arguments(p, *, target_crs: bool = False) -> None:
     p.add_argument("--muni", metavar="CODE", help="municipality code (5 or 6 digits) to select from a "
                    "prefecture-wide file, e.g. 03205")
     p.add_argument("--crs", metavar="CRS", help="CRS of the file when its .prj is missing or wrong, "
-                   "e.g. EPSG:4612 (JGD2000) or EPSG:6668 (JGD2011)")
+                   "e.g. EPSG:4612 (JGD2000) or EPSG:6668 (JGD2011; assumed for lon/lat files that declare none)")
     if target_crs:
         p.add_argument("--target-crs", metavar="CRS", help="projected CRS for areas (default: the "
                        "prefecture's plane-rectangular zone)")
-    p.add_argument("--encoding", metavar="ENC", help="text encoding of the .dbf (default: the .cpg, else cp932)")
-    p.add_argument("--layer", metavar="NAME", help="layer of a GeoPackage, or Shapefile inside a zip")
+    p.add_argument("--encoding", metavar="ENC", help="text encoding of the .dbf (default: the .cpg, else utf-8 "
+                   "when the bytes are UTF-8, else cp932)")
+    p.add_argument("--layer", metavar="NAME", help="layer of a multi-layer file (default: the one town-block "
+                   "layer, e.g. 'town' of a CODH TopoJSON), or Shapefile inside a zip")
     p.add_argument("--key", metavar="COL", help="key column of a non-e-Stat layer (turns on column mapping)")
     p.add_argument("--name", metavar="COL", help="name column (with --key)")
     p.add_argument("--population", metavar="COL", help="population column (with --key)")

@@ -1,6 +1,7 @@
 """``subdivide info``: read a town-block file and say what is in it.
 
-Layout, text encoding (and how it was decided), CRS in and out, records before and
+Layout (and the e-Stat columns matched), the layer chosen, text encoding (and how it was
+decided), CRS in and out (and any assumed), records before and
 town-blocks after dissolving multi-part units, totals (population, households, computed
 area vs the official AREA), flags, geometry repairs and dropped rows. Human text by
 default, ``--json`` for machines. Writes nothing.
@@ -20,13 +21,15 @@ EXAMPLE = """
 
   # your own files (not bundled): a prefecture-wide zip from e-Stat, one municipality of it
   subdivide info h27ka03.zip --muni 03205 --json
+  # the CODH/NII republication (TopoJSON, layers town + city, no CRS): the town layer is chosen
+  subdivide info r2ka03205.topojson
   # a non-e-Stat polygon layer: say which columns hold the key, name and 人口
   subdivide info blocks.gpkg --layer blocks --key code --name name --population pop --muni 03205
 """
 
 
 def add_arguments(p) -> None:
-    p.add_argument("file", help="e-Stat Shapefile (.shp or .zip), GeoPackage or GeoJSON")
+    p.add_argument("file", help="e-Stat Shapefile (.shp or .zip), GeoPackage, GeoJSON or TopoJSON")
     add_reading_arguments(p, target_crs=True)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--progress", action="store_true", help="show progress on stderr")
