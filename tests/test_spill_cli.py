@@ -55,7 +55,13 @@ def test_cli_writes_bom_crlf_csv_and_json(cli_run, capsys):
     d = json.loads((out / "spill.json").read_text("utf-8"))
     assert d["parameters"]["distances_km"] == [2.0, 2.5, 3.0]
     assert len(d["subareas"]) == 12 and len(d["exposure"]) > 0
-    assert d["fit"]["n"] == 16 and "interval" in d["fit"]
+    # the fit sees the 12 between-area pairs only (own-area pairs never count); 花巻 saw no
+    # spill, so L is reported as not identifiable, with only an upper bound
+    assert d["fit"]["n"] == 12 and d["fit"]["n_received"] == 0
+    assert d["fit"]["identified"] is False and d["fit"]["L_km"] is None
+    assert d["fit"]["interval"][0] is None and 0 < d["fit"]["interval"][1] < 3
+    obs = pd.read_csv(out / "spill_observations.csv", encoding="utf-8-sig")
+    assert (obs["pair"] == "own").sum() == 4 and (obs.loc[obs["pair"] == "own", "distance_km"] == 0).all()
     # the JSON holds the same figures as the CSV
     js = pd.DataFrame(d["subareas"])
     assert js["core_share"].to_numpy() == pytest.approx(sa["core_share"].to_numpy(), rel=1e-12)

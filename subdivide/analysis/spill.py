@@ -300,7 +300,7 @@ class SpillReport:
 def spill_report(plan, *, distances_km=DEFAULT_DISTANCES_KM, target_share: float = DEFAULT_TARGET_SHARE,
                  neighbours=None, water_distance_km: float | None = None, water=None,
                  population_raster=None, quad_segs: int = 16, progress: Progress = silent) -> SpillReport:
-    """The full spill report of a plan (DOMAIN.md §3 models 1–3, thresholds).
+    """The full spill report of a plan (docs/domain.md §3 models 1–3, thresholds).
 
     plan: a :class:`~subdivide.model.plan.Plan` (uses ``plan.dissolved`` and its blocks).
     distances_km: spill distances L (km). target_share: policy share of unreached core.
@@ -312,108 +312,143 @@ def spill_report(plan, *, distances_km=DEFAULT_DISTANCES_KM, target_share: float
     """
     dist = parse_distances(distances_km)
     p = check_share(target_share, where="target_share")
-    if water_distance_km is not None:
-        water_distance_km = float(water_distance_km)
-        if not math.isfinite(water_distance_km) or water_distance_km <= 0:
-            raise UserError(f"water distance {water_distance_km} km must be positive",
-                            where="--water-distance", fix="give e.g. --water-distance 5")
-    crs = plan.crs
-    blocks = plan.blocks
-    dis = plan.dissolved
-    sub_ids = dis["subarea"].to_numpy()
-    k, nL = len(dis), len(dist)
-    A = spill_territory(dis.geometry.values)
-    area = shapely.area(A)
-    bgeom = np.asarray(blocks.geometry.values, dtype=object)
-    bsub = blocks["subarea"].to_numpy()
-    bpop = blocks["population"].to_numpy(dtype=float)
-    pos_of = {s: i for i, s in enumerate(sub_ids)}
-    bidx = np.array([pos_of[s] for s in bsub], dtype=np.int64) if len(bsub) else np.zeros(0, np.int64)
-    sub_pop = np.bincount(bidx, weights=bpop, minlength=k)
-
+    water_distance_km = _check_water_distance(water_distance_km)
     grid = None
     if population_raster is not None:
         grid = population_raster if isinstance(population_raster, PopulationGrid) \
-            else read_population_raster(population_raster, crs)
-
-    # islands: part of each sub-area that is island, for the water distance
+            else read_population_raster(population_raster, plan.crs)
+    z = _Zones(plan, dist)
     isl = None
-    if water_distance_km is not None:
-        mask = island_blocks(blocks, water, adjacency=plan.adjacency if water is not None else None)
+    if water_distance_km is not None:  # islands: part of each sub-area that is island, for the water distance
+        mask = island_blocks(plan.blocks, water, adjacency=plan.adjacency if water is not None else None)
         isl = mask if mask.any() else None
-
-    progress("spill: cores", 0, nL)
-    # ---------------- cores: zone z = l * k + i
-    cores = np.empty(k * nL, dtype=object)
-    reach = np.empty(k * nL, dtype=object)
-    if isl is not None:
-        Lw = water_distance_km * 1000.0
-        main = _union_by(bgeom[~isl], bidx[~isl], k)
-        isle = _union_by(bgeom[isl], bidx[isl], k)
-        isle_core = shapely.buffer(isle, -Lw, quad_segs=quad_segs)
-        # messages cross water to islands, and island parts send across water, up to Lw
-        far = shapely.union(shapely.intersection(shapely.buffer(A, Lw, quad_segs=quad_segs),
-                                                 shapely.union_all(bgeom[isl])),
-                            shapely.buffer(isle, Lw, quad_segs=quad_segs))
-    Lz = np.repeat(np.asarray(dist) * 1000.0, k)            # zone z = l * k + i
-    inner = np.tile(main if isl is not None else A, nL)
-    buf = parallel_buffer(np.concatenate([inner, np.tile(A, nL)]), np.concatenate([-Lz, Lz]),
-                          quad_segs=quad_segs)
-    cores[:], reach[:] = buf[:k * nL], buf[k * nL:]
-    if isl is not None:
-        cores[:] = shapely.union(cores, np.tile(isle_core, nL))
-        reach[:] = shapely.union(reach, np.tile(far, nL))
-    progress("spill: cores", nL, nL)
-    zone_sub = np.tile(np.arange(k), nL)
-    zone_L = np.repeat(np.arange(nL), k)
-
-    # ---------------- core population (own blocks only)
+    progress("spill: cores", 0, len(dist))
+    z.buffer(isl, water_distance_km, quad_segs)
+    progress("spill: cores", len(dist), len(dist))
     progress("spill: core population", 0, 1)
-    zi, pj, _, pop = weighted_population(cores, bgeom, bpop, pair_filter=lambda z, b: bidx[b] == zone_sub[z])
-    core_pop = np.bincount(zi, weights=pop, minlength=k * nL)
+    sa = z.subarea_rows()
     progress("spill: core population", 1, 1)
-
-    # ---------------- exposure A → B from blocks of other sub-areas
     progress("spill: exposure", 0, 1)
-    zi, pj, ar, pop = weighted_population(reach, bgeom, bpop, pair_filter=lambda z, b: bidx[b] != zone_sub[z])
-    key = zi * k + bidx[pj]
-    exp_area = np.bincount(key, weights=ar, minlength=k * nL * k).reshape(k * nL, k)
-    exp_pop = np.bincount(key, weights=pop, minlength=k * nL * k).reshape(k * nL, k)
+    exposure = z.exposure_rows()
     progress("spill: exposure", 1, 1)
-
-    core_area = shapely.area(cores)
-    rows = []
-    for li, L in enumerate(dist):
-        sl = slice(li * k, (li + 1) * k)
-        rows.append(pd.DataFrame({
-            "subarea": sub_ids, "name": dis["name"].to_numpy(), "code": dis["code"].to_numpy(),
-            "distance_km": L, "area_km2": area / 1e6,
-            "equal_circle_radius_km": np.sqrt(area / np.pi) / 1e3,
-            "circle_unreached_share": circle_unreached_share(area, L * 1e3),
-            "core_area_km2": core_area[sl] / 1e6,
-            "core_share": np.where(area > 0, core_area[sl] / np.where(area > 0, area, 1), 0.0),
-            "population": sub_pop, "core_population": core_pop[sl],
-        }))
-    sa = pd.concat(rows, ignore_index=True)
-    sa["population_source"] = SOURCE_BLOCKS
-
-    # ---------------- exposure rows (pairs with any overlap)
-    ez, eb = np.nonzero(exp_area > 0)
-    exposure = pd.DataFrame({
-        "distance_km": np.asarray(dist)[zone_L[ez]],
-        "from_subarea": sub_ids[zone_sub[ez]], "from_name": dis["name"].to_numpy()[zone_sub[ez]],
-        "to_subarea": sub_ids[eb], "to_name": dis["name"].to_numpy()[eb],
-        "area_km2": exp_area[ez, eb] / 1e6,
-        "to_area_share": exp_area[ez, eb] / np.where(area[eb] > 0, area[eb], 1),
-        "population": exp_pop[ez, eb],
-        "to_population_share": np.where(sub_pop[eb] > 0, exp_pop[ez, eb] / np.where(sub_pop[eb] > 0, sub_pop[eb], 1), 0.0),
-        "population_source": SOURCE_BLOCKS,
-    })
-
-    # ---------------- raster figures
     if grid is not None:
         progress("spill: raster population", 0, 1)
-        gz, _, _, gpop = weighted_population(np.concatenate([A, cores]), grid.cells, grid.population)
+        sa, exposure = z.add_raster_rows(sa, exposure, grid)
+        progress("spill: raster population", 1, 1)
+    sa["core_population_share"] = np.where(sa["population"] > 0,
+                                           sa["core_population"] / sa["population"].where(sa["population"] > 0, 1), np.nan)
+    sa = _thresholds(sa, z.A, p, quad_segs)
+    sa["water_distance_km"] = water_distance_km if water_distance_km is not None else np.nan
+    sa = _by_source(sa, ["population_source", "distance_km", "subarea"])
+    exposure = _by_source(exposure, ["population_source", "distance_km", "from_subarea", "to_subarea"])
+    munis = _municipality_exposure(plan, z.reach, z.zone_sub, z.zone_L, dist, z.sub_ids, z.dis, neighbours,
+                                   grid, progress)
+    params = _parameters(plan, dist, p, water_distance_km, quad_segs, neighbours, grid)
+    return SpillReport(subareas=sa, exposure=exposure, municipalities=munis, totals=_totals(sa, exposure, munis),
+                       parameters=params)
+
+
+def _check_water_distance(water_distance_km):
+    if water_distance_km is None:
+        return None
+    water_distance_km = float(water_distance_km)
+    if not math.isfinite(water_distance_km) or water_distance_km <= 0:
+        raise UserError(f"water distance {water_distance_km} km must be positive",
+                        where="--water-distance", fix="give e.g. --water-distance 5")
+    return water_distance_km
+
+
+class _Zones:
+    """The sub-areas' cores and reaches at every L of one report: zone z = l * k + i."""
+
+    def __init__(self, plan, dist):
+        self.dis = dis = plan.dissolved
+        self.dist = dist
+        self.sub_ids = dis["subarea"].to_numpy()
+        self.k, self.nL = k, nL = len(dis), len(dist)
+        self.A = spill_territory(dis.geometry.values)
+        self.area = shapely.area(self.A)
+        blocks = plan.blocks
+        self.bgeom = np.asarray(blocks.geometry.values, dtype=object)
+        self.bpop = blocks["population"].to_numpy(dtype=float)
+        bsub = blocks["subarea"].to_numpy()
+        pos_of = {s: i for i, s in enumerate(self.sub_ids)}
+        self.bidx = np.array([pos_of[s] for s in bsub], dtype=np.int64) if len(bsub) else np.zeros(0, np.int64)
+        self.sub_pop = np.bincount(self.bidx, weights=self.bpop, minlength=k)
+        self.zone_sub = np.tile(np.arange(k), nL)
+        self.zone_L = np.repeat(np.arange(nL), k)
+
+    def buffer(self, isl, water_distance_km, quad_segs: int) -> None:
+        """Cores (inward buffers) and reaches (outward); across water, Lw to and from islands."""
+        k, nL, A, bgeom, bidx = self.k, self.nL, self.A, self.bgeom, self.bidx
+        main = A
+        if isl is not None:
+            Lw = water_distance_km * 1000.0
+            main = _union_by(bgeom[~isl], bidx[~isl], k)
+            isle = _union_by(bgeom[isl], bidx[isl], k)
+            isle_core = shapely.buffer(isle, -Lw, quad_segs=quad_segs)
+            # messages cross water to islands, and island parts send across water, up to Lw
+            far = shapely.union(shapely.intersection(shapely.buffer(A, Lw, quad_segs=quad_segs),
+                                                     shapely.union_all(bgeom[isl])),
+                                shapely.buffer(isle, Lw, quad_segs=quad_segs))
+        Lz = np.repeat(np.asarray(self.dist) * 1000.0, k)
+        buf = parallel_buffer(np.concatenate([np.tile(main, nL), np.tile(A, nL)]), np.concatenate([-Lz, Lz]),
+                              quad_segs=quad_segs)
+        self.cores = np.empty(k * nL, dtype=object)
+        self.reach = np.empty(k * nL, dtype=object)
+        self.cores[:], self.reach[:] = buf[:k * nL], buf[k * nL:]
+        if isl is not None:
+            self.cores[:] = shapely.union(self.cores, np.tile(isle_core, nL))
+            self.reach[:] = shapely.union(self.reach, np.tile(far, nL))
+
+    def subarea_rows(self) -> pd.DataFrame:
+        """One row per sub-area and L: areas, circle and core shares, core population (own blocks)."""
+        k, area, bidx, zone_sub = self.k, self.area, self.bidx, self.zone_sub
+        zi, _, _, pop = weighted_population(self.cores, self.bgeom, self.bpop,
+                                            pair_filter=lambda z, b: bidx[b] == zone_sub[z])
+        core_pop = np.bincount(zi, weights=pop, minlength=k * self.nL)
+        core_area = shapely.area(self.cores)
+        rows = []
+        for li, L in enumerate(self.dist):
+            sl = slice(li * k, (li + 1) * k)
+            rows.append(pd.DataFrame({
+                "subarea": self.sub_ids, "name": self.dis["name"].to_numpy(), "code": self.dis["code"].to_numpy(),
+                "distance_km": L, "area_km2": area / 1e6,
+                "equal_circle_radius_km": np.sqrt(area / np.pi) / 1e3,
+                "circle_unreached_share": circle_unreached_share(area, L * 1e3),
+                "core_area_km2": core_area[sl] / 1e6,
+                "core_share": np.where(area > 0, core_area[sl] / np.where(area > 0, area, 1), 0.0),
+                "population": self.sub_pop, "core_population": core_pop[sl],
+            }))
+        sa = pd.concat(rows, ignore_index=True)
+        sa["population_source"] = SOURCE_BLOCKS
+        return sa
+
+    def exposure_rows(self) -> pd.DataFrame:
+        """Exposure A → B (pairs with any overlap) from the blocks of the other sub-areas."""
+        k, nL, bidx, zone_sub, area, sub_pop = self.k, self.nL, self.bidx, self.zone_sub, self.area, self.sub_pop
+        zi, pj, ar, pop = weighted_population(self.reach, self.bgeom, self.bpop,
+                                              pair_filter=lambda z, b: bidx[b] != zone_sub[z])
+        key = zi * k + bidx[pj]
+        exp_area = np.bincount(key, weights=ar, minlength=k * nL * k).reshape(k * nL, k)
+        exp_pop = np.bincount(key, weights=pop, minlength=k * nL * k).reshape(k * nL, k)
+        ez, eb = self.ez, self.eb = np.nonzero(exp_area > 0)
+        names = self.dis["name"].to_numpy()
+        return pd.DataFrame({
+            "distance_km": np.asarray(self.dist)[self.zone_L[ez]],
+            "from_subarea": self.sub_ids[zone_sub[ez]], "from_name": names[zone_sub[ez]],
+            "to_subarea": self.sub_ids[eb], "to_name": names[eb],
+            "area_km2": exp_area[ez, eb] / 1e6,
+            "to_area_share": exp_area[ez, eb] / np.where(area[eb] > 0, area[eb], 1),
+            "population": exp_pop[ez, eb],
+            "to_population_share": _share(exp_pop[ez, eb], sub_pop[eb]),
+            "population_source": SOURCE_BLOCKS,
+        })
+
+    def add_raster_rows(self, sa: pd.DataFrame, exposure: pd.DataFrame, grid) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The same rows with population from the raster (``population_source = "raster"``)."""
+        k, nL, A, ez, eb = self.k, self.nL, self.A, self.ez, self.eb
+        gz, _, _, gpop = weighted_population(np.concatenate([A, self.cores]), grid.cells, grid.population)
         tot = np.bincount(gz, weights=gpop, minlength=k + k * nL)
         r_sub, r_core = tot[:k], tot[k:]
         ra = sa[sa["population_source"] == SOURCE_BLOCKS].copy()
@@ -422,22 +457,28 @@ def spill_report(plan, *, distances_km=DEFAULT_DISTANCES_KM, target_share: float
         ra["population_source"] = SOURCE_RASTER
         sa = pd.concat([sa, ra], ignore_index=True)
         if len(ez):
-            pieces = shapely.intersection(reach[ez], A[eb])
+            pieces = shapely.intersection(self.reach[ez], A[eb])
             pz, _, _, ppop = weighted_population(pieces, grid.cells, grid.population)
             rpop = np.bincount(pz, weights=ppop, minlength=len(ez))
             er = exposure.copy()
             er["population"] = rpop
-            er["to_population_share"] = np.where(r_sub[eb] > 0, rpop / np.where(r_sub[eb] > 0, r_sub[eb], 1), 0.0)
+            er["to_population_share"] = _share(rpop, r_sub[eb])
             er["population_source"] = SOURCE_RASTER
             exposure = pd.concat([exposure, er], ignore_index=True)
-        progress("spill: raster population", 1, 1)
+        return sa, exposure
 
-    sa["core_population_share"] = np.where(sa["population"] > 0,
-                                           sa["core_population"] / sa["population"].where(sa["population"] > 0, 1), np.nan)
-    # ---------------- thresholds
+
+def _share(part, whole) -> np.ndarray:
+    """part / whole, 0 where whole is 0."""
+    whole = np.asarray(whole, dtype=float)
+    return np.where(whole > 0, np.asarray(part, dtype=float) / np.where(whole > 0, whole, 1), 0.0)
+
+
+def _thresholds(sa: pd.DataFrame, A, p: float, quad_segs: int) -> pd.DataFrame:
+    """Which sub-areas fall below the target share p, and the area they would need."""
     Lm_rows = sa["distance_km"].to_numpy() * 1e3
     tol = core_distance_for_share(A, p, quad_segs=quad_segs)
-    tol_rows = np.tile(tol, len(sa) // k)
+    tol_rows = np.tile(tol, len(sa) // len(A))
     sa["target_share"] = p
     sa["circle_min_area_km2"] = min_area_for_share(p, Lm_rows) / 1e6
     sa["circle_below_target"] = sa["circle_unreached_share"] < p
@@ -448,23 +489,23 @@ def spill_report(plan, *, distances_km=DEFAULT_DISTANCES_KM, target_share: float
     sa["area_shortfall_km2"] = np.maximum(
         np.maximum(sa["circle_min_area_km2"], sa["area_needed_same_shape_km2"]) - sa["area_km2"], 0.0)
     sa["area_shortfall_km2"] = np.where(sa["below_target"] | sa["circle_below_target"], sa["area_shortfall_km2"], 0.0)
-    sa["water_distance_km"] = water_distance_km if water_distance_km is not None else np.nan
-    sa = sa.sort_values(["population_source", "distance_km", "subarea"],
-                        key=lambda s: s.map({SOURCE_BLOCKS: 0, SOURCE_RASTER: 1}) if s.name == "population_source" else s,
-                        kind="stable").reset_index(drop=True)
-    exposure = exposure.sort_values(["population_source", "distance_km", "from_subarea", "to_subarea"],
-                                    key=lambda s: s.map({SOURCE_BLOCKS: 0, SOURCE_RASTER: 1}) if s.name == "population_source" else s,
-                                    kind="stable").reset_index(drop=True)
+    return sa
 
-    # ---------------- neighbouring municipalities
-    munis = _municipality_exposure(plan, reach, zone_sub, zone_L, dist, sub_ids, dis, neighbours, grid, progress)
 
-    totals = _totals(sa, exposure, munis)
-    params = {
+def _by_source(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Sorted by ``columns``, town-block rows before raster rows."""
+    order = {SOURCE_BLOCKS: 0, SOURCE_RASTER: 1}
+    return df.sort_values(columns, key=lambda s: s.map(order) if s.name == "population_source" else s,
+                          kind="stable").reset_index(drop=True)
+
+
+def _parameters(plan, dist, p, water_distance_km, quad_segs, neighbours, grid) -> dict:
+    crs = plan.crs
+    return {
         "muni_code": plan.muni_code, "crs": crs.to_string() if crs is not None else None,
         "distances_km": list(dist), "target_share": p,
         "water_distance_km": water_distance_km, "quad_segs": quad_segs,
-        "n_subareas": int(k), "n_townblocks": int(len(blocks)),
+        "n_subareas": int(len(plan.dissolved)), "n_townblocks": int(len(plan.blocks)),
         "population_sources": [SOURCE_BLOCKS] + ([f"{SOURCE_RASTER}:{grid.name}"] if grid is not None else []),
         "neighbours": None if neighbours is None else (str(neighbours) if isinstance(neighbours, (str, Path))
                                                        else "GeoDataFrame"),
@@ -475,7 +516,6 @@ def spill_report(plan, *, distances_km=DEFAULT_DISTANCES_KM, target_share: float
             "area_needed_same_shape": "S (L / L_p)^2 with L_p the distance at which the shape keeps share p",
         },
     }
-    return SpillReport(subareas=sa, exposure=exposure, municipalities=munis, totals=totals, parameters=params)
 
 
 def _union_by(geoms, group, k) -> np.ndarray:
@@ -610,7 +650,11 @@ def office_check(areas, points, distances_km=DEFAULT_DISTANCES_KM, *, area_name:
 
 def read_observations(path_or_df) -> pd.DataFrame:
     """Observations: columns ``point``, ``subarea`` (name or number the message was sent
-    to) and ``received`` (yes/no, true/false, 1/0). Extra columns are kept."""
+    to) and ``received`` (yes/no, true/false, 1/0); optionally ``technology`` (3G/LTE/5G),
+    ``city_code`` (several cities in one file), ``date`` and ``own_area``. Extra columns are
+    kept. Files are read through the one table reader (UTF-8 / CP932 CSV, XLSX)."""
+    from subdivide.analysis.reception import normalise_technology
+
     if isinstance(path_or_df, pd.DataFrame):
         df = path_or_df.copy()
         where = "observations"
@@ -626,6 +670,12 @@ def read_observations(path_or_df) -> pd.DataFrame:
         raise UserError(f"observations lack columns {missing}", where=where,
                         fix="give columns point, subarea (sent to), received (yes/no)")
     df["received"] = _parse_bool(df["received"], where=where)
+    if "own_area" in df.columns:
+        df["own_area"] = _parse_bool(df["own_area"], where=where)
+    if "technology" in df.columns:
+        df["technology"] = normalise_technology(df["technology"]).to_numpy()
+    if "city_code" in df.columns:
+        df["city_code"] = df["city_code"].astype(str).str.strip().str.zfill(5).str[:5]
     return df
 
 
@@ -646,14 +696,15 @@ def observation_distances(areas, points, observations, *, area_name: str | None 
     """Add ``distance_km`` (point to the sub-area the message was sent to) to observations.
 
     The observation's ``subarea`` matches an area's name, its number, or (for plans) the
-    「●●地域」 form of the label (「花巻市(旧)」 matches 「花巻地域」).
+    「●●地域」 form of the label (「花巻市(旧)」 matches 「花巻地域」). Which of the rows
+    a reception model uses is decided by :func:`subdivide.analysis.reception.between_area_pairs`.
     """
     from subdivide.model.plan import default_subarea_name
 
     obs = read_observations(observations)
     muni = getattr(areas, "muni_code", None)
     if muni and "city_code" in obs.columns:   # a multi-city file (e.g. the trial's): this plan's rows
-        codes = obs["city_code"].astype(str).str.strip().str.zfill(5).str[:5]
+        codes = obs["city_code"]
         if not (codes == str(muni)).any():
             raise UserError(f"no observation has city_code {muni} (the plan's municipality)", where="observations",
                             fix=f"the file holds {sorted(set(codes))[:5]}; give this municipality's observations")
@@ -680,83 +731,203 @@ def observation_distances(areas, points, observations, *, area_name: str | None 
     return obs
 
 
+def observation_pairs(polygons, points, observations=None, *, area_name: str | None = None,
+                      point_name: str | None = None, cities=None) -> pd.DataFrame:
+    """Observations of one or several cities with ``distance_km`` and ``pair`` (own /
+    between): the input of a reception model.
+
+    polygons: sending areas (GeoDataFrame; with a ``city_code`` column when the
+    observations cover several cities, e.g. the approximate 旧市町村 polygons).
+    observations: path or DataFrame (default: the shipped trial). cities: restrict to
+    these city codes. Each city is measured in its own plane-rectangular CRS.
+    """
+    from subdivide.analysis.reception import own_area_mask
+    from subdivide.core.crs import crs_for_municipality
+
+    obs = read_observations(trial_observations() if observations is None else observations)
+    pts = read_points(points, name_column=point_name) if isinstance(points, (str, Path)) else points
+    if "point" not in pts.columns:
+        col = point_name or next((c for c in ("name", "office_name") if c in pts.columns), None)
+        if col is None:
+            raise UserError("points have no name column", where="--points", fix="pass --point-name COL")
+        pts = pts.copy()
+        pts.insert(0, "point", pts[col].astype(str))
+    multi = "city_code" in obs.columns and "city_code" in polygons.columns
+    if not multi:
+        out = observation_distances(polygons, pts, obs, area_name=area_name, crs=None)
+    else:
+        codes = polygons["city_code"].astype(str).str.zfill(5)
+        wanted = sorted(set(obs["city_code"])) if cities is None else [str(c).zfill(5) for c in cities]
+        absent = [c for c in wanted if not (codes == c).any()]
+        if absent:
+            raise UserError(f"no polygons for city_code {absent[:5]}", where="--polygons",
+                            fix="give polygons with a city_code column covering every observed city")
+        parts = []
+        for city in wanted:
+            o = obs[(obs["city_code"] == city).to_numpy()]
+            if len(o):
+                parts.append(observation_distances(polygons[(codes == city).to_numpy()], pts, o,
+                                                   area_name=area_name, crs=crs_for_municipality(city)))
+        out = pd.concat(parts, ignore_index=True) if parts else obs.iloc[:0].assign(area=[], distance_km=[])
+    out["pair"] = np.where(own_area_mask(out), "own", "between")
+    return out
+
+
+def fit_summary(model) -> dict:
+    """The threshold view of a fitted :class:`~subdivide.analysis.reception.ReceptionModel`:
+    L (the distance at which P = 0.5) with its interval, or why it cannot be identified."""
+    e = model.estimates_
+    L, s = e["L_km"], e["scale_km"]
+    d = model._X[:, 1]
+    y = model._y.astype(bool)
+    out = {"L_km": L["estimate"], "interval": tuple(L["interval"]), "confidence": model.confidence,
+           "scale_km": s["estimate"], "scale_interval": tuple(s["interval"]),
+           "n": model.n_, "n_received": model.n_received_,
+           "misclassified": None if L["estimate"] is None else int(((d <= L["estimate"]) != y).sum()),
+           "loglik": float(model.loglik_), "status": L["status"], "identified": L["status"] == "identified",
+           "parameters": e,
+           "method": "logistic reception model P = 1/(1+exp(-(L-d)/s)), maximum likelihood on between-area "
+                     "pairs, profile-likelihood intervals (subdivide.analysis.reception)"}
+    if not out["identified"]:
+        out["error"] = f"L cannot be identified: {L['note']}"
+    return out
+
+
 def fit_spill_distance(observations, *, distance_column: str = "distance_km", received_column: str = "received",
-                       confidence: float = 0.95, min_scale_km: float = 0.05, max_scale_km: float = 5.0,
-                       step_km: float = 0.01) -> dict:
+                       confidence: float = 0.95, min_scale_km: float = 0.05, max_scale_km: float = 20.0) -> dict:
     """Fit the spill distance L (km) that best explains reception observations.
 
-    Model: P(received | d) = 1 / (1 + exp((d − L) / s)) for a point at distance d (km)
-    beyond the boundary of the sub-area sent to; L and the softness s are fitted by
-    maximum likelihood on a grid (L in ``step_km`` steps, s log-spaced in
-    [``min_scale_km``, ``max_scale_km``]). The interval is the profile-likelihood one:
-    every L whose best log-likelihood lies within χ²₁(confidence)/2 of the maximum.
-    With cleanly separated data (every "yes" closer than every "no") s sits at its lower
-    bound and the interval is about the gap between the farthest yes and the nearest no;
-    ``min_scale_km`` (default 50 m) stands for the positional error of the inputs.
+    The threshold view of the reception model (:mod:`subdivide.analysis.reception`):
+    P(received | d) = 1 / (1 + exp((d − L) / s)) for a point at distance d (km) beyond the
+    boundary of the sub-area sent to, fitted by maximum likelihood on the between-area
+    pairs only (own-area pairs, flagged ``own_area`` or at distance 0, are dropped). The
+    interval is the profile-likelihood one. With cleanly separated data s sits at
+    ``min_scale_km`` (50 m: the positional error of the inputs).
 
-    Returns dict(L_km, interval=(lo, hi), scale_km, n, n_received, misclassified,
-    loglik, method).
+    Raises UserError when L cannot be identified (no received pair, or all received).
+    Returns :func:`fit_summary`'s dict (L_km, interval, scale_km, n, misclassified, …).
     """
-    from scipy.stats import chi2
+    from subdivide.analysis.reception import ReceptionModel
 
-    d = pd.to_numeric(pd.Series(observations[distance_column]), errors="coerce").to_numpy(float)
-    y = pd.Series(observations[received_column]).astype(bool).to_numpy()
-    ok = np.isfinite(d)
-    d, y = d[ok], y[ok]
-    if len(d) < 2 or y.all() or not y.any():
-        raise UserError(f"{len(d)} observations with {int(y.sum())} received: L cannot be fitted",
+    df = pd.DataFrame({"distance_km": pd.to_numeric(pd.Series(observations[distance_column]), errors="coerce"),
+                       "received": pd.Series(observations[received_column]).astype(bool).to_numpy()})
+    if "own_area" in getattr(observations, "columns", ()):
+        df["own_area"] = pd.Series(observations["own_area"]).to_numpy()
+    model = ReceptionModel(confidence=confidence, min_scale_km=min_scale_km, max_scale_km=max_scale_km).fit(df)
+    out = fit_summary(model)
+    if not out["identified"]:
+        raise UserError(f"{out['n']} between-area observations with {out['n_received']} received: {out['error']}",
                         where="observations", fix="give observations with both received and not received")
-    cut = chi2.ppf(confidence, 1) / 2
-    ss = np.geomspace(min_scale_km, max_scale_km, 80)
-
-    def profile(Ls):
-        z = (Ls[:, None, None] - d[None, None, :]) / ss[None, :, None]       # (nL, ns, n)
-        # log σ(z) for received, log σ(−z) otherwise, computed stably
-        ll = -np.logaddexp(0.0, np.where(y[None, None, :], -z, z)).sum(axis=2)  # (nL, ns)
-        return ll
-
-    # a coarse pass over [0, max d + 1 km], then a fine one around the interval
-    coarse = np.arange(0.0, max(d.max(), 1.0) + 1.0 + 1e-9, 0.1)
-    pc = profile(coarse).max(axis=1)
-    near = coarse[pc >= pc.max() - cut - 1.0]
-    Ls = np.arange(max(near.min() - 0.2, 0.0), near.max() + 0.2 + step_km / 2, step_km)
-    ll = profile(Ls)
-    prof = ll.max(axis=1)
-    best = prof.max()
-    at_best = np.flatnonzero(prof >= best - 1e-9)
-    li = at_best[len(at_best) // 2]   # the middle of a flat optimum (separated data)
-    L = float(Ls[li])
-    s = float(ss[int(np.argmax(ll[li]))])
-    inside = np.flatnonzero(prof >= best - cut)
-    lo, hi = float(Ls[inside.min()]), float(Ls[inside.max()])
-    mis = int(((d <= L) != y).sum())
-    return {"L_km": round(L, 4), "interval": (round(lo, 4), round(hi, 4)), "confidence": confidence,
-            "scale_km": round(s, 4), "n": int(len(d)), "n_received": int(y.sum()),
-            "misclassified": mis, "loglik": float(best),
-            "method": "logistic reception model P = 1/(1+exp((d-L)/s)), grid maximum likelihood, "
-                      "profile-likelihood interval"}
+    return out
 
 
 def simulate_observations(L_km: float, *, n: int = 300, scale_km: float = 0.3, max_km: float = 8.0,
-                          seed: int = 0) -> pd.DataFrame:
-    """Seeded synthetic observations from the logistic reception model (for tests)."""
+                          seed: int = 0, technology_shift_km: dict | None = None) -> pd.DataFrame:
+    """Seeded synthetic observations from the logistic reception model (for tests).
+
+    technology_shift_km: {technology: km added to L}; rows are spread evenly over them
+    (a ``technology`` column is added)."""
     rng = np.random.default_rng(seed)
     d = rng.uniform(0.0, max_km, n)
-    p = 1.0 / (1.0 + np.exp((d - L_km) / scale_km))
-    return pd.DataFrame({"distance_km": d, "received": rng.uniform(size=n) < p})
+    shift = np.zeros(n)
+    tech = None
+    if technology_shift_km:
+        names = list(technology_shift_km)
+        tech = np.array(names, dtype=object)[np.arange(n) % len(names)]
+        shift = np.array([technology_shift_km[t] for t in tech], float)
+    p = 1.0 / (1.0 + np.exp((d - L_km - shift) / scale_km))
+    out = pd.DataFrame({"distance_km": d, "received": rng.uniform(size=n) < p})
+    if tech is not None:
+        out["technology"] = tech
+    return out
+
+
+def expected_exposure(plan, model, *, intervals: bool = True, progress: Progress = silent) -> pd.DataFrame:
+    """Expected population of every other sub-area B that receives A's messages under a
+    fitted reception model: Σ over B's town-blocks of population × P(d), d the distance
+    from the block (a point on its surface) to A, with the profile-likelihood interval
+    from the parameter uncertainty. The average technology and city are used.
+
+    Returns one row per ordered pair (A, B), A ≠ B: from_subarea, from_name, to_subarea,
+    to_name, to_population, expected_population, expected_population_lo/_hi,
+    expected_share; ``figure`` = "expected (fitted reception model)".
+    """
+    dis = plan.dissolved
+    A = spill_territory(dis.geometry.values)
+    sub_ids = dis["subarea"].to_numpy()
+    names = dis["name"].to_numpy()
+    blocks = plan.blocks
+    pts = shapely.point_on_surface(np.asarray(blocks.geometry.values, dtype=object))
+    bsub = blocks["subarea"].to_numpy()
+    bpop = blocks["population"].to_numpy(dtype=float)
+    k = len(sub_ids)
+    rows = []
+    for i in range(k):
+        progress("spill: expected population", i, k)
+        d = shapely.distance(A[i], pts) / 1e3
+        for j in range(k):
+            if i == j:
+                continue
+            m = bsub == sub_ids[j]
+            if intervals:
+                est, lo, hi = model.expected_total(d[m], bpop[m])
+            else:
+                est, lo, hi = float(np.sum(bpop[m] * model.predict_proba(d[m]))), None, None
+            tot = float(bpop[m].sum())
+            rows.append({"from_subarea": sub_ids[i], "from_name": names[i], "to_subarea": sub_ids[j],
+                         "to_name": names[j], "to_population": tot, "expected_population": est,
+                         "expected_population_lo": lo, "expected_population_hi": hi,
+                         "expected_share": est / tot if tot > 0 else 0.0,
+                         "figure": "expected (fitted reception model)"})
+    progress("spill: expected population", k, k)
+    cols = ["from_subarea", "from_name", "to_subarea", "to_name", "to_population", "expected_population",
+            "expected_population_lo", "expected_population_hi", "expected_share", "figure"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def add_reception_probability(points: pd.DataFrame, model, *, intervals: bool = True) -> pd.DataFrame:
+    """office_check's table with ``p_receive`` (and its interval) from a reception model,
+    next to the threshold columns: P for a point outside the area, 1 for a point inside."""
+    out = points.copy()
+    d = out["distance_km"].to_numpy(float)
+    inside = out["inside"].to_numpy(bool)
+    p = np.where(inside, 1.0, model.predict_proba(d))
+    lo, hi = p.copy(), p.copy()
+    if intervals:
+        for r in np.flatnonzero(~inside):
+            _, lo[r], hi[r] = model.expected_total(d[r:r + 1], [1.0])
+    out["p_receive"] = p
+    out["p_receive_lo"] = lo
+    out["p_receive_hi"] = hi
+    return out
 
 
 # ====================================================================== the trial
+#: quality of the derived approximate 旧市町村 polygons per trial city (data SOURCES.md):
+#: a label, the typical error of an office-to-polygon distance (km), and why
+TRIAL_POLYGON_QUALITY = {
+    "03205": ("fair", 1.5, "areas within a few % of e-Stat; boundaries off by up to 1–2 km where seeds are sparse"),
+    "23211": ("good", 0.2, "dense seeds; both spill pairs within 0.25 km of the trial's figures"),
+    "35204": ("poor", 3.0, "whole 大字 seeds, 川上 from 2 seeds; spill pairs off by 1.7–2.9 km"),
+}
+
+
 def trial_observations() -> pd.DataFrame:
     """The 2016–17 trial as observations (DOMAIN.md §2): every (sending area, office)
     pair within each city, received yes/no. The report lists only the spill pairs; every
     other pair between different areas is a 'no' (花巻: each message reached only its own
-    area). Own-area pairs are 'yes' (the office sits inside the area) with own_area=True."""
+    area). Own-area pairs are 'yes' (the office sits inside the area) with own_area=True.
+    The trial did not record which handset (3G or LTE) received, so there is no
+    technology column. ``polygon_quality`` / ``position_error_km`` describe the
+    approximate polygons the distances are measured on (:data:`TRIAL_POLYGON_QUALITY`)."""
     path = Path(__file__).resolve().parents[1] / "assets" / "trial_observations.csv"
     df = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
     df["received"] = _parse_bool(df["received"], where="trial_observations.csv")
     df["own_area"] = _parse_bool(df["own_area"], where="trial_observations.csv")
     df["trial_km"] = pd.to_numeric(df["trial_km"].replace("", np.nan))
+    q = df["city_code"].map(TRIAL_POLYGON_QUALITY)
+    df["polygon_quality"] = [v[0] for v in q]
+    df["position_error_km"] = [v[1] for v in q]
     return df
 
 
@@ -764,36 +935,24 @@ def trial_office_check(polygons, offices, *, cities=("23211", "35204", "03205"),
                        area_name: str = "old_muni_name", point_name: str = "office_name",
                        observations: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
     """Distances from the trial offices to the (approximate) 旧市町村 polygons for every
-    trial pair, and L fitted per city on the pairs between different areas.
+    trial pair, and the reception model fitted per city on the pairs between different
+    areas (the same pairs as `subdivide calibrate` and `subdivide spill --observations`).
 
     polygons: GeoDataFrame with ``city_code`` and ``area_name`` columns (e.g.
     ../shared/data/derived_approx_old_municipalities/approx_old_municipalities_voronoi.geojson).
     offices: points (path or GeoDataFrame) with ``point_name``.
-    Returns (observations with distance_km, {city_code: fit dict or error text}).
+    Returns (observations with distance_km, {city_code: :func:`fit_summary` dict; with
+    ``error`` when L cannot be identified}).
     """
-    obs = trial_observations() if observations is None else observations
-    pts = read_points(offices, name_column=point_name) if isinstance(offices, (str, Path)) else offices
-    if "point" not in pts.columns:
-        pts = pts.copy()
-        pts.insert(0, "point", pts[point_name].astype(str))
-    from subdivide.core.crs import crs_for_municipality
+    from subdivide.analysis.reception import ReceptionModel
 
-    out, fits = [], {}
-    for city in cities:
-        polys = polygons[polygons["city_code"].astype(str) == city]
-        o = obs[obs["city_code"] == city]
-        if not len(polys) or not len(o):
-            continue
-        o2 = observation_distances(polys, pts, o[["point", "subarea", "received"]], area_name=area_name,
-                                   crs=crs_for_municipality(city))
-        o = o.assign(distance_km=o2["distance_km"].to_numpy())
-        out.append(o)
-        off = o[~o["own_area"]]
-        try:
-            fits[city] = fit_spill_distance(off)
-        except UserError as exc:
-            fits[city] = {"error": exc.what}
-    res = pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+    obs = trial_observations() if observations is None else observations
+    have = set(polygons["city_code"].astype(str)) & set(obs["city_code"].astype(str))
+    cities = [c for c in cities if c in have]
+    if not cities:
+        return pd.DataFrame(), {}
+    res = observation_pairs(polygons, offices, obs, area_name=area_name, point_name=point_name, cities=cities)
+    fits = {c: fit_summary(ReceptionModel().fit(res[res["city_code"] == c])) for c in cities}
     return res, fits
 
 
@@ -829,10 +988,18 @@ def format_summary(report: SpillReport) -> str:
         lines.append(f"largest exposures at L = {L0:g} km (people of B within L of A):")
         for r in e.itertuples():
             lines.append(f"  {r.from_name} → {r.to_name}: {r.area_km2:.1f} km², {r.population:,.0f} people")
-    if report.fit is not None and "L_km" in report.fit:
+    if report.fit is not None and report.fit.get("L_km") is not None:
         lo, hi = report.fit["interval"]
-        lines.append(f"fitted spill distance L = {report.fit['L_km']:.2f} km "
-                     f"({report.fit['confidence']:.0%} interval {lo:.2f}–{hi:.2f} km, n = {report.fit['n']})")
+        lo_s = "−∞" if lo is None else f"{lo:.2f}"
+        hi_s = "+∞" if hi is None else f"{hi:.2f}"
+        lines.append(f"fitted reception model: P(receive) = 0.5 at L = {report.fit['L_km']:.2f} km "
+                     f"({report.fit['confidence']:.0%} interval {lo_s}–{hi_s} km), softness s = "
+                     f"{report.fit['scale_km']:.2f} km; {report.fit['n']} between-area pairs, "
+                     f"{report.fit['n_received']} received")
+    elif report.fit is not None and "error" in report.fit:
+        up = report.fit["interval"][1]
+        lines.append(f"fitted reception model: {report.fit['error']} ({report.fit['n']} between-area pairs, "
+                     f"{report.fit['n_received']} received" + ("" if up is None else f"; L < {up:.2f} km") + ")")
     return "\n".join(lines)
 
 

@@ -21,6 +21,8 @@ EXAMPLE = """
   subdivide spill hanamaki.plan.gpkg --out spill-points/ \\
       --points data/hanamaki_03205/offices.geojson --point-name office_name \\
       --observations subdivide/assets/trial_observations.csv   # columns point, subarea, received (yes/no)
+  subdivide spill hanamaki.plan.gpkg --out spill-expected/ \
+      --model calibration/calibration_model.json     # from `subdivide calibrate`: expected figures
   subdivide coverage --synthetic --isd-km 7 --outline data/hanamaki_03205/outline.geojson --out coverage.gpkg
   subdivide spill hanamaki.plan.gpkg --out spill-cov/ --coverage coverage.gpkg \\
       --selection share --min-share 0.5     # repeat --coverage FILE once per carrier
@@ -47,7 +49,10 @@ def add_arguments(p) -> None:
     p.add_argument("--point-name", metavar="COL", help="name column of --points (default name/office_name)")
     p.add_argument("--observations", metavar="CSV",
                    help="reception observations: point, subarea (sent to), received (yes/no); needs --points; "
-                        "fits L")
+                        "fits the reception model on the between-area pairs (as `subdivide calibrate` does)")
+    p.add_argument("--model", metavar="JSON",
+                   help="a fitted reception model (calibration_model.json from `subdivide calibrate`): adds "
+                        "expected reached population with intervals (spill_expected.csv) and P(receive) per point")
     p.add_argument("--coverage", action="append", metavar="FILE",
                    help="coverage (best-server) polygons of one carrier; repeat per carrier")
     p.add_argument("--selection", choices=("any", "site", "share"), default="any",
@@ -61,22 +66,17 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true", help="replace existing output files")
 
 
-def run(args) -> int:
+def _check_inputs(args, spill) -> Path:
+    """Refuse bad option combinations, missing inputs and outputs that exist (no work done)."""
     from subdivide.io.output import check_can_write
-    from subdivide.model.plan import read_plan
-    from subdivide.core.progress import StderrProgress, silent
-    from subdivide.analysis import spill
 
-    distances = spill.parse_distances(args.distances)
-    target = spill.check_share(args.target)
-    encoding = "utf-8-sig" if args.encoding in ("utf-8-sig", "utf-8") else args.encoding
     if args.observations and not args.points:
         raise UserError("--observations needs --points (where each observed point is)",
                         where="--observations", fix="add --points FILE --point-name COL")
     if args.water and args.water_distance is None:
         raise UserError("--water needs --water-distance", where="--water", fix="add e.g. --water-distance 5")
     for opt, path in (("--neighbours", args.neighbours), ("--population-raster", args.population_raster),
-                      ("--points", args.points), ("--observations", args.observations),
+                      ("--points", args.points), ("--observations", args.observations), ("--model", args.model),
                       ("--water", args.water), ("--cell-ids", args.cell_ids), *[("--coverage", c) for c in args.coverage or []]):
         if path and not Path(path).exists():
             raise UserError(f"{opt} file {path} does not exist", where=opt, fix="check the path")
@@ -85,8 +85,24 @@ def run(args) -> int:
         raise UserError(f"--out {out} is a file, not a directory", where="--out", fix="give a directory")
     for name in spill.OUTPUT_FILES:
         check_can_write(out / name, args.force)
+    return out
 
+
+def run(args) -> int:
+    from subdivide.analysis import spill
+    from subdivide.core.progress import StderrProgress, silent
+    from subdivide.model.plan import read_plan
+
+    distances = spill.parse_distances(args.distances)
+    target = spill.check_share(args.target)
+    encoding = "utf-8-sig" if args.encoding in ("utf-8-sig", "utf-8") else args.encoding
+    out = _check_inputs(args, spill)
     progress = StderrProgress() if args.progress else silent
+    model = None
+    if args.model:
+        from subdivide.analysis.reception import ReceptionModel
+
+        model = ReceptionModel.load(args.model)
     plan = read_plan(args.plan)
     water = None
     if args.water:
@@ -97,14 +113,7 @@ def run(args) -> int:
                                 water_distance_km=args.water_distance, water=water,
                                 population_raster=args.population_raster, progress=progress)
     report.parameters["plan"] = str(args.plan)
-    if args.points:
-        report.extra["points"] = spill.office_check(plan, args.points, distances, point_name=args.point_name)
-    if args.observations:
-        obs = spill.observation_distances(plan, args.points, args.observations, point_name=args.point_name)
-        for L in distances:
-            obs[f"reached_{L:g}km"] = obs["distance_km"] <= L
-        report.extra["observations"] = obs
-        report.fit = spill.fit_spill_distance(obs)
+    _add_point_figures(report, plan, args, distances, model, progress)
     if args.coverage:
         report.coverage = coverage_tables(plan, args.coverage, selection=args.selection,
                                           min_share=args.min_share, cell_ids=args.cell_ids,
@@ -112,12 +121,67 @@ def run(args) -> int:
         report.parameters["coverage"] = {"files": list(args.coverage), "selection": args.selection,
                                          "min_share": args.min_share, "cell_ids": args.cell_ids}
     written = report.write(out, force=args.force, encoding=encoding)
+    if model is not None:
+        print("policy view (fixed L):")
     print(spill.format_summary(report))
     if "points" in report.extra:
         print(_points_summary(report.extra["points"], distances))
+    if model is not None:
+        print(_expected_summary(report.extra["expected"]))
     print("wrote " + ", ".join(str(p) for p in written))
     sys.stdout.flush()
     return 0
+
+
+def _add_point_figures(report, plan, args, distances, model, progress) -> None:
+    """--points, --observations and --model: the point table, the fit, the expected view."""
+    from subdivide.analysis import spill
+
+    if args.points:
+        report.extra["points"] = spill.office_check(plan, args.points, distances, point_name=args.point_name)
+        if model is not None:
+            report.extra["points"] = spill.add_reception_probability(report.extra["points"], model)
+    if args.observations:
+        report.extra["observations"], report.fit = observations_fit(plan, args.points, args.observations,
+                                                                    distances, point_name=args.point_name)
+    if model is not None:
+        report.extra["expected"] = spill.expected_exposure(plan, model, progress=progress)
+        report.parameters["model"] = {"file": str(args.model), "L_km": model.estimates_["L_km"],
+                                      "scale_km": model.estimates_["scale_km"]}
+        report.parameters["views"] = {
+            "policy": "circle, exact-core and exposure figures at the fixed spill distances L",
+            "expected": ("spill_expected.csv: population × P(receive | distance) of the fitted reception model, "
+                         "with its profile-likelihood interval")}
+
+
+def observations_fit(plan, points, observations, distances, *, point_name=None):
+    """Observations with their distances, pair kind, reach at each L and P(receive); and the
+    reception model fitted on the between-area pairs (the same rule as `subdivide calibrate`)."""
+    from subdivide.analysis import spill
+    from subdivide.analysis.reception import ReceptionModel, own_area_mask
+
+    obs = spill.observation_distances(plan, points, observations, point_name=point_name)
+    obs["pair"] = ["own" if o else "between" for o in own_area_mask(obs)]
+    for L in distances:
+        obs[f"reached_{L:g}km"] = obs["distance_km"] <= L
+    model = ReceptionModel().fit(obs)
+    obs["p_receive"] = [1.0 if k == "own" else p for k, p in zip(obs["pair"], model.predict_proba(obs["distance_km"]))]
+    return obs, spill.fit_summary(model)
+
+
+def _expected_summary(df) -> str:
+    """The largest expected exposures, labelled as expected figures."""
+    lines = ["expected view (fitted reception model): people of B expected to receive A's messages"]
+    top = df.sort_values(["expected_population", "from_subarea", "to_subarea"], ascending=[False, True, True],
+                         kind="stable").head(8)
+    for r in top.itertuples():
+        lo = "?" if r.expected_population_lo is None or r.expected_population_lo != r.expected_population_lo \
+            else f"{r.expected_population_lo:,.0f}"
+        hi = "?" if r.expected_population_hi is None or r.expected_population_hi != r.expected_population_hi \
+            else f"{r.expected_population_hi:,.0f}"
+        lines.append(f"  {r.from_name} → {r.to_name}: expected {r.expected_population:,.0f} people "
+                     f"[{lo}–{hi}] of {r.to_population:,.0f}")
+    return "\n".join(lines)
 
 
 def coverage_tables(plan, files, *, selection="any", min_share=0.5, cell_ids=None, neighbours=None) -> dict:
