@@ -1,5 +1,6 @@
 """`subdivide info` and the reader's user errors through the CLI (exit 2, no traceback)."""
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -197,3 +198,98 @@ def test_help_examples_on_bundled_files_run_as_written(capsys, monkeypatch):
         capsys.readouterr()
     # the lines using the user's own files are introduced as such
     assert "not bundled" in info_cmd.EXAMPLE
+
+
+# ---------------------------------------------------------------- what is in the file (issue 17)
+TOTTORI = Path(__file__).resolve().parents[2] / "shared" / "data" / "tottori_31_estat2015" / "h27ka31.shp"
+
+
+@pytest.fixture(scope="module")
+def tottori_report():
+    from subdivide.io.townblocks import read_townblocks
+
+    _, report = read_townblocks(need(TOTTORI, "real 鳥取県 town-block file"))
+    return report
+
+
+def test_prefecture_file_lists_each_municipality_with_population(tottori_report):
+    """鳥取県 (real e-Stat 2015): 19 municipalities, named from GST_NAME/CSS_NAME (no 郡), whose
+    populations add up to the prefecture's JINKO (573,441, the 2015 Census total)."""
+    ms = tottori_report.municipalities
+    assert len(ms) == 19 and [m["code"] for m in ms] == tottori_report.muni_codes
+    names = {m["code"]: m["name"] for m in ms}
+    assert names["31201"] == "鳥取市" and names["31302"] == "岩美町" and names["31384"] == "日吉津村"
+    assert not any(n.endswith("郡") or "郡" in n for n in names.values())
+    assert sum(m["population"] for m in ms) == tottori_report.totals["population"] == 573_441
+    assert sum(m["households"] for m in ms) == tottori_report.totals["households"]
+    assert sum(m["town_blocks"] for m in ms) == tottori_report.blocks_out
+    assert max(ms, key=lambda m: m["population"])["code"] == "31201"
+
+
+def test_prefecture_text_report_names_municipalities(capsys):
+    need(TOTTORI, "real 鳥取県 town-block file")
+    assert main(["info", str(TOTTORI)]) == 0
+    out = capsys.readouterr().out
+    assert "municipalities: 19 (select one with --muni CODE)" in out
+    assert "31201  鳥取市  666 town-blocks, population 193,717" in out
+    assert "attribute columns: AREA, PERIMETER" in out and "GST_NAME" in out
+
+
+def test_one_municipality_of_the_prefecture(capsys):
+    need(TOTTORI, "real 鳥取県 town-block file")
+    assert main(["info", str(TOTTORI), "--muni", "31204", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["municipalities"] == [{"code": "31204", "name": "境港市", "town_blocks": d["blocks_out"],
+                                    "population": d["totals"]["population"],
+                                    "households": d["totals"]["households"]}]
+
+
+def test_sample_grouping_columns_discoverable(capsys):
+    """OLD_MUNI (旧市町村) is shown as a column to group by, without having to guess and fail."""
+    need(SAMPLE, "bundled sample")
+    assert main(["info", str(SAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "municipality (市区町村): 03205 花巻市" in out
+    assert "OLD_MUNI: 4 values (大迫, 東和, 石鳥谷, 花巻)" in out and "--by OLD_MUNI" in out
+    assert "municipalities:" not in out          # one municipality: no per-municipality table
+    assert main(["info", str(SAMPLE), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["columns"][-2:] == ["OLD_MUNI", "OLD_CODE"] and "KEY_CODE" in d["columns"]
+    assert set(d["grouping_columns"]) == {"OLD_MUNI", "OLD_CODE"}   # e-Stat's own columns are not offered
+    assert d["municipalities"][0]["population"] == 97_702
+
+
+def test_mapped_layer_without_population_says_unknown(raw, tmp_path, capsys):
+    """A mapped layer with no population column: the municipality's population is None, not 0."""
+    gdf = raw[raw.KEY_CODE.str.len() > 2].drop_duplicates("KEY_CODE")[["KEY_CODE", "MOJI", "geometry"]].rename(
+        columns={"KEY_CODE": "code", "MOJI": "label"})
+    gdf["district"] = ["north" if i % 2 else "south" for i in range(len(gdf))]
+    path = tmp_path / "blocks.gpkg"
+    gdf.to_file(path, layer="blocks", driver="GPKG")
+    assert main(["info", str(path), "--key", "code", "--name", "label", "--muni", "03901", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["municipalities"][0]["population"] is None and d["municipalities"][0]["code"] == "03901"
+    assert d["grouping_columns"] == {"district": ["north", "south"]}
+
+
+def test_japanese_report_of_the_prefecture(capsys):
+    """`info` with the language the CLI chose (args.lang = "ja"): the report's lines in Japanese,
+    values (codes, names, counts) unchanged; JSON keeps its English keys."""
+    from subdivide.cli.commands import info as info_cmd
+    from subdivide.cli.main import build_parser
+
+    need(TOTTORI, "real 鳥取県 town-block file")
+    args = build_parser().parse_args(["info", str(TOTTORI)])
+    args.lang = "ja"
+    assert info_cmd.run(args) == 0
+    out = capsys.readouterr().out
+    assert "市区町村数:  19（--muni CODE で一つ選びます）" in out
+    assert "  31201  鳥取市  町丁・字 666、人口 193,717" in out
+    assert "人口（JINKO）:    573,441" in out and "水面（HCODE 8154）" in out
+    assert "形式:        2015_legacy" in out and "属性の列:    AREA, PERIMETER" in out
+    english_lines = [ln for ln in out.splitlines() if ln.strip() and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", ln)]
+    assert english_lines == [], english_lines       # every line carries Japanese
+    args = build_parser().parse_args(["info", str(TOTTORI), "--muni", "31204", "--json"])
+    args.lang = "ja"
+    assert info_cmd.run(args) == 0
+    assert json.loads(capsys.readouterr().out)["municipalities"][0]["name"] == "境港市"

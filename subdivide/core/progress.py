@@ -17,11 +17,15 @@ def silent(stage: str, done: int, total: int) -> None:  # noqa: ARG001
 
 
 class StderrProgress:
-    """Prints 'stage: done/total (pct)' lines, at most every ``interval`` seconds per stage."""
+    """Prints 'stage: done/total (pct)' lines, at most every ``interval`` seconds per stage.
 
-    def __init__(self, interval: float = 0.5, stream=None):
+    ``translate`` (optional) turns a stage name into the user's language, e.g.
+    :func:`subdivide.core.i18n.progress_translator` for Japanese."""
+
+    def __init__(self, interval: float = 0.5, stream=None, translate: Callable[[str], str] | None = None):
         self.interval = interval
         self.stream = stream or sys.stderr
+        self.translate = translate
         self._last: dict[str, float] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
@@ -31,5 +35,6 @@ class StderrProgress:
             return
         self._last[stage] = now
         pct = f" ({100 * done / total:.0f}%)" if total else ""
-        self.stream.write(f"  {stage}: {done}/{total}{pct}\n" if total else f"  {stage}…\n")
+        label = self.translate(stage) if self.translate else stage
+        self.stream.write(f"  {label}: {done}/{total}{pct}\n" if total else f"  {label}…\n")
         self.stream.flush()

@@ -3,8 +3,11 @@
 :func:`stage_package` copies the package into a fresh :class:`tempfile.TemporaryDirectory`
 after checking, *before anything is extracted*:
 
-- every zip member name: no absolute path, no ``..`` component, no backslash or drive
-  letter, no NUL, UTF-8 (flag bit 11) or plain ASCII only, no duplicates;
+- every zip member name: no absolute path, no ``..`` component, no drive letter or UNC
+  path, no NUL, no duplicates. Names as Japanese Windows writes them (Explorer: CP932
+  without the UTF-8 flag; PowerShell 5 ``Compress-Archive``: backslash separators) are
+  decoded and normalised first (:func:`member_path`) and accepted with one
+  ``ZIP-WINDOWS-NAMES`` note; a legacy name that is not valid CP932 is refused;
 - no symlinks (zip ``external_attr`` or directory entries), no special files;
 - member count, total uncompressed size, and per-member compression ratio caps
   (zip bombs), with the sizes re-checked while streaming (headers may lie);
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -58,22 +62,65 @@ def _reject(rule: str, message: str, *features: str) -> PackageRejected:
 
 
 # ----------------------------------------------------------------------------- names
-def member_name_findings(info: zipfile.ZipInfo) -> list[Finding]:
-    """Problems with one member's name / type (empty list when safe)."""
+UTF8_FLAG = 0x800
+#: the code page of Japanese Windows (Explorer's "Send to → Compressed folder", PowerShell 5)
+WINDOWS_CODEPAGE = "cp932"
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def legacy_name(info: zipfile.ZipInfo) -> str | None:
+    """The member name decoded as CP932 when it is a legacy (unflagged, non-ASCII) name, or
+    ``None`` when it is not valid CP932. ASCII and UTF-8-flagged names are returned as read.
+
+    :mod:`zipfile` decodes an unflagged name as CP437, a bijection on bytes, so the original
+    bytes are recovered exactly and decoded again. A CP932 name may hold the byte 0x5C as
+    the second byte of a character (表 is 95 5C): only the decoded name says where the real
+    backslashes are."""
     raw = info.orig_filename
+    if info.flag_bits & UTF8_FLAG or raw.isascii():
+        return raw
+    try:
+        return raw.encode("cp437").decode(WINDOWS_CODEPAGE)
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+
+
+def member_path(info: zipfile.ZipInfo) -> str:
+    """The member's name as a relative POSIX path: decoded (:func:`legacy_name`, falling back
+    to the name as read) and with Windows backslash separators turned into ``/``. Pure: it
+    says nothing about safety (see :func:`member_name_findings`)."""
+    name = legacy_name(info)
+    return (info.orig_filename if name is None else name).replace("\\", "/")
+
+
+def is_windows_name(info: zipfile.ZipInfo) -> bool:
+    """True when the name needed decoding (CP932) or normalising (backslashes)."""
+    return member_path(info) != info.orig_filename
+
+
+def member_name_findings(info: zipfile.ZipInfo) -> list[Finding]:
+    """Problems with one member's name / type (empty list when safe). The checks apply to
+    the decoded, normalised name (:func:`member_path`), so a Windows name is safe exactly
+    when its POSIX form is."""
+    raw = info.orig_filename
+    name = member_path(info)
     out = []
     if "\x00" in raw:
         out.append(Finding("ZIP-BAD-NAME", "error", "member name contains a NUL byte", (repr(raw),)))
-    if "\\" in raw or (len(raw) >= 2 and raw[1] == ":"):
+    if _DRIVE.match(name) or name.startswith("//"):
         out.append(Finding("ZIP-BACKSLASH", "error",
-                           "member name uses backslashes or a drive letter (Windows path)", (raw,)))
-    if raw.startswith("/"):
+                           "member name has a drive letter or is a UNC path (absolute Windows path)", (raw,)))
+    elif name.startswith("/"):
         out.append(Finding("ZIP-ABSOLUTE-PATH", "error", "member name is an absolute path", (raw,)))
-    if ".." in PurePosixPath(raw.replace("\\", "/")).parts:
+    if ".." in PurePosixPath(name).parts:
         out.append(Finding("ZIP-PATH-TRAVERSAL", "error", "member name climbs out with '..'", (raw,)))
-    if not (info.flag_bits & 0x800) and not raw.isascii():
+    if out and "\\" in (legacy_name(info) or raw) and not any(f.rule == "ZIP-BACKSLASH" for f in out):
+        out.append(Finding("ZIP-BACKSLASH", "error",
+                           "member name is a Windows path (backslashes) that is unsafe read as a path", (raw,)))
+    if legacy_name(info) is None:
         out.append(Finding("ZIP-NAME-ENCODING", "error",
-                           "member name is neither ASCII nor flagged UTF-8 (legacy code page)", (raw,)))
+                           "member name is neither ASCII, flagged UTF-8 nor valid CP932 (unknown code page)",
+                           (raw,)))
     mode = info.external_attr >> 16
     if info.create_system == 3 and stat.S_ISLNK(mode):
         out.append(Finding("ZIP-SYMLINK", "error", "member is a symbolic link", (raw,)))
@@ -82,16 +129,33 @@ def member_name_findings(info: zipfile.ZipInfo) -> list[Finding]:
     return out
 
 
-def zip_findings(zf: zipfile.ZipFile, limits: Limits = DEFAULT_LIMITS) -> list[Finding]:
-    """Every problem visible in the central directory (names, counts, declared sizes)."""
+def _strict_name_findings(info: zipfile.ZipInfo) -> list[Finding]:
+    """A Windows name (safe, but GDAL would not find it under its decoded name) refused."""
+    raw, out = info.orig_filename, []
+    if "\\" in raw:
+        out.append(Finding("ZIP-BACKSLASH", "error", "member name uses backslashes (Windows path)", (raw,)))
+    if not (info.flag_bits & UTF8_FLAG) and not raw.isascii():
+        out.append(Finding("ZIP-NAME-ENCODING", "error",
+                           "member name is neither ASCII nor flagged UTF-8 (legacy code page)", (raw,)))
+    return out
+
+
+def zip_findings(zf: zipfile.ZipFile, limits: Limits = DEFAULT_LIMITS, *,
+                 windows_names: bool = True) -> list[Finding]:
+    """Every problem visible in the central directory (names, counts, declared sizes).
+    ``windows_names=False`` refuses CP932 and backslash names even when safe (for callers
+    that hand member names to GDAL as they are)."""
     infos = zf.infolist()
     out: list[Finding] = []
     if len(infos) > limits.max_members:
         return [Finding("PKG-TOO-MANY-FILES", "error",
                         f"{len(infos)} members; at most {limits.max_members} are accepted")]
     for info in infos:
-        out.extend(member_name_findings(info))
-    names = [i.filename for i in infos]
+        bad = member_name_findings(info)
+        out.extend(bad)
+        if not bad and not windows_names:
+            out.extend(_strict_name_findings(info))
+    names = [member_path(i).rstrip("/") for i in infos]
     dups = sorted({n for n in names if names.count(n) > 1})
     if dups:
         out.append(Finding("ZIP-DUPLICATE-MEMBER", "error", "member names repeat", tuple(dups)))
@@ -126,10 +190,11 @@ def _extract(zf: zipfile.ZipFile, root: Path, limits: Limits) -> None:
     total = 0
     base = root.resolve()
     for info in zf.infolist():
-        target = (root / info.filename).resolve()
+        name = member_path(info)
+        target = (root / name).resolve()
         if base not in target.parents and target != base:
-            raise _reject("ZIP-PATH-TRAVERSAL", "member resolves outside the staging folder", info.filename)
-        if info.is_dir():
+            raise _reject("ZIP-PATH-TRAVERSAL", "member resolves outside the staging folder", info.orig_filename)
+        if name.endswith("/"):
             target.mkdir(parents=True, exist_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -230,9 +295,29 @@ def stage_package(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS,
                 if bad:
                     raise PackageRejected(bad)
                 _extract(zf, staged, limits)
+                note = windows_names_note(zf.infolist())
+                if note is not None and notes is not None:
+                    notes.append(note)
         else:
             raise _reject("DIR-SPECIAL-FILE", "the package is neither a directory nor a file", str(src))
         yield _package_root(staged, manifest_name, notes)
+
+
+def windows_names_note(infos) -> Finding | None:
+    """One ``ZIP-WINDOWS-NAMES`` note for the members whose names were decoded from CP932 or
+    had backslash separators (each feature: ``name as stored → name used``)."""
+    legacy = [i for i in infos if not (i.flag_bits & UTF8_FLAG) and not i.orig_filename.isascii()]
+    slashed = [i for i in infos if "\\" in (legacy_name(i) or "")]
+    if not legacy and not slashed:
+        return None
+    what = []
+    if legacy:
+        what.append(f"{len(legacy)} member name(s) in CP932 without the UTF-8 flag (Japanese Windows Explorer)")
+    if slashed:
+        what.append(f"{len(slashed)} with backslash separators (PowerShell 5 Compress-Archive)")
+    return Finding("ZIP-WINDOWS-NAMES", "info",
+                   "; ".join(what) + ": decoded and normalised to UTF-8 names with '/' separators (accepted)",
+                   tuple(member_path(i) for i in infos if is_windows_name(i)))
 
 
 def check_nested_zip(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[Finding]:
@@ -257,7 +342,7 @@ def checked_zip_members(path: str | os.PathLike, limits: Limits = INPUT_LIMITS) 
     Nothing is extracted."""
     zf = open_zip(Path(path))
     with zf:
-        bad = zip_findings(zf, limits)
+        bad = zip_findings(zf, limits, windows_names=False)
         if bad:
             raise PackageRejected(bad)
         return zf.infolist()

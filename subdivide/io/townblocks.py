@@ -115,6 +115,9 @@ class IngestReport:
     totals: dict[str, float] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)    # layer chosen, CRS assumed, columns renamed …
     warnings: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)      # every attribute column of the layer, in file order
+    grouping_columns: dict[str, list[str]] = field(default_factory=dict)  # text columns with few values (--by)
+    municipalities: list[dict] = field(default_factory=list)  # {code, name, town_blocks, population, households}
 
     def to_dict(self) -> dict:
         """JSON-ready dict (plain ints / floats / strings)."""
@@ -122,7 +125,8 @@ class IngestReport:
 
     def to_text(self) -> str:
         """Human-readable summary (Japanese terms in parentheses)."""
-        return "\n".join(_header_lines(self) + _total_lines(self) + _dropped_lines(self)
+        return "\n".join(_header_lines(self) + _municipality_lines(self) + _column_lines(self)
+                         + _total_lines(self) + _dropped_lines(self)
                          + _repair_lines(self) + [f"note: {f}" for f in self.fallbacks if f not in self.warnings]
                          + [f"warning: {w}" for w in self.warnings])
 
@@ -135,9 +139,31 @@ def _header_lines(r: IngestReport) -> list[str]:
         lines.append(f"columns:     {len(r.columns_matched)} e-Stat columns matched ({', '.join(r.columns_matched)})"
                      + (f"; missing: {', '.join(r.columns_missing)}" if r.columns_missing else ""))
     return lines + [enc, f"CRS in:      {r.crs_in}", f"CRS out:     {r.crs_out} (平面直角座標系)",
-                    f"municipality (市区町村): {', '.join(r.muni_codes)}",
+                    f"municipality (市区町村): {', '.join(r.muni_codes)}" + (
+                        f" {r.municipalities[0]['name']}" if len(r.municipalities) == 1 and r.municipalities[0]["name"]
+                        else ""),
                     f"records in:  {r.records_in:,} (レコード)",
                     f"town-blocks: {r.blocks_out:,} (町丁・字) after dissolving multi-part units"]
+
+
+def _municipality_lines(r: IngestReport) -> list[str]:
+    """One line per municipality (code, name, town-blocks, population) when there are several."""
+    if len(r.municipalities) < 2:
+        return []
+    lines = [f"municipalities: {len(r.municipalities)} (select one with --muni CODE)"]
+    for m in r.municipalities:
+        pop = "unknown" if m["population"] is None else f"{m['population']:,}"
+        lines.append(f"  {m['code']}  {m['name'] or '?'}  {m['town_blocks']:,} town-blocks, population {pop}")
+    return lines
+
+
+def _column_lines(r: IngestReport) -> list[str]:
+    """The layer's attribute columns, and those that could group town-blocks into sub-areas."""
+    lines = [f"attribute columns: {', '.join(r.columns)}"] if r.columns else []
+    for col, values in r.grouping_columns.items():
+        lines.append(f"  {col}: {len(values)} values ({', '.join(values[:12])}"
+                     + (" …" if len(values) > 12 else "") + f") — e.g. subdivide plan FILE --by {col}")
+    return lines
 
 
 def _count_line(r: IngestReport, what: str, label: str, option: str) -> str:
@@ -732,6 +758,70 @@ def _totals(gdf: gpd.GeoDataFrame, mapping: ColumnMapping | None, report: Ingest
                                f"{report.totals['area_diff_pct']:+.1f} % — check the CRS")
 
 
+#: e-Stat columns never offered as a grouping (codes, names, counts, flags of every layout)
+_ESTAT_COLUMNS = frozenset({
+    "AREA", "PERIMETER", "KEN", "PREF", "CITY", "KEN_NAME", "PREF_NAME", "CITY_NAME", "SITYO_NAME", "GST_NAME",
+    "CSS_NAME", "S_NAME", "S_AREA", "HCODE", "KIHON1", "DUMMY1", "KIHON2", "KEYCODE1", "KEYCODE2", "KEY_CODE",
+    "AREA_MAX_F", "KIGO_D", "KIGO_E", "KIGO_I", "N_KEN", "N_CITY", "MOJI", "KBSUM", "JINKO", "SETAI", "X_CODE",
+    "Y_CODE", "KCODE1", "KCODE2"})
+MAX_GROUP_VALUES = 30
+
+
+def _municipality_names(rows: pd.DataFrame, codes: pd.Series) -> dict[str, str]:
+    """municipality code → name, from CITY_NAME, else GST_NAME (郡市) + CSS_NAME (区町村); a
+    town or village is named without its 郡 (岩美郡 岩美町 → 岩美町)."""
+    cols = {str(c).upper(): c for c in rows.columns}
+
+    def text(col):
+        if col not in cols:
+            return pd.Series("", index=rows.index)
+        return rows[cols[col]].astype(object).where(rows[cols[col]].notna(), "").astype(str).str.strip()
+
+    if "CITY_NAME" in cols:
+        name = text("CITY_NAME")
+    else:
+        gst, css = text("GST_NAME"), text("CSS_NAME")
+        name = gst.where(~(gst.str.endswith("郡") & (css != "")), "") + css
+    name = name.where(name != "", np.nan)
+    found = pd.DataFrame({"code": codes.to_numpy(), "name": name.to_numpy()}).dropna()
+    return found.groupby("code")["name"].agg(lambda s: s.mode().iloc[0]).to_dict()
+
+
+def _grouping_columns(rows: pd.DataFrame, mapping: ColumnMapping | None) -> dict[str, list[str]]:
+    """Text columns (not e-Stat's own, not mapped) with 2–30 distinct values: candidates for
+    ``--by``, e.g. OLD_MUNI (旧市町村)."""
+    mapped = {getattr(mapping, f) for f in ("key", "name", "population", "households", "muni_code", "area")} \
+        if mapping else set()
+    out = {}
+    for col in rows.columns:
+        if col == rows.geometry.name or str(col).upper() in _ESTAT_COLUMNS or col in mapped:
+            continue
+        s = rows[col]
+        if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+            continue
+        values = sorted({str(v).strip() for v in s.dropna()} - {""})
+        if 2 <= len(values) <= MAX_GROUP_VALUES:
+            out[str(col)] = values
+    return out
+
+
+def _contents(raw: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, a: pd.DataFrame, gdf: gpd.GeoDataFrame,
+              mapping: ColumnMapping | None, report: IngestReport) -> None:
+    """What is in the file: its columns, the columns that could group town-blocks, and each
+    municipality's name, town-block count and population (for ``subdivide info``)."""
+    report.columns = [str(c) for c in raw.columns if c != raw.geometry.name]
+    report.grouping_columns = _grouping_columns(rows, mapping)
+    names = _municipality_names(rows, a["muni_code"])
+    counted = report.totals.get("population") is not None
+    per = gdf.groupby("muni_code").agg(town_blocks=("key", "size"), population=("population", "sum"),
+                                       households=("households", "sum"))
+    report.municipalities = [
+        {"code": str(code), "name": names.get(code, ""), "town_blocks": int(row.town_blocks),
+         "population": int(row.population) if counted else None,
+         "households": int(row.households) if report.totals.get("households") is not None else None}
+        for code, row in per.sort_index().iterrows()]
+
+
 def normalize_townblocks(
     raw: gpd.GeoDataFrame,
     *,
@@ -772,6 +862,7 @@ def normalize_townblocks(
     gdf = check_townblocks(coerce_townblocks(gdf), where=where)
     progress("dissolving multi-part units", 4, 4)
     _totals(gdf, mapping, report)
+    _contents(raw, rows, a, gdf, mapping, report)
     gdf.attrs["ingest"] = {"layout": report.layout, "layer": report.layer, "encoding": report.encoding,
                            "fallbacks": list(report.fallbacks), "unknown": dict(report.unknown)}
     return gdf, report

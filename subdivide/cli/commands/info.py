@@ -1,10 +1,13 @@
 """``subdivide info``: read a town-block file and say what is in it.
 
 Layout (and the e-Stat columns matched), the layer chosen, text encoding (and how it was
-decided), CRS in and out (and any assumed), records before and
-town-blocks after dissolving multi-part units, totals (population, households, computed
-area vs the official AREA), flags, geometry repairs and dropped rows. Human text by
-default, ``--json`` for machines. Writes nothing.
+decided), CRS in and out (and any assumed), the municipalities (code, name, town-blocks and
+population of each, in a prefecture-wide file), every attribute column and those that could
+group town-blocks into sub-areas (``--by OLD_MUNI``), records before and town-blocks after
+dissolving multi-part units, totals (population, households, computed area vs the official
+AREA), flags, geometry repairs and dropped rows. Human text by default (Japanese with
+``--lang ja`` or a Japanese locale, through the message catalogue), ``--json`` for machines
+(always English keys). Writes nothing.
 """
 from __future__ import annotations
 
@@ -36,14 +39,16 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from subdivide.core.i18n import progress_translator, translate_lines
     from subdivide.io.townblocks import read_townblocks
+    lang = getattr(args, "lang", None) or "en"      # set by the CLI from --lang / the locale
     mapping = column_mapping(args)
-    progress = StderrProgress() if args.progress else silent
+    progress = StderrProgress(translate=progress_translator(lang)) if args.progress else silent
     _, report = read_townblocks(args.file, muni_code=args.muni, crs=args.crs, target_crs=args.target_crs,
                                 mapping=mapping, encoding=args.encoding, layer=args.layer, progress=progress)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, ensure_ascii=False, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
-        print(report.to_text())
+        print(translate_lines(report.to_text(), lang))
     return 0
