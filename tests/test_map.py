@@ -63,7 +63,7 @@ def hostile_plan(synthetic_blocks):
     b = synthetic_blocks(300, seed=3)
     plan = plan_from(b, {b["key"].iloc[0]: HOSTILE})
     table = plan.subareas.copy()
-    table.loc[0, "name"] = 'A&B "地域" `${x}` </b>'
+    table.loc[0, "name"] = 'A&B "地域" `${x}` </b>地域'   # the plan wants 「…地域」
     return plan.with_assignment(plan.blocks["subarea"].to_numpy(), table)
 
 

@@ -237,7 +237,7 @@ def test_points_stay_above_layers_switched_on_later(browser, sample_offline):
 def test_legend_fits_the_window_with_fourteen_long_names(browser, synthetic_blocks, tmp_path):
     plan = plan_from(synthetic_blocks(700, seed=5, n_old=14))
     table = plan.subareas.copy()
-    table.loc[3, "name"] = "とても長い名前の細分化エリア北部地区" * 2
+    table.loc[3, "name"] = "とても長い名前の細分化エリア北部地区" * 2 + "地域"   # the plan wants 「…地域」
     table.loc[1, "name"] = "<img src=x onerror=alert(1)>地域"
     plan = plan.with_assignment(plan.blocks["subarea"].to_numpy(), table)
     out = build_map(plan, tmp_path / "fourteen.html", basemap="none", offline=True)

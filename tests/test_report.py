@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from subdivide.core.errors import UserError
+from subdivide.io.output import OUTPUT_MARKER
 from subdivide.present.map import spill_view
 from subdivide.present.report import (
     REPORT_FILES,
@@ -48,7 +49,7 @@ def scatter_offsets(fig, gid):
 
 def test_sample_report_files(sample_report, sample_plan):
     folder = sample_report.parent
-    assert sorted(p.name for p in folder.iterdir()) == sorted(REPORT_FILES)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*REPORT_FILES, OUTPUT_MARKER])
     for name in REPORT_FILES:
         if name.endswith(".png"):
             data = (folder / name).read_bytes()
@@ -116,10 +117,12 @@ def test_report_refuses_overwrite(plan14, tmp_path):
     build_report(plan14, out, distances_km=(2.0,))
     with pytest.raises(UserError, match="already exists"):
         build_report(plan14, out)
+    build_report(plan14, out, distances_km=(2.0,), force=True)    # its own earlier output: replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]      # no temporary left beside it
     (out / "extra.txt").write_text("x")
-    build_report(plan14, out, distances_km=(2.0,), force=True)
-    assert not (out / "extra.txt").exists()          # replaced as a whole
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+    with pytest.raises(UserError, match="did not write"):           # someone else's file: never, --force or not
+        build_report(plan14, out, distances_km=(2.0,), force=True)
+    assert (out / "extra.txt").read_text() == "x"
 
 
 def test_cli_report(tmp_path, plan14, capsys):
@@ -138,7 +141,7 @@ def test_cli_report(tmp_path, plan14, capsys):
 def test_report_for_a_single_subarea(single_plan, tmp_path):  # noqa: F811
     page = build_report(single_plan, tmp_path / "r", distances_km=(2.0,)).read_text(encoding="utf-8")
     assert "全域地域" in page
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(REPORT_FILES)
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted([*REPORT_FILES, OUTPUT_MARKER])
 
 
 def test_exposure_panels_stack_for_many_subareas_and_labels_fit(plan14):
@@ -186,3 +189,75 @@ def test_curve_area_axis_reads_in_plain_numbers(plan14):
     fig.canvas.draw()
     ticks = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
     assert {"1", "10", "100", "1,000"} <= set(ticks), ticks
+
+
+# ---------------------------------------------------------------------- no tofu
+#: characters outside IPA Gothic and DejaVu Sans: CJK Extension G and a Unicode 14 emoji
+RARE = "\U00030000\U0001FAE0"
+
+
+def _installed_charmaps():
+    from matplotlib import font_manager
+
+    from subdivide.present.report import _charmap
+
+    from subdivide.present.report import PLACEHOLDER_FONTS
+
+    return {f.name: _charmap(f.fname) for f in font_manager.fontManager.ttflist
+            if not f.name.startswith(PLACEHOLDER_FONTS)}   # "Last Resort" draws boxes: tofu
+
+
+@pytest.mark.slow   # builds a report
+def test_a_character_no_font_has_is_a_visible_note_not_tofu(synthetic_blocks, tmp_path, caplog):
+    """A name with characters no installed font has: no missing-glyph warning (tofu), the
+    figures show 〓 and the report says which characters of which name."""
+    import logging
+    import warnings
+
+    from conftest import IN_CI
+
+    from subdivide.present.report import MISSING_GLYPH
+
+    if cjk_font() is None:
+        if IN_CI:
+            pytest.fail("CI installs fonts-ipafont-gothic; no CJK font found")
+        pytest.skip("no CJK font installed: names are not drawn (romanised labels)")
+    have = set().union(*_installed_charmaps().values())
+    assert not {ord(c) for c in RARE} & have, "a font has the test characters: pick rarer ones"
+    plan = plan_from(synthetic_blocks(200, seed=2, n_old=3))
+    table = plan.subareas.copy()
+    name = f"{RARE[0]}山{RARE[1]}地域"
+    table.loc[0, "name"] = name
+    plan = plan.with_assignment(plan.blocks["subarea"].to_numpy(), table)
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        page = build_report(plan, tmp_path / "r", distances_km=(2.0,)).read_text(encoding="utf-8")
+    glyph_msgs = [str(w.message) for w in caught if "Glyph" in str(w.message)]
+    glyph_msgs += [r.getMessage() for r in caplog.records if "Glyph" in r.getMessage()]
+    assert glyph_msgs == []
+    assert f"で示しています：「{name}」の {RARE[0]} (U+30000) {RARE[1]} (U+1FAE0)" in page
+    assert MISSING_GLYPH in page and f"{name}</td>" in page        # the table keeps the real name
+
+
+def test_a_character_the_cjk_font_lacks_falls_back_to_another_installed_font():
+    """GlyphCheck adds an installed font that has a character neither DejaVu Sans nor the
+    CJK font has, instead of replacing it."""
+    from subdivide.present.report import LATIN_FONT, GlyphCheck, _charmap, _font_path
+
+    font = cjk_font()
+    if font is None:
+        pytest.skip("no CJK font installed")
+    base = _charmap(_font_path(LATIN_FONT)) | _charmap(_font_path(font))
+    extra = {n: cm - base for n, cm in _installed_charmaps().items() if n not in (LATIN_FONT, font)}
+    candidates = sorted((n, min(cs)) for n, cs in extra.items()
+                        if any(0x20 < c < 0xF0000 and chr(c).isprintable() for c in cs))
+    if not candidates:
+        pytest.skip("no installed font has a character outside DejaVu Sans and the CJK font")
+    _, code = next((n, min(c for c in extra[n] if 0x20 < c < 0xF0000 and chr(c).isprintable()))
+                       for n, _ in candidates)
+    check = GlyphCheck([LATIN_FONT, font])
+    families = check.prepare([f"山{chr(code)}"])
+    assert families[:2] == [LATIN_FONT, font] and len(families) == 3
+    assert code in _charmap(_font_path(families[2]))
+    assert check.drawable(f"山{chr(code)}") == f"山{chr(code)}" and check.replaced == {}
+    assert check.drawable(f"山{RARE}") == "山〓〓" and check.replaced == {f"山{RARE}": RARE}

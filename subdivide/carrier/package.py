@@ -286,6 +286,28 @@ def zip_directory(directory: Path) -> bytes:
     return buf.getvalue()
 
 
+def _package_entries(profile: Profile):
+    """``owned`` for the output guard: what a package folder written by subdivide holds
+    (its manifest and every output it lists, with their folders), or None when the folder
+    has no subdivide package manifest."""
+    def owned(folder: Path):
+        mname = profile.extras["manifest"]
+        try:
+            man = json.loads((Path(folder) / mname).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(man, dict) or man.get("format") != PACKAGE_FORMAT:
+            return None
+        entries = {mname}
+        for o in man.get("outputs") or []:
+            rel = o.get("path") if isinstance(o, dict) else None
+            if isinstance(rel, str) and rel and not rel.startswith("/") and ".." not in rel.split("/"):
+                parts = rel.split("/")
+                entries.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+        return entries
+    return owned
+
+
 def build_package(plan: Plan, out: str | os.PathLike, *, profile: Profile | str | None = None,
                   csv_encoding: str | None = None, inputs: dict | None = None, spill=True,
                   review_map=None, offline_map: bool = False, force: bool = False,
@@ -308,8 +330,12 @@ def build_package(plan: Plan, out: str | os.PathLike, *, profile: Profile | str 
     else:
         raise UserError(f"list encoding {csv_encoding!r} is not supported", fix="use utf-8 (default) or cp932")
     out = Path(out)
-    check_can_write(out, force, folder=out.suffix.lower() != ".zip")
     inputs = {k: v for k, v in (inputs or {}).items() if v is not None}
+    owned = _package_entries(prof)
+    guard = dict(inputs=list(inputs.values()))
+    if out.suffix.lower() != ".zip":
+        guard.update(command="package", owned=owned)
+    check_can_write(out, force, folder=out.suffix.lower() != ".zip", **guard)
     for name, p in inputs.items():
         if not Path(p).is_file():
             raise UserError(f"input {name} {p} is not a file", where=str(p))
@@ -322,11 +348,11 @@ def build_package(plan: Plan, out: str | os.PathLike, *, profile: Profile | str 
         with tempfile.TemporaryDirectory(prefix="subdivide-package-") as tmp:
             write_package_files(plan, Path(tmp), prof, **kw)
             data = zip_directory(Path(tmp))
-        with atomic_path(out, force=force) as tmpzip:
+        with atomic_path(out, force=force, **guard) as tmpzip:
             tmpzip.write_bytes(data)
     else:
-        with atomic_dir(out, force=force) as tmp:
-            os.chmod(tmp, 0o755)   # mkdtemp makes it 0700; a package is meant to be shared
+        # no marker file (the validator refuses unlisted files): the manifest says what it holds
+        with atomic_dir(out, force=force, marker=False, **guard) as tmp:
             write_package_files(plan, tmp, prof, **kw)
     progress("package", 6, 6)
     return out

@@ -131,6 +131,7 @@ class Registry:
         self.timeout = timeout
         if self.path.exists() and not self.path.is_file():
             raise UserError(f"registry {self.path} is not a file", fix="pass --db PATH to a .sqlite file")
+        check_registry_file(self.path)   # before any write: never touch someone else's database
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate()
 
@@ -352,6 +353,48 @@ class Registry:
             d["detail"] = json.loads(d["detail"]) if d["detail"] else None
             out.append(d)
         return out
+
+
+#: the tables of a registry (schema version 1); other SQLite internals are allowed
+REGISTRY_TABLES = frozenset({"schema_version", "registrations", "subareas", "audit"})
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_registry_file(path: Path) -> None:
+    """Refuse a database that is not (or not yet) a registry, before anything is written to
+    it: the file must be absent, empty (0 bytes or an SQLite file with no tables) or hold
+    exactly the registry's tables. Read-only: no journal-mode switch, no schema change."""
+    p = Path(path)
+    if not p.exists() or p.stat().st_size == 0:
+        return
+    fix = "pass --db PATH to a subdivide registry, or to a new file name"
+    try:
+        with open(p, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise UserError(f"registry {p} cannot be read ({exc.strerror})", where=str(p), fix=fix) from None
+    if head != SQLITE_MAGIC:
+        raise UserError(f"registry {p} is not a usable SQLite database (not a subdivide registry); "
+                        "it was left as it was",
+                        where=str(p), fix=fix)
+    try:
+        con = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            rows = con.execute("SELECT type, name FROM sqlite_master").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise UserError(f"registry {p} is not a usable SQLite database ({exc}); it was left as it was",
+                        where=str(p), fix=fix) from None
+    tables = {name for kind, name in rows if kind == "table" and not name.startswith("sqlite_")}
+    if tables and not tables <= REGISTRY_TABLES:
+        other = sorted(tables - REGISTRY_TABLES)
+        shown = ", ".join(other[:5]) + (" …" if len(other) > 5 else "")
+        raise UserError(f"{p} is not a subdivide registry (it holds the tables {shown}); it was left as it was",
+                        where=str(p), fix=fix)
+    if tables and "schema_version" not in tables:
+        raise UserError(f"{p} holds registry tables but no schema_version; it was left as it was",
+                        where=str(p), fix="restore the registry from a backup, or pass --db PATH to a new file")
 
 
 def package_digest(package) -> str:

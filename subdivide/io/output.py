@@ -60,7 +60,8 @@ def _same(a: Path, b: Path) -> bool:
 
 def refuse_inputs(path: str | os.PathLike, inputs: Iterable = (), *, folder: bool = False) -> None:
     """UserError when the output ``path`` is one of ``inputs`` (after resolving links, or
-    the same file by another name), or, for a folder output, holds one of them."""
+    the same file by another name), lies inside an input folder (e.g. a package folder
+    being validated), or, for a folder output, holds one of them."""
     out = _real(path)
     for item in inputs or ():
         if item is None or str(item) in ("", "-"):
@@ -76,6 +77,10 @@ def refuse_inputs(path: str | os.PathLike, inputs: Iterable = (), *, folder: boo
             raise UserError(f"the output folder {path} holds an input of this command ({item}); "
                             "replacing the folder would delete it", where=str(path),
                             fix="write the output to another folder (nothing was replaced)")
+        if real.is_dir() and real in out.parents:
+            raise UserError(f"the output {path} is inside {item}, an input folder of this command "
+                            "(writing there would change the input)", where=str(path),
+                            fix="write the output outside that folder (nothing was written)")
 
 
 def folder_entries(folder: Path) -> set[str]:

@@ -21,11 +21,17 @@ Display geometry is simplified as a coverage (``shapely.coverage_simplify``) in 
 plan's projected CRS, so neighbouring town-blocks keep exactly one shared border (no
 slivers, no gaps), then converted to lat/lon (EPSG:4326) at 6 decimals (about 0.1 m).
 
-Every user string (town-block, sub-area, office and carrier names) is HTML-escaped
-before it reaches the page: a town-block named ``<script>alert(1)</script>`` shows as
-text. The one verbatim copy, the town-block name the search matches against, sits in
-JSON that escapes ``< > & '`` and is displayed with ``textContent``. Output is byte-identical for identical input (folium's random element ids are
-replaced by counters).
+User text is data, never a template. folium/branca render every element through
+Jinja2, and branca renders an element's *output* through Jinja2 a second time, so any
+string handed to folium would be evaluated (``{{ 7*7 }}`` → ``49``, or code run via
+``lipsum.__globals__``). No user string (town-block, sub-area, office, site and carrier
+names, keys, ``title``, ``note``) is therefore ever given to folium: each is replaced by
+an opaque slot (:class:`TextSlots`, random letters and digits that Jinja2 passes
+through), and the slots are filled in the finished page, HTML-escaped for display
+(a town-block named ``<script>alert(1)</script>`` shows as text) and JSON-escaped
+inside scripts. The one verbatim copy, the town-block name the search matches against,
+is displayed with ``textContent``. Output is byte-identical for identical input
+(folium's random element ids are replaced by counters; the slots leave no trace).
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ import contextlib
 import html
 import json
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -138,6 +145,74 @@ def escape_text(value) -> str:
     missing = value is None or (np.ndim(value) == 0 and bool(pd.isna(value)))
     s = html.escape("" if missing else str(value), quote=True)
     return s.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
+
+
+class TextSlots:
+    """User text kept away from the template engine.
+
+    :meth:`html`, :meth:`text` and :meth:`page` return a slot: ``sdslot<nonce>x<n>x``,
+    letters and digits only, which Jinja2 (run by folium and branca, sometimes twice)
+    passes through unchanged. :meth:`fill` replaces every slot in the rendered page in
+    one pass (the text put in is never scanned again) and refuses a page in which a slot
+    was altered. The nonce is random, so user text cannot forge a slot.
+
+    - ``html(value)``: HTML-escaped text inside a JavaScript/JSON string that the page
+      shows as HTML (tooltips, legend, labels, layer names);
+    - ``text(value)``: verbatim text inside a JavaScript/JSON string that the page shows
+      with ``textContent`` (the town-block search);
+    - ``page(value)``: HTML-escaped text in the HTML itself (outside scripts).
+
+    >>> slots = TextSlots()
+    >>> slots.fill("<b>" + slots.page("{{ 7*7 }}<i>") + "</b>")
+    '<b>{{ 7*7 }}&lt;i&gt;</b>'
+    """
+
+    def __init__(self):
+        self._nonce = secrets.token_hex(8)
+        self._values: list[str] = []
+        self._pattern = re.compile(f"sdslot{self._nonce}x([0-9]+)x")
+
+    def _slot(self, value: str) -> str:
+        self._values.append(value)
+        return f"sdslot{self._nonce}x{len(self._values) - 1}x"
+
+    def html(self, value) -> str:
+        return self._slot(js_string(escape_text(value)))
+
+    def html_ascii(self, value) -> str:
+        """As :meth:`html`, non-ASCII as \\u escapes (for elements whose JSON is ASCII)."""
+        return self._slot(js_string(escape_text(value), ascii=True))
+
+    def text(self, value) -> str:
+        missing = value is None or (np.ndim(value) == 0 and bool(pd.isna(value)))
+        return self._slot(js_string("" if missing else str(value)))
+
+    def page(self, value) -> str:
+        return self._slot(escape_text(value))
+
+    def fill(self, page: str) -> str:
+        def repl(m):
+            i = int(m.group(1))
+            if i >= len(self._values):
+                raise RuntimeError("the map page holds an unknown text slot")
+            return self._values[i]
+
+        out = self._pattern.sub(repl, page)   # slots of features without geometry are simply absent
+        if f"sdslot{self._nonce}" in out:
+            raise RuntimeError("a text slot was altered while the map was rendered")
+        return out
+
+
+def js_string(text: str, *, ascii: bool = False) -> str:
+    """``text`` as the inside of a JSON/JavaScript string literal that is safe within
+    ``<script>`` (``< > & '`` as \\u escapes, as Jinja2's ``tojson`` writes them).
+
+    >>> print(js_string('a"</script>'))
+    a\\"\\u003c/script\\u003e
+    """
+    s = json.dumps(text, ensure_ascii=ascii)[1:-1]
+    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("'", "\\u0027").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def km_label(distance_km: float) -> str:
@@ -279,101 +354,63 @@ def exposure_geometry(plan, distance_km: float, *, reach=None) -> gpd.GeoDataFra
 
 
 def spill_view(plan, spill=None, distances_km=DEFAULT_DISTANCES_KM) -> SpillView:
-    """Spill shares and exposure for the map and report.
-
-    Uses ``spill`` (a :class:`subdivide.analysis.spill.SpillReport`) when given, else computes
-    :func:`subdivide.analysis.spill.spill_report` if available, else the same figures from
-    :func:`subdivide.analysis.spill.core_share` / :func:`circle_unreached_share` and
-    :func:`exposure_geometry`.
-    """
-    from subdivide.analysis import spill as spill_mod
+    """Spill shares and exposure for the map and report, read from ``spill`` (a
+    :class:`subdivide.analysis.spill.SpillReport`); one is computed with
+    :func:`subdivide.analysis.spill.spill_report` at ``distances_km`` when None. The
+    figures are the analysis layer's: nothing is recomputed here."""
+    from subdivide.analysis.spill import spill_report
 
     distances = _check_distances(distances_km)
-    if spill is None and hasattr(spill_mod, "spill_report"):
-        spill = spill_mod.spill_report(plan, distances_km=distances)
-    if spill is not None:
-        view = _view_from_report(spill, plan)
-        if view is not None:
-            return view
-    return _view_from_plan(plan, distances)
+    if spill is None:
+        spill = spill_report(plan, distances_km=distances)
+    return view_of_report(spill, plan)
 
 
-def _view_from_plan(plan, distances) -> SpillView:
-    from subdivide.analysis.spill import circle_unreached_share, core_share
-
-    d = plan.dissolved
-    area = shapely.area(d.geometry.values)
-    rows, exp = [], []
-    for L in distances:
-        rows.append(pd.DataFrame({
-            "subarea": d["subarea"].to_numpy().astype("int64"), "distance_km": float(L),
-            "core_share": core_share(d.geometry.values, L * 1000.0),
-            "circle_share": circle_unreached_share(area, L * 1000.0)}))
-        exp.append(pd.DataFrame(exposure_geometry(plan, L).drop(columns="geometry")))
-    shares = pd.concat(rows, ignore_index=True)
-    exposure = pd.concat(exp, ignore_index=True)
-    pop = plan.metrics.set_index("subarea")["population"]
-    tp = exposure["target"].map(pop).to_numpy(dtype=float)
-    exposure["target_population_share"] = np.where(tp > 0, exposure["population"] / np.where(tp > 0, tp, 1), 0.0)
-    return SpillView(shares=shares, exposure=exposure)
+#: the SpillReport columns the map and the report read (docs/spill.md)
+REPORT_SUBAREA_COLUMNS = ("subarea", "distance_km", "core_share", "circle_unreached_share", "population_source")
+REPORT_EXPOSURE_COLUMNS = ("from_subarea", "to_subarea", "distance_km", "area_km2", "population",
+                           "to_population_share", "population_source")
 
 
-def _pick(df: pd.DataFrame, *names):
-    for n in names:
-        if n in df.columns:
-            return n
-    return None
-
-
-def _view_from_report(report, plan) -> SpillView | None:
-    """Adapt a SpillReport (``.subareas``, ``.exposure``) to :class:`SpillView`; None
-    when its columns are not recognised (then the figures are computed here)."""
-    sub = getattr(report, "subareas", None)
-    exp = getattr(report, "exposure", None)
-    if not isinstance(sub, pd.DataFrame) or not isinstance(exp, pd.DataFrame):
-        return None
+def view_of_report(report, plan) -> SpillView:
+    """The town-block figures of a SpillReport as a :class:`SpillView` (its canonical
+    columns renamed: circle_unreached_share → circle_share, from/to_subarea →
+    source/target, to_population_share → target_population_share)."""
+    sub, exp = getattr(report, "subareas", None), getattr(report, "exposure", None)
+    for table, cols, what in ((sub, REPORT_SUBAREA_COLUMNS, "subareas"), (exp, REPORT_EXPOSURE_COLUMNS, "exposure")):
+        missing = [c for c in cols if not isinstance(table, pd.DataFrame) or c not in table.columns]
+        if missing:
+            raise UserError(f"the spill report's {what} table lacks {missing}",
+                            fix="pass the SpillReport of subdivide.analysis.spill.spill_report, or none")
     # town-block population figures (a report may add raster rows as well)
-    if "population_source" in sub.columns:
-        sub = sub[sub["population_source"] == "townblocks"]
-    if "population_source" in exp.columns:
-        exp = exp[exp["population_source"] == "townblocks"]
-    s_l = _pick(sub, "distance_km", "L_km", "spill_km")
-    s_core = _pick(sub, "core_share", "exact_share", "unreached_share_exact", "unreached_exact")
-    s_circ = _pick(sub, "circle_share", "unreached_share_circle", "circle_unreached_share", "unreached_circle")
-    e_l = _pick(exp, "distance_km", "L_km", "spill_km")
-    e_src = _pick(exp, "source", "from_subarea", "subarea", "sender")
-    e_dst = _pick(exp, "target", "to_subarea", "neighbour", "neighbor", "receiver")
-    e_area = _pick(exp, "area_km2", "exposed_area_km2")
-    e_pop = _pick(exp, "population", "exposed_population")
-    if None in (s_l, s_core, e_l, e_src, e_dst, e_area, e_pop) or "subarea" not in sub.columns:
-        return None
+    sub = sub[sub["population_source"] == "townblocks"]
+    exp = exp[exp["population_source"] == "townblocks"]
     shares = pd.DataFrame({
         "subarea": sub["subarea"].astype("int64").to_numpy(),
-        "distance_km": sub[s_l].astype(float).to_numpy(),
-        "core_share": sub[s_core].astype(float).to_numpy(),
+        "distance_km": sub["distance_km"].astype(float).to_numpy(),
+        "core_share": sub["core_share"].astype(float).to_numpy(),
+        "circle_share": sub["circle_unreached_share"].astype(float).to_numpy(),
     })
-    if s_circ is not None:
-        shares["circle_share"] = sub[s_circ].astype(float).to_numpy()
-    else:
-        from subdivide.analysis.spill import circle_unreached_share
-
-        area = plan.metrics.set_index("subarea")["area_km2"] * 1e6
-        shares["circle_share"] = circle_unreached_share(shares["subarea"].map(area).to_numpy(),
-                                                         shares["distance_km"].to_numpy() * 1000.0)
     exposure = pd.DataFrame({
-        "source": exp[e_src].astype("int64").to_numpy(), "target": exp[e_dst].astype("int64").to_numpy(),
-        "distance_km": exp[e_l].astype(float).to_numpy(), "area_km2": exp[e_area].astype(float).to_numpy(),
-        "population": exp[e_pop].astype(float).to_numpy(),
+        "source": exp["from_subarea"].astype("int64").to_numpy(),
+        "target": exp["to_subarea"].astype("int64").to_numpy(),
+        "distance_km": exp["distance_km"].astype(float).to_numpy(),
+        "area_km2": exp["area_km2"].astype(float).to_numpy(),
+        "population": exp["population"].astype(float).to_numpy(),
+        "target_population_share": exp["to_population_share"].astype(float).to_numpy(),
     })
     known = set(plan.subareas["subarea"])
     exposure = exposure[exposure["source"].isin(known) & exposure["target"].isin(known)
-                        & (exposure["source"] != exposure["target"])].reset_index(drop=True)
-    pop = plan.metrics.set_index("subarea")["population"]
-    tp = exposure["target"].map(pop).to_numpy(dtype=float)
-    exposure["target_population_share"] = np.where(tp > 0, exposure["population"] / np.where(tp > 0, tp, 1), 0.0)
+                        & (exposure["source"] != exposure["target"])]
     return SpillView(shares=shares.sort_values(["distance_km", "subarea"], kind="stable").reset_index(drop=True),
                      exposure=exposure.sort_values(["distance_km", "source", "target"], kind="stable")
                      .reset_index(drop=True))
+
+
+def _pick(df: pd.DataFrame, *names):
+    """The first of ``names`` that is a column of ``df`` (name columns of user files:
+    points, sites, coverage), or None."""
+    return next((n for n in names if n in df.columns), None)
 
 
 # ---------------------------------------------------------------------- determinism
@@ -594,7 +631,8 @@ def _geojson_dict(geoms, props: pd.DataFrame) -> dict:
     return {"type": "FeatureCollection", "features": feats}
 
 
-def _legend_html(view: SpillView, metrics: pd.DataFrame, colours: dict[int, str], distances) -> str:
+def _legend_html(view: SpillView, metrics: pd.DataFrame, colours: dict[int, str], distances, esc) -> str:
+    """The legend table (HTML); ``esc`` puts user text in (:meth:`TextSlots.html`)."""
     head = "".join(f"<th>L={km_label(L)} km</th>" for L in distances)
     rows = []
     for r in metrics.itertuples(index=False):
@@ -603,7 +641,7 @@ def _legend_html(view: SpillView, metrics: pd.DataFrame, colours: dict[int, str]
                         else "<td>–</td>" for L in distances)
         rows.append(
             f'<tr><td><span class="sd-swatch" style="background:{colours[int(r.subarea)]}"></span></td>'
-            f"<td>{int(r.subarea)}</td><td class=\"sd-name\">{escape_text(r.name)}</td>"
+            f"<td>{int(r.subarea)}</td><td class=\"sd-name\">{esc(r.name)}</td>"
             f"<td>{r.area_km2:,.1f}</td><td>{_fmt_int(r.population)}</td>{cells}</tr>")
     return (
         '<details open><summary>細分化エリア</summary>'
@@ -617,7 +655,7 @@ def _legend_html(view: SpillView, metrics: pd.DataFrame, colours: dict[int, str]
     )
 
 
-def _info_html(distances, note: str | None) -> str:
+def _info_html(distances, note: str | None, esc) -> str:
     ls = "・".join(f"{km_label(L)}" for L in distances)
     parts = [
         "<details><summary>この地図の見方（色・点線・用語の説明）</summary>",
@@ -635,7 +673,7 @@ def _info_html(distances, note: str | None) -> str:
         "実際の電波の届き方は地形や基地局の位置で変わります。境界線は表示のため簡略化しています。</p>",
     ]
     if note:
-        parts.append(f'<p class="sd-note">{escape_text(note)}</p>')
+        parts.append(f'<p class="sd-note">{esc(note)}</p>')
     parts.append("</details>")
     return "".join(parts)
 
@@ -663,6 +701,234 @@ def _add_geojson(folium, group, data: dict, *, style_by, highlight=None, tooltip
     return layer
 
 
+# ---------------------------------------------------------------------- the map, piece by piece
+@dataclass
+class _Page:
+    """What the pieces of :func:`render_map` share: the folium module and classes, the map,
+    the text slots and the plan's display data."""
+
+    folium: object
+    Script: object
+    HtmlControl: object
+    m: object
+    slots: TextSlots
+    plan: object
+    view: SpillView
+    distances: tuple
+    colours: dict
+    names: dict
+    tolerance_m: float
+    shares: pd.DataFrame   # core share: index sub-area, columns L
+
+    @property
+    def esc(self):
+        return self.slots.html
+
+    @property
+    def esc_a(self):   # controls and labels: ASCII JSON
+        return self.slots.html_ascii
+
+    def share_text(self, s: int, L: float) -> str:
+        return _fmt_pct(self.shares.loc[s, float(L)]) if float(L) in self.shares.columns else "–"
+
+
+def _display_geometry(plan, tolerance_m: float):
+    """Sub-area and town-block display geometry (EPSG:4326) and the map bounds.
+    Sub-area outlines are unions of the simplified blocks, so both borders coincide."""
+    blocks = plan.blocks
+    bgeom, simplified = display_coverage(blocks.geometry.values, tolerance_m)
+    sub_num = blocks["subarea"].to_numpy()
+    sub_geom = np.array([
+        shapely.coverage_union_all(bgeom[sub_num == s]) if simplified else plan.dissolved.geometry.values[i]
+        for i, s in enumerate(plan.dissolved["subarea"].to_numpy())], dtype=object)
+    sub_geom_4326 = to_display(sub_geom, plan.crs)
+    ll = np.asarray(shapely.total_bounds(sub_geom_4326[~shapely.is_missing(sub_geom_4326)]))
+    bounds = [[float(ll[1]), float(ll[0])], [float(ll[3]), float(ll[2])]]
+    return sub_geom, sub_geom_4326, to_display(bgeom, plan.crs), bounds
+
+
+def _new_page(plan, view, distances, bounds, title, tolerance_m) -> _Page:
+    folium, ReviewMap, HtmlControl, Script = _folium_classes()
+    slots = TextSlots()   # every user string goes in through a slot, never through folium
+    m = ReviewMap(location=[(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2],
+                  zoom_start=10, tiles=None, control_scale=False, prefer_canvas=False,
+                  zoom_snap=0.25, zoom_delta=0.5, zoom_control=False)
+    Script("L.control.zoom({zoomInTitle: '拡大', zoomOutTitle: '縮小', position: 'topleft'})"
+           ".addTo({map});").add_to(m)
+    m.get_root().header.add_child(folium.Element(
+        f"<title>{slots.page(title or '細分化エリア 審議用地図')}</title>" + PAGE_CSS))
+    return _Page(folium=folium, Script=Script, HtmlControl=HtmlControl, m=m, slots=slots, plan=plan,
+                 view=view, distances=distances,
+                 colours=subarea_colours(plan.subareas["subarea"].astype(int).tolist()),
+                 names=dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"])),
+                 tolerance_m=tolerance_m,
+                 shares=view.shares.pivot_table(index="subarea", columns="distance_km", values="core_share"))
+
+
+def _add_basemaps(p: _Page, basemap: str) -> None:
+    if basemap == "none":
+        return
+    for k in [basemap] + [k for k in BASEMAPS if k != basemap]:
+        lname, url = BASEMAPS[k]
+        p.folium.TileLayer(tiles=url, attr=GSI_ATTRIBUTION, name=lname, max_native_zoom=18, max_zoom=18,
+                           min_zoom=5, overlay=False, control=True, show=(k == basemap)).add_to(p.m)
+    p.folium.FeatureGroup(name=NO_BASEMAP_NAME, overlay=False, control=True, show=False).add_to(p.m)
+
+
+def _add_subareas(p: _Page, sub_geom_4326) -> None:
+    mt = p.plan.metrics.set_index("subarea")
+    subs = [int(s) for s in p.plan.dissolved["subarea"]]
+    props = pd.DataFrame({
+        "subarea": [str(s) for s in subs],
+        "名称": [p.esc(p.names[s]) for s in subs],
+        "面積": [f"{mt.loc[s, 'area_km2']:,.1f} km²" for s in subs],
+        "人口": [f"{_fmt_int(mt.loc[s, 'population'])} 人" for s in subs],
+    })
+    share_cols = [f"非到達率 L={km_label(L)} km" for L in p.distances]
+    for col, L in zip(share_cols, p.distances):
+        props[col] = [p.share_text(s, L) for s in subs]
+    g = p.folium.FeatureGroup(name="細分化エリア", overlay=True, show=True).add_to(p.m)
+    _add_geojson(p.folium, g, _geojson_dict(sub_geom_4326, props),
+                 style_by=lambda f: _style(p.colours[int(f["properties"]["subarea"])], weight=3,
+                                           fill_opacity=0.35, line="#222"),
+                 tooltip_fields=["subarea", "名称", "面積", "人口", *share_cols],
+                 aliases=["番号", "名称", "面積", "人口", *share_cols])
+
+
+def _add_townblocks(p: _Page, bgeom_4326, progress):
+    """Town-block borders with tooltips; returns the layer (the search runs on it)."""
+    blocks = p.plan.blocks
+    progress("map: town-blocks", 0, len(blocks))
+    props = pd.DataFrame({
+        "name": [p.esc(n) if str(n) else "（名称なし）" for n in blocks["name"]],
+        "key": [p.esc(k) for k in blocks["key"]],
+        "pop": [f"{_fmt_int(v)} 人" for v in blocks["population"]],
+        "sub": [f"{int(s)} {p.esc(p.names[int(s)])}" for s in blocks["subarea"].to_numpy()],
+        # verbatim, for the search only: a JSON string escaping < > & ' (js_string),
+        # and the search list shows it with textContent (see _SEARCH_JS), never as HTML
+        "search": [p.slots.text(n) for n in blocks["name"]],
+    })
+    g = p.folium.FeatureGroup(name="町丁・字の境界", overlay=True, show=True).add_to(p.m)
+    layer = _add_geojson(
+        p.folium, g, _geojson_dict(bgeom_4326, props),
+        style_by=lambda f: {"color": "#555", "weight": 0.6, "opacity": 0.8, "fillColor": "#ffffff",
+                            "fillOpacity": 0.0},
+        highlight=lambda f: {"color": "#000", "weight": 2.5, "fillColor": "#ffff66", "fillOpacity": 0.35},
+        tooltip_fields=["name", "key", "pop", "sub"], aliases=["町丁・字", "KEY_CODE", "人口", "細分化エリア"])
+    progress("map: town-blocks", len(blocks), len(blocks))
+    return layer
+
+
+def _spill_layer(p: _Page, name: str, show: bool, geoms, props, style, fields, aliases) -> None:
+    g = p.folium.FeatureGroup(name=name, overlay=True, show=show).add_to(p.m)
+    _add_geojson(p.folium, g, _geojson_dict(to_display(geoms, p.plan.crs, tolerance_m=p.tolerance_m), props),
+                 style_by=style, tooltip_fields=fields, aliases=aliases)
+
+
+def _add_spill_layers(p: _Page, progress) -> None:
+    """Inward core, outward reach and neighbour exposure at each L."""
+    progress("map: spill layers", 0, len(p.distances))
+    nums = p.plan.dissolved["subarea"].astype(int).to_numpy()
+    geoms_by_l = {float(L): spill_geometry(p.plan, L) for L in p.distances}
+    for i, L in enumerate(p.distances):
+        props = pd.DataFrame({"subarea": [str(s) for s in nums], "名称": [p.esc(p.names[s]) for s in nums],
+                              "非到達率": [p.share_text(s, L) for s in nums]})
+        _spill_layer(p, f"内側コア (L={km_label(L)} km)", i == 0, geoms_by_l[float(L)][0], props,
+                     lambda f: _style(p.colours[int(f["properties"]["subarea"])], weight=1.5, fill_opacity=0.55,
+                                      dash="4 3", line="#333"),
+                     ["名称", "非到達率"], ["内側コア", "非到達率"])
+    for L in p.distances:
+        props = pd.DataFrame({"subarea": [str(s) for s in nums], "名称": [p.esc(p.names[s]) for s in nums],
+                              "L": f"{km_label(L)} km"})
+        _spill_layer(p, f"外側到達範囲 (L={km_label(L)} km)", False, geoms_by_l[float(L)][1], props,
+                     lambda f: _style(p.colours[int(f["properties"]["subarea"])], weight=1.5, fill_opacity=0.18,
+                                      dash="6 4"),
+                     ["名称", "L"], ["配信元エリア", "漏れ距離 L"])
+    for i, L in enumerate(p.distances):
+        ex = exposure_geometry(p.plan, L, reach=geoms_by_l[float(L)][1])
+        _spill_layer(p, f"隣接エリアへの漏れ (L={km_label(L)} km)", False, ex.geometry.values,
+                     _exposure_props(p, ex, L),
+                     lambda f: _style(p.colours[int(f["properties"]["src"])], weight=1, fill_opacity=0.5,
+                                      line="#b00000", dash="2 2"),
+                     ["from", "to", "area", "pop"], ["配信元", "受信するエリア", "面積", "人口（概算）"])
+        progress("map: spill layers", i + 1, len(p.distances))
+
+
+def _exposure_props(p: _Page, ex, L) -> pd.DataFrame:
+    """Tooltip text of the exposure polygons; figures from the spill view where it has them."""
+    fig = p.view.exposure[p.view.exposure["distance_km"] == float(L)].set_index(["source", "target"])
+    pairs = list(zip(ex["source"], ex["target"]))
+    return pd.DataFrame({
+        "from": [f"{s} {p.esc(p.names[int(s)])}" for s in ex["source"]],
+        "to": [f"{t} {p.esc(p.names[int(t)])}" for t in ex["target"]],
+        "area": [f"{(fig.loc[st, 'area_km2'] if st in fig.index else a):,.2f} km²"
+                 for st, a in zip(pairs, ex["area_km2"])],
+        "pop": [f"{_fmt_int(fig.loc[st, 'population'] if st in fig.index else v)} 人"
+                for st, v in zip(pairs, ex["population"])],
+        "src": [str(int(s)) for s in ex["source"]],
+    })
+
+
+def _add_overlays(p: _Page, coverage, sites, points, progress) -> None:
+    """Carriers' footprints, sites and office/measurement points (kept above the areas)."""
+    if coverage is not None and len(coverage):
+        progress("map: carrier footprints", 0, 0)
+        _add_coverage(p.folium, p.m, p.plan, coverage, p.colours, p.names, p.tolerance_m, p.esc)
+    layers = []
+    if sites is not None and len(sites):
+        layers += _add_points(p.folium, p.m, sites, group_col=_pick(sites, "carrier", "operator"),
+                              base_name="基地局", colour="#444", radius=4, show=False, esc=p.esc)
+    if points is not None and len(points):
+        layers += _add_points(p.folium, p.m, points, group_col=None, base_name="支所・計測地点",
+                              colour="#d7191c", radius=7, esc=p.esc)
+    if layers:
+        # a layer switched on later is drawn on top: keep the points above the areas
+        p.Script(_POINTS_ON_TOP_JS.replace("{layers}", ", ".join(g.get_name() for g in layers))).add_to(p.m)
+
+
+def _add_labels(p: _Page, sub_geom) -> None:
+    """Sub-area names as labels at the centre of each one's largest inscribed circle."""
+    centres = to_display(label_points(sub_geom), p.plan.crs)
+    g = p.folium.FeatureGroup(name="エリア名ラベル", overlay=True, show=True).add_to(p.m)
+    for s, c in zip(p.plan.dissolved["subarea"].astype(int), centres):
+        if c is None:
+            continue
+        label = (f'<div class="sd-label"><span class="sd-num" style="background:{p.colours[s]};'
+                 f'color:#111">{s}</span>{p.esc_a(p.names[s])}</div>')
+        p.folium.Marker([float(shapely.get_y(c)), float(shapely.get_x(c))],
+                        icon=p.folium.DivIcon(html=label, icon_size=(0, 0), icon_anchor=(0, 0),
+                                              class_name="sd-label-icon"),
+                        interactive=False, keyboard=False).add_to(g)
+
+
+def _add_controls(p: _Page, blk_layer, bounds, title, note) -> None:
+    """Layer control, full screen, measure, search, scale, heading, legend, explanation."""
+    from folium import plugins
+
+    m, HtmlControl = p.m, p.HtmlControl
+    p.folium.LayerControl(position="topright", collapsed=False).add_to(m)
+    plugins.Fullscreen(position="topleft", title="全画面表示", title_cancel="全画面表示を終了",
+                       force_separate_button=True).add_to(m)
+    plugins.MeasureControl(position="topleft", primary_length_unit="kilometers",
+                           secondary_length_unit="meters", primary_area_unit="sqkilometers",
+                           secondary_area_unit="hectares", localization="ja",
+                           units={"sqkilometers": {"factor": 1e-6, "display": "km²", "decimals": 2}}).add_to(m)
+    plugins.Search(layer=blk_layer, search_label="search", geom_type="Polygon", placeholder="町丁・字名で検索",
+                   collapsed=False, position="topleft").add_to(m)
+    p.Script("L.control.scale({imperial: false, metric: true, maxWidth: 200, position: 'bottomleft'})"
+             ".addTo({map});").add_to(m)
+    heading = p.esc_a(title or "細分化エリア 審議用地図")
+    note_html = f'<div class="sd-note">{p.esc_a(note)}</div>' if note else ""
+    HtmlControl(f'<div class="sd-title">{heading}</div>{note_html}', "bottomleft", "sd-box sd-head").add_to(m)
+    HtmlControl(_legend_html(p.view, p.plan.metrics, p.colours, p.distances, p.esc_a), "bottomright",
+                "sd-box sd-legend").add_to(m)
+    HtmlControl(_info_html(p.distances, note, p.esc_a), "bottomleft", "sd-box sd-info").add_to(m)
+    p.Script(_SEARCH_JS.replace("{search}", f"{blk_layer.get_name()}searchControl")
+             .replace("{layer}", blk_layer.get_name())).add_to(m)
+    # keep the area clear of the layer control (right) and the legend (bottom)
+    m.fit_bounds(bounds, padding_top_left=(40, 20), padding_bottom_right=(280, 60))
+
+
 # ---------------------------------------------------------------------- the map
 def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=None, sites=None,
                points=None, basemap: str = "pale", offline: bool = False, title: str | None = None,
@@ -672,194 +938,20 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
     if basemap not in BASEMAP_CHOICES:
         raise UserError(f"unknown basemap {basemap!r}", fix=f"choose one of {', '.join(BASEMAP_CHOICES)}")
     distances = _check_distances(distances_km)
-    folium, ReviewMap, HtmlControl, Script = _folium_classes()
-
     progress("map: spill figures", 0, 0)
     view = spill_view(plan, spill, distances)
-    metrics = plan.metrics
-    order = plan.subareas["subarea"].astype(int).tolist()
-    colours = subarea_colours(order)
-    names = dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"]))
-    crs = plan.crs
-
     progress("map: display geometry", 0, 0)
-    blocks = plan.blocks
-    bgeom, simplified = display_coverage(blocks.geometry.values, tolerance_m)
-    sub_num = blocks["subarea"].to_numpy()
-    # sub-area outlines from the simplified blocks, so block and sub-area borders coincide
-    sub_geom = np.array([
-        shapely.coverage_union_all(bgeom[sub_num == s]) if simplified else plan.dissolved.geometry.values[i]
-        for i, s in enumerate(plan.dissolved["subarea"].to_numpy())], dtype=object)
-    sub_geom_4326 = to_display(sub_geom, crs)
-    bgeom_4326 = to_display(bgeom, crs)
-    ll = np.asarray(shapely.total_bounds(sub_geom_4326[~shapely.is_missing(sub_geom_4326)]))
-    bounds = [[float(ll[1]), float(ll[0])], [float(ll[3]), float(ll[2])]]
-
+    sub_geom, sub_geom_4326, bgeom_4326, bounds = _display_geometry(plan, tolerance_m)
     with deterministic_ids(), compact_json():
-        m = ReviewMap(location=[(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2],
-                      zoom_start=10, tiles=None, control_scale=False, prefer_canvas=False,
-                      zoom_snap=0.25, zoom_delta=0.5, zoom_control=False)
-        Script("L.control.zoom({zoomInTitle: '拡大', zoomOutTitle: '縮小', position: 'topleft'})"
-               ".addTo({map});").add_to(m)
-        m.get_root().header.add_child(folium.Element(
-            f"<title>{escape_text(title or '細分化エリア 審議用地図')}</title>" + PAGE_CSS))
-
-        # base layers
-        if basemap != "none":
-            keys = [basemap] + [k for k in BASEMAPS if k != basemap]
-            for k in keys:
-                lname, url = BASEMAPS[k]
-                folium.TileLayer(tiles=url, attr=GSI_ATTRIBUTION, name=lname, max_native_zoom=18,
-                                 max_zoom=18, min_zoom=5, overlay=False, control=True,
-                                 show=(k == basemap)).add_to(m)
-            folium.FeatureGroup(name=NO_BASEMAP_NAME, overlay=False, control=True, show=False).add_to(m)
-
-        # sub-areas
-        mt = metrics.set_index("subarea")
-        sh = view.shares.pivot_table(index="subarea", columns="distance_km", values="core_share")
-        sub_props = pd.DataFrame({
-            "subarea": [str(int(s)) for s in plan.dissolved["subarea"]],
-            "名称": [escape_text(names[int(s)]) for s in plan.dissolved["subarea"]],
-            "面積": [f"{mt.loc[int(s), 'area_km2']:,.1f} km²" for s in plan.dissolved["subarea"]],
-            "人口": [f"{_fmt_int(mt.loc[int(s), 'population'])} 人" for s in plan.dissolved["subarea"]],
-        })
-        share_cols = []
-        for L in distances:
-            col = f"非到達率 L={km_label(L)} km"
-            share_cols.append(col)
-            sub_props[col] = [_fmt_pct(sh.loc[int(s), float(L)]) if float(L) in sh.columns else "–"
-                              for s in plan.dissolved["subarea"]]
-        sub_data = _geojson_dict(sub_geom_4326, sub_props)
-        g_sub = folium.FeatureGroup(name="細分化エリア", overlay=True, show=True).add_to(m)
-        _add_geojson(folium, g_sub, sub_data,
-                     style_by=lambda f: _style(colours[int(f["properties"]["subarea"])], weight=3,
-                                               fill_opacity=0.35, line="#222"),
-                     tooltip_fields=["subarea", "名称", "面積", "人口", *share_cols],
-                     aliases=["番号", "名称", "面積", "人口", *share_cols])
-
-        # town-blocks
-        progress("map: town-blocks", 0, len(blocks))
-        blk_props = pd.DataFrame({
-            "name": [escape_text(n) if str(n) else "（名称なし）" for n in blocks["name"]],
-            "key": [escape_text(k) for k in blocks["key"]],
-            "pop": [f"{_fmt_int(p)} 人" for p in blocks["population"]],
-            "sub": [f"{int(s)} {escape_text(names[int(s)])}" for s in sub_num],
-            # verbatim, for the search only: JSON in the page escapes < > & ' (jinja tojson)
-            # and the search list shows it with textContent (see _SEARCH_JS), never as HTML
-            "search": [str(n) for n in blocks["name"]],
-        })
-        blk_data = _geojson_dict(bgeom_4326, blk_props)
-        g_blk = folium.FeatureGroup(name="町丁・字の境界", overlay=True, show=True).add_to(m)
-        blk_layer = _add_geojson(
-            folium, g_blk, blk_data,
-            style_by=lambda f: {"color": "#555", "weight": 0.6, "opacity": 0.8, "fillColor": "#ffffff",
-                                "fillOpacity": 0.0},
-            highlight=lambda f: {"color": "#000", "weight": 2.5, "fillColor": "#ffff66", "fillOpacity": 0.35},
-            tooltip_fields=["name", "key", "pop", "sub"], aliases=["町丁・字", "KEY_CODE", "人口", "細分化エリア"])
-        progress("map: town-blocks", len(blocks), len(blocks))
-
-        # spill layers
-        progress("map: spill layers", 0, len(distances))
-        nums = plan.dissolved["subarea"].astype(int).to_numpy()
-        geoms_by_l = {float(L): spill_geometry(plan, L) for L in distances}
-        for i, L in enumerate(distances):
-            core_props = pd.DataFrame({"subarea": [str(s) for s in nums],
-                                       "名称": [escape_text(names[s]) for s in nums],
-                                       "非到達率": [_fmt_pct(sh.loc[s, float(L)]) if float(L) in sh.columns
-                                                else "–" for s in nums]})
-            g = folium.FeatureGroup(name=f"内側コア (L={km_label(L)} km)", overlay=True, show=(i == 0)).add_to(m)
-            _add_geojson(folium, g, _geojson_dict(to_display(geoms_by_l[float(L)][0], crs, tolerance_m=tolerance_m),
-                                                  core_props),
-                         style_by=lambda f: _style(colours[int(f["properties"]["subarea"])], weight=1.5,
-                                                   fill_opacity=0.55, dash="4 3", line="#333"),
-                         tooltip_fields=["名称", "非到達率"], aliases=["内側コア", "非到達率"])
-        for L in distances:
-            reach_props = pd.DataFrame({"subarea": [str(s) for s in nums],
-                                        "名称": [escape_text(names[s]) for s in nums],
-                                        "L": f"{km_label(L)} km"})
-            g = folium.FeatureGroup(name=f"外側到達範囲 (L={km_label(L)} km)", overlay=True, show=False).add_to(m)
-            _add_geojson(folium, g, _geojson_dict(to_display(geoms_by_l[float(L)][1], crs, tolerance_m=tolerance_m),
-                                                  reach_props),
-                         style_by=lambda f: _style(colours[int(f["properties"]["subarea"])], weight=1.5,
-                                                   fill_opacity=0.18, dash="6 4"),
-                         tooltip_fields=["名称", "L"], aliases=["配信元エリア", "漏れ距離 L"])
-        for i, L in enumerate(distances):
-            ex = exposure_geometry(plan, L, reach=geoms_by_l[float(L)][1])
-            fig = view.exposure[view.exposure["distance_km"] == float(L)].set_index(["source", "target"])
-            ex_props = pd.DataFrame({
-                "from": [f"{s} {escape_text(names[int(s)])}" for s in ex["source"]],
-                "to": [f"{t} {escape_text(names[int(t)])}" for t in ex["target"]],
-                "area": [f"{(fig.loc[(s, t), 'area_km2'] if (s, t) in fig.index else a):,.2f} km²"
-                         for s, t, a in zip(ex["source"], ex["target"], ex["area_km2"])],
-                "pop": [f"{_fmt_int(fig.loc[(s, t), 'population'] if (s, t) in fig.index else p)} 人"
-                        for s, t, p in zip(ex["source"], ex["target"], ex["population"])],
-                "src": [str(int(s)) for s in ex["source"]],
-            })
-            g = folium.FeatureGroup(name=f"隣接エリアへの漏れ (L={km_label(L)} km)", overlay=True,
-                                    show=False).add_to(m)
-            _add_geojson(folium, g, _geojson_dict(to_display(ex.geometry.values, crs, tolerance_m=tolerance_m),
-                                                  ex_props),
-                         style_by=lambda f: _style(colours[int(f["properties"]["src"])], weight=1,
-                                                   fill_opacity=0.5, line="#b00000", dash="2 2"),
-                         tooltip_fields=["from", "to", "area", "pop"],
-                         aliases=["配信元", "受信するエリア", "面積", "人口（概算）"])
-            progress("map: spill layers", i + 1, len(distances))
-
-        # carriers' footprints and sites
-        if coverage is not None and len(coverage):
-            progress("map: carrier footprints", 0, 0)
-            _add_coverage(folium, m, plan, coverage, colours, names, tolerance_m)
-        point_layers = []
-        if sites is not None and len(sites):
-            point_layers += _add_points(folium, m, sites, group_col=_pick(sites, "carrier", "operator"),
-                                        base_name="基地局", colour="#444", radius=4, show=False)
-        if points is not None and len(points):
-            point_layers += _add_points(folium, m, points, group_col=None, base_name="支所・計測地点",
-                                        colour="#d7191c", radius=7)
-        if point_layers:
-            # a layer switched on later is drawn on top: keep the points above the areas
-            Script(_POINTS_ON_TOP_JS.replace("{layers}", ", ".join(g.get_name() for g in point_layers)))\
-                .add_to(m)
-
-        # labels
-        centres = to_display(label_points(sub_geom), crs)
-        g_lab = folium.FeatureGroup(name="エリア名ラベル", overlay=True, show=True).add_to(m)
-        for s, c in zip(plan.dissolved["subarea"].astype(int), centres):
-            if c is None:
-                continue
-            label = (f'<div class="sd-label"><span class="sd-num" style="background:{colours[s]};'
-                     f'color:#111">{s}</span>{escape_text(names[s])}</div>')
-            folium.Marker([float(shapely.get_y(c)), float(shapely.get_x(c))],
-                          icon=folium.DivIcon(html=label, icon_size=(0, 0), icon_anchor=(0, 0),
-                                              class_name="sd-label-icon"),
-                          interactive=False, keyboard=False).add_to(g_lab)
-
-        # controls
-        from folium import plugins
-
-        folium.LayerControl(position="topright", collapsed=False).add_to(m)
-        plugins.Fullscreen(position="topleft", title="全画面表示", title_cancel="全画面表示を終了",
-                           force_separate_button=True).add_to(m)
-        plugins.MeasureControl(position="topleft", primary_length_unit="kilometers",
-                               secondary_length_unit="meters", primary_area_unit="sqkilometers",
-                               secondary_area_unit="hectares", localization="ja",
-                               units={"sqkilometers": {"factor": 1e-6, "display": "km²", "decimals": 2}}
-                               ).add_to(m)
-        search = plugins.Search(layer=blk_layer, search_label="search", geom_type="Polygon",
-                                placeholder="町丁・字名で検索", collapsed=False, position="topleft")
-        search.add_to(m)
-        Script("L.control.scale({imperial: false, metric: true, maxWidth: 200, position: 'bottomleft'})"
-               ".addTo({map});").add_to(m)
-        heading = escape_text(title or "細分化エリア 審議用地図")
-        note_html = f'<div class="sd-note">{escape_text(note)}</div>' if note else ""
-        HtmlControl(f'<div class="sd-title">{heading}</div>{note_html}', "bottomleft", "sd-box sd-head").add_to(m)
-        HtmlControl(_legend_html(view, metrics, colours, distances), "bottomright", "sd-box sd-legend").add_to(m)
-        HtmlControl(_info_html(distances, note), "bottomleft", "sd-box sd-info").add_to(m)
-        Script(_SEARCH_JS.replace("{search}", f"{blk_layer.get_name()}searchControl")
-               .replace("{layer}", blk_layer.get_name())).add_to(m)
-        # keep the area clear of the layer control (right) and the legend (bottom)
-        m.fit_bounds(bounds, padding_top_left=(40, 20), padding_bottom_right=(280, 60))
-        page = m.get_root().render()
+        p = _new_page(plan, view, distances, bounds, title, tolerance_m)
+        _add_basemaps(p, basemap)
+        _add_subareas(p, sub_geom_4326)
+        blk_layer = _add_townblocks(p, bgeom_4326, progress)
+        _add_spill_layers(p, progress)
+        _add_overlays(p, coverage, sites, points, progress)
+        _add_labels(p, sub_geom)
+        _add_controls(p, blk_layer, bounds, title, note)
+        page = p.slots.fill(p.m.get_root().render())
     return inline_assets(page, offline=offline)
 
 
@@ -924,8 +1016,9 @@ def carrier_footprints(plan, coverage: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out
 
 
-def _add_coverage(folium, m, plan, coverage: gpd.GeoDataFrame, colours, names, tolerance_m: float):
-    """Carrier footprints: one layer per carrier, coloured by sub-area."""
+def _add_coverage(folium, m, plan, coverage: gpd.GeoDataFrame, colours, names, tolerance_m: float, esc):
+    """Carrier footprints: one layer per carrier, coloured by sub-area (user text through
+    ``esc``, :meth:`TextSlots.html`)."""
     fp = carrier_footprints(plan, coverage)
     has_carrier = fp["carrier"].notna().any()
     groups = sorted(fp["carrier"].astype(str).unique()) if has_carrier else [None]
@@ -933,12 +1026,12 @@ def _add_coverage(folium, m, plan, coverage: gpd.GeoDataFrame, colours, names, t
         part = fp if grp is None else fp[fp["carrier"].astype(str) == grp]
         subs = part["subarea"].to_numpy()
         props = pd.DataFrame({
-            "carrier": [escape_text(grp) if grp is not None else "–"] * len(part),
-            "sub": [f"{int(s)} {escape_text(names.get(int(s), ''))}" if pd.notna(s) else "–" for s in subs],
+            "carrier": [esc(grp) if grp is not None else "–"] * len(part),
+            "sub": [f"{int(s)} {esc(names.get(int(s), ''))}" if pd.notna(s) else "–" for s in subs],
             "area": [f"{a:,.1f} km²" for a in part["area_km2"]],
             "c": [colours.get(int(s), "#666") if pd.notna(s) else "#666" for s in subs],
         })
-        name = "キャリア推定エリア" + (f"（{escape_text(grp)}）" if grp is not None else "")
+        name = "キャリア推定エリア" + (f"（{esc(grp)}）" if grp is not None else "")
         g = folium.FeatureGroup(name=name, overlay=True, show=False).add_to(m)
         _add_geojson(folium, g, _geojson_dict(to_display(part.geometry.values, plan.crs,
                                                          tolerance_m=max(tolerance_m, 10.0)), props),
@@ -961,9 +1054,10 @@ def _as_points(pts, what: str) -> gpd.GeoDataFrame:
     return pts
 
 
-def _add_points(folium, m, pts: gpd.GeoDataFrame, *, group_col, base_name, colour, radius, show=True):
+def _add_points(folium, m, pts: gpd.GeoDataFrame, *, group_col, base_name, colour, radius, esc, show=True):
     """Point layers (offices, measurement points, sites) as circle markers (no icon
-    images, so nothing is fetched); returns the GeoJson layers."""
+    images, so nothing is fetched); returns the GeoJson layers. User text (names,
+    groups) goes through ``esc`` (:meth:`TextSlots.html`)."""
     pts = _as_points(pts, base_name)
     p = pts.reset_index(drop=True).to_crs(4326)
     p = p[p.geometry.notna() & ~p.geometry.is_empty].reset_index(drop=True)
@@ -976,9 +1070,9 @@ def _add_points(folium, m, pts: gpd.GeoDataFrame, *, group_col, base_name, colou
     layers = []
     for grp in groups:
         idx = np.arange(len(p)) if grp is None else np.flatnonzero(p[group_col].astype(str).to_numpy() == grp)
-        props = pd.DataFrame({"name": [escape_text(p.loc[i, name_col]) if name_col else f"{base_name} {i + 1}"
+        props = pd.DataFrame({"name": [esc(p.loc[i, name_col]) if name_col else f"{base_name} {i + 1}"
                                        for i in idx]})
-        lname = base_name + (f"（{escape_text(grp)}）" if grp is not None else "")
+        lname = base_name + (f"（{esc(grp)}）" if grp is not None else "")
         g = folium.FeatureGroup(name=lname, overlay=True, show=show).add_to(m)
         layers.append(_add_geojson(
             folium, g, _geojson_dict(pt[idx], props),
@@ -991,7 +1085,7 @@ def _add_points(folium, m, pts: gpd.GeoDataFrame, *, group_col, base_name, colou
 def build_map(plan, path, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=None, sites=None,
               points=None, basemap: str = "pale", offline: bool = False, force: bool = False,
               title: str | None = None, note: str | None = None, tolerance_m: float = DEFAULT_TOLERANCE_M,
-              progress: Progress = silent) -> Path:
+              inputs=(), progress: Progress = silent) -> Path:
     """Write the council-review map of ``plan`` to ``path`` (one HTML file, UTF-8).
 
     Parameters
@@ -1011,13 +1105,14 @@ def build_map(plan, path, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, cove
         geometry is approximate).
     tolerance_m: display simplification (m) of the town-block coverage.
 
-    Refuses to overwrite ``path`` unless ``force``; writes atomically.
+    Refuses to overwrite ``path`` unless ``force``, and always when ``path`` is one of
+    ``inputs`` (e.g. the plan file); writes atomically.
     """
-    out = check_can_write(path, force)
+    out = check_can_write(path, force, inputs=inputs)
     page = render_map(plan, spill=spill, distances_km=distances_km, coverage=coverage, sites=sites,
                       points=points, basemap=basemap, offline=offline, title=title, note=note,
                       tolerance_m=tolerance_m, progress=progress)
-    with atomic_path(out, force=force) as tmp:
+    with atomic_path(out, force=force, inputs=inputs) as tmp:
         tmp.write_bytes(page.encode("utf-8"))
     return out
 

@@ -16,13 +16,18 @@
 - ``subareas.png`` — a static overview of the sub-areas (no basemap).
 
 Japanese labels need a CJK font (IPA or Noto CJK); without one the figures fall back to
-romanised labels and numbers (never tofu boxes). PNGs are deterministic (fixed dpi, no
-software/date metadata), so the folder is byte-identical for identical input.
+romanised labels and numbers. Never tofu: a character of a name that neither font has
+is drawn from another installed font that has it (:class:`GlyphCheck`), else shown as
+〓 (geta, the typesetters' mark for a missing character) with a note in the report;
+names are drawn as plain text (no mathtext: ``$x$`` stays ``$x$``). PNGs are
+deterministic (fixed dpi, no software/date metadata), so the folder is byte-identical
+for identical input.
 """
 from __future__ import annotations
 
 import html
-import os
+import unicodedata
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +36,6 @@ import shapely
 
 from subdivide.core.errors import UserError
 from subdivide.core.constants import DEFAULT_DISTANCES_KM
-from subdivide.model.reach import spill_territory
 from subdivide.present.map import escape_text, km_label, spill_view
 from subdivide.io.output import atomic_dir, check_can_write
 from subdivide.core.progress import Progress, silent
@@ -44,6 +48,13 @@ DPI = 110
 CJK_FONTS = ("IPAexGothic", "IPAPGothic", "IPAGothic", "Noto Sans CJK JP", "Noto Sans JP",
              "Source Han Sans JP", "TakaoGothic", "TakaoPGothic", "VL Gothic", "Droid Sans Fallback")
 _CJK_FILE_HINTS = ("ipag", "ipaexg", "notosanscjk", "notosansjp", "sourcehansans", "takao", "vl-gothic", "droidsansfallback")
+#: what a character no installed font has is drawn as (and "?" when the fonts lack 〓 too)
+MISSING_GLYPH = "〓"
+#: the Latin font of the figures (matplotlib's own, always present)
+LATIN_FONT = "DejaVu Sans"
+#: fonts that draw a placeholder box for every character (matplotlib ships "Last Resort"):
+#: tofu by design, never a fallback
+PLACEHOLDER_FONTS = ("Last Resort",)
 #: colours of the L curves
 CURVE_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
 
@@ -78,6 +89,91 @@ def cjk_font() -> str | None:
     return next((n for n in CJK_FONTS if n in names), None)
 
 
+@lru_cache(maxsize=None)
+def _charmap(path: str) -> frozenset:
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        return frozenset(FT2Font(path).get_charmap())
+    except (OSError, RuntimeError, ValueError):
+        return frozenset()
+
+
+def _font_path(family: str) -> str | None:
+    from matplotlib import font_manager
+
+    try:
+        return font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+    except ValueError:
+        return None
+
+
+class GlyphCheck:
+    """Which characters the figure fonts can draw; fallback fonts for the others.
+
+    ``families``: the figure's font families in order (Latin first, then the CJK font).
+    :meth:`prepare` adds, for each character none of them has, the first other installed
+    font that has it (by family name, sorted: deterministic); :meth:`drawable` replaces a
+    character that no installed font has by :data:`MISSING_GLYPH` and records it.
+    """
+
+    def __init__(self, families):
+        self.families = [f for f in families if f]
+        self.replaced: dict[str, str] = {}   # original text → characters replaced
+
+    def _covered(self, families) -> set[int]:
+        out: set[int] = set()
+        for fam in families:
+            path = _font_path(fam)
+            if path:
+                out |= _charmap(path)
+        return out
+
+    def prepare(self, texts) -> list[str]:
+        """Add fallback families for characters of ``texts`` the fonts lack; returns the
+        families (the figure's ``font.family``)."""
+        from matplotlib import font_manager
+
+        want = {ord(c) for t in texts for c in str(t) if _drawn(c)}
+        missing = want - self._covered(self.families)
+        if missing:
+            others = sorted({(f.name, f.fname) for f in font_manager.fontManager.ttflist
+                             if f.name not in self.families and not f.name.startswith(PLACEHOLDER_FONTS)})
+            for name, path in others:
+                have = missing & _charmap(path)
+                if have and name not in self.families:
+                    self.families.append(name)
+                    missing -= have
+                if not missing:
+                    break
+        return list(self.families)
+
+    def drawable(self, text: str) -> str:
+        """``text`` with control characters as spaces (newlines kept) and characters no
+        figure font has replaced by :data:`MISSING_GLYPH`."""
+        covered = self._covered(self.families)
+        mark = MISSING_GLYPH if ord(MISSING_GLYPH) in covered else "?"
+        out, lost = [], []
+        for c in str(text):
+            if c == "\n":
+                out.append(c)
+            elif not _drawn(c):
+                out.append(" ")
+            elif ord(c) in covered:
+                out.append(c)
+            else:
+                out.append(mark)
+                lost.append(c)
+        if lost:
+            self.replaced[str(text)] = "".join(dict.fromkeys(lost))
+        return "".join(out)
+
+
+def _drawn(c: str) -> bool:
+    """A character that needs a glyph (not a control or format character)."""
+    return unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Zl", "Zp")
+
+
 class Labels:
     """Japanese text when a CJK font exists, else romanised text (no tofu)."""
 
@@ -105,8 +201,12 @@ def _figure(width_in: float, height_in: float, font: str | None):
     return fig
 
 
-def _rc(font: str | None) -> dict:
-    fam = ["DejaVu Sans", font] if font else ["DejaVu Sans"]  # Latin from DejaVu, the rest from the CJK font
+def _rc(font) -> dict:
+    """``font``: the CJK family, None, or the full family list (:meth:`GlyphCheck.prepare`)."""
+    if isinstance(font, (list, tuple)):
+        fam = list(font)
+    else:
+        fam = [LATIN_FONT, font] if font else [LATIN_FONT]  # Latin from DejaVu, the rest from the CJK font
     return {"font.family": fam, "axes.unicode_minus": False, "svg.hashsalt": "subdivide",
             "path.simplify": True}
 
@@ -118,19 +218,26 @@ def save_png(fig, path) -> Path:
 
 
 # ---------------------------------------------------------------------- data
-def curve_points(plan, distances_km=CURVE_DISTANCES_KM) -> pd.DataFrame:
+def curve_points(plan, distances_km=CURVE_DISTANCES_KM, *, spill=None) -> pd.DataFrame:
     """One row per sub-area and L: subarea, distance_km, area_km2, core_share (exact
-    polygon model) and circle_share (circle model) — what the curve figure plots."""
-    from subdivide.analysis.spill import circle_unreached_share, core_share
+    polygon model) and circle_share (circle model) — what the curve figure plots.
 
-    d = plan.dissolved
-    terr = spill_territory(d.geometry.values)
-    area = shapely.area(terr)
-    rows = [pd.DataFrame({"subarea": d["subarea"].astype("int64").to_numpy(), "distance_km": float(L),
-                          "area_km2": area / 1e6, "core_share": core_share(terr, L * 1000.0, fill_holes=False),
-                          "circle_share": circle_unreached_share(area, L * 1000.0)})
-            for L in distances_km]
-    return pd.concat(rows, ignore_index=True)
+    The figures are the analysis layer's (:func:`subdivide.analysis.spill.spill_report`,
+    town-block rows): read from ``spill`` when it holds every L, else from a report
+    computed at ``distances_km``; nothing is recomputed here."""
+    from subdivide.analysis.spill import spill_report
+
+    want = sorted({float(L) for L in distances_km})
+    table = getattr(spill, "subareas", None)
+    if not isinstance(table, pd.DataFrame) or not set(want) <= set(table["distance_km"].astype(float)):
+        table = spill_report(plan, distances_km=tuple(want)).subareas
+    t = table[(table["population_source"] == "townblocks") & table["distance_km"].astype(float).isin(want)]
+    out = pd.DataFrame({
+        "subarea": t["subarea"].astype("int64").to_numpy(), "distance_km": t["distance_km"].astype(float).to_numpy(),
+        "area_km2": t["area_km2"].astype(float).to_numpy(), "core_share": t["core_share"].astype(float).to_numpy(),
+        "circle_share": t["circle_unreached_share"].astype(float).to_numpy(),
+    })
+    return out.sort_values(["distance_km", "subarea"], kind="stable").reset_index(drop=True)
 
 
 def exposure_matrix(exposure: pd.DataFrame, subareas, distance_km: float, value: str) -> np.ndarray:
@@ -245,8 +352,8 @@ def exposure_figure(exposure: pd.DataFrame, subareas, names: dict, distances_km,
                         ax.text(j, i, f"{pop[i, j]:,.0f}", ha="center", va="center", fontsize=6.5 if k > 8 else 8,
                                 color="#fff" if share[i, j] > 0.6 * (np.nanmax(share) or 1) else "#111")
             ax.set_xticks(range(k), ticks if k <= 8 else [str(s) for s in subs], rotation=90 if k > 4 else 0,
-                          fontsize=7.5)
-            ax.set_yticks(range(k), ticks, fontsize=7.5)
+                          fontsize=7.5, parse_math=False)   # names are text, never mathtext
+            ax.set_yticks(range(k), ticks, fontsize=7.5, parse_math=False)
             ax.set_title(f"L = {km_label(L)} km", fontsize=10)
             ax.set_xlabel(lab("受信するエリア", "receiving sub-area"), fontsize=8.5)
             ax.set_ylabel(lab("配信元エリア", "sending sub-area"), fontsize=8.5)
@@ -275,7 +382,7 @@ def subarea_map_figure(plan, names: dict, *, font: str | None = None):
         pts = label_points(d.geometry.values)
         for s, p in zip(d["subarea"].astype(int), pts):
             ax.annotate(lab.subarea(s, names[s]), (shapely.get_x(p), shapely.get_y(p)), ha="center", va="center",
-                        fontsize=10,
+                        fontsize=10, parse_math=False,
                         bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": colours[s], "alpha": 0.85})
         ax.set_aspect("equal")
         ax.set_axis_off()
@@ -336,12 +443,22 @@ def _exposure_table_html(view, names, distance_km: float) -> str:
             f"<th>受信エリア人口比</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
+def _glyph_note(replaced: dict[str, str]) -> str:
+    """The note under the heading when a figure shows 〓 for characters no font has."""
+    if not replaced:
+        return ""
+    which = "、".join(f"「{escape_text(t)}」の {escape_text(' '.join(f'{c} (U+{ord(c):04X})' for c in cs))}"
+                     for t, cs in sorted(replaced.items()))
+    return (f'<p class="note glyph-note">図では、インストールされたフォントにない文字を {MISSING_GLYPH} で'
+            f"示しています：{which}。表の名称は元の文字のままです。</p>")
+
+
 def render_report_html(plan, view, distances, curve_distances, *, title: str | None, note: str | None,
-                       target_share: float = 0.5) -> str:
+                       target_share: float = 0.5, replaced: dict[str, str] | None = None) -> str:
     names = dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"]))
     mid = distances[len(distances) // 2]
     heading = escape_text(title or f"細分化エリア案 要約（団体コード {plan.muni_code}）")
-    note_html = f'<p class="note">{escape_text(note)}</p>' if note else ""
+    note_html = (f'<p class="note">{escape_text(note)}</p>' if note else "") + _glyph_note(replaced or {})
     ls = "、".join(km_label(L) for L in distances)
     key = "、".join(f"{s} {escape_text(n)}" for s, n in names.items())
     return f"""<!DOCTYPE html>
@@ -384,20 +501,27 @@ def render_report_html(plan, view, distances, curve_distances, *, title: str | N
 
 
 # ---------------------------------------------------------------------- entry point
+def earlier_report(folder) -> set[str] | None:
+    """A report folder written before folders were marked (``.subdivide-output``): it
+    holds every file of :data:`REPORT_FILES` and nothing else. None otherwise."""
+    folder = Path(folder)
+    names = {p.name for p in folder.iterdir()}
+    return set(REPORT_FILES) if names == set(REPORT_FILES) and all((folder / n).is_file() for n in names) else None
+
+
 def build_report(plan, out_dir, *, spill=None, distances_km=DEFAULT_DISTANCES_KM,
                  curve_distances_km=CURVE_DISTANCES_KM, title: str | None = None, note: str | None = None,
-                 force: bool = False, progress: Progress = silent) -> Path:
+                 force: bool = False, inputs=(), progress: Progress = silent) -> Path:
     """Write the summary report of ``plan`` into the folder ``out_dir`` (see the module
     docstring for the files); returns the path of ``report.html``.
 
     spill: a ``SpillReport`` (computed when None) for the table and the exposure matrix.
     distances_km: spill distances L (km) of the table and the matrix;
     curve_distances_km: those of the curve figure (1, 2, 3 km).
-    The folder is replaced atomically, and only with ``force`` when it exists.
+    The folder is replaced atomically, only with ``force`` when it exists, and only if it
+    holds nothing but an earlier report (never one of ``inputs``, e.g. the plan file).
     """
-    out = check_can_write(out_dir, force, folder=True)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a folder", fix="give a folder path for the report")
+    out = check_can_write(out_dir, force, folder=True, inputs=inputs, command="report", owned=earlier_report)
     curve_d = tuple(sorted({float(x) for x in curve_distances_km}))
     if not curve_d or min(curve_d) <= 0:
         raise UserError("curve distances must be positive kilometres", fix="e.g. 1,2,3")
@@ -405,15 +529,18 @@ def build_report(plan, out_dir, *, spill=None, distances_km=DEFAULT_DISTANCES_KM
     view = spill_view(plan, spill, distances_km)
     distances = tuple(sorted(view.shares["distance_km"].unique()))
     names = dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"]))
-    font = cjk_font()
-    lab = Labels(font)
-    shown = {s: (n if lab.ja else f"Area {s}") for s, n in names.items()}
-    page = render_report_html(plan, view, distances, curve_d, title=title, note=note)
+    cjk = cjk_font()
+    lab = Labels(cjk)
+    glyphs = GlyphCheck([LATIN_FONT, cjk])
+    shown = {s: (str(n) if lab.ja else f"Area {s}") for s, n in names.items()}
+    font = tuple(glyphs.prepare(shown.values())) if lab.ja else cjk
+    shown = {s: glyphs.drawable(n) for s, n in shown.items()}
+    page = render_report_html(plan, view, distances, curve_d, title=title, note=note, replaced=glyphs.replaced)
     order = plan.subareas["subarea"].astype(int).tolist()
-    with atomic_dir(out, force=force) as tmp:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report folder is shared
+    with atomic_dir(out, force=force, command="report", inputs=inputs, owned=earlier_report) as tmp:
         progress("report: figures", 0, 3)
-        save_png(unreached_curve_figure(curve_points(plan, curve_d), shown, font=font), tmp / "unreached_curve.png")
+        save_png(unreached_curve_figure(curve_points(plan, curve_d, spill=spill), shown, font=font),
+                 tmp / "unreached_curve.png")
         progress("report: figures", 1, 3)
         save_png(exposure_figure(view.exposure, order, shown, distances, font=font), tmp / "exposure_matrix.png")
         progress("report: figures", 2, 3)

@@ -43,7 +43,8 @@ def add_arguments(p) -> None:
                    help="folder of the bundled sample (default: data/hanamaki_03205 of this checkout)")
     p.add_argument("--isd-km", type=float, default=7.0,
                    help="inter-site distance of the synthetic carrier sites (km, default 7)")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier demo folder (a folder holding anything else is never replaced)")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
 
 
@@ -58,7 +59,8 @@ def run(args) -> int:
     say = (lambda *a: None) if args.quiet else print
     progress = silent if args.quiet else StderrProgress()
     started = time.perf_counter()
-    with atomic_dir(args.out, force=args.force) as out:
+    # never over the sample, nor over a folder the demo did not write
+    with atomic_dir(args.out, force=args.force, command="demo", inputs=[sample]) as out:
         summary = run_pipeline(sample, out, isd_km=args.isd_km, say=say, progress=progress)
         (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                                           encoding="utf-8")

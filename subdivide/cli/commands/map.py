@@ -59,7 +59,8 @@ def run(args) -> int:
     out = Path(args.output) if args.output else Path(args.plan).with_suffix(".map.html")
     from subdivide.io.output import check_can_write
 
-    check_can_write(out, args.force)
+    inputs = [args.plan, args.points, args.sites, *(args.coverage or [])]
+    check_can_write(out, args.force, inputs=inputs)
     plan = read_plan(args.plan)
     points = read_points(args.points, name_column=args.point_name) if args.points else None
     coverage = None
@@ -75,6 +76,6 @@ def run(args) -> int:
         sites = read_sites(args.sites)
     path = build_map(plan, out, distances_km=distances, coverage=coverage, sites=sites, points=points,
                      basemap=args.basemap, offline=args.offline, force=args.force, title=args.title,
-                     note=args.note, tolerance_m=args.tolerance, progress=progress)
+                     note=args.note, tolerance_m=args.tolerance, inputs=inputs, progress=progress)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB{', offline' if args.offline else ''})")
     return 0

@@ -30,7 +30,8 @@ def add_arguments(p) -> None:
     p.add_argument("--no-spill", action="store_true", help="leave out the spill summary")
     p.add_argument("--no-map", action="store_true", help="leave out the review map")
     p.add_argument("--offline-map", action="store_true", help="inline the map's scripts (opens with no internet)")
-    p.add_argument("--force", action="store_true", help="replace an existing output")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier package (a folder holding anything else is never replaced)")
     p.add_argument("--progress", action="store_true", help="show progress on stderr")
 
 

@@ -52,56 +52,73 @@ def _print_json(obj) -> None:
 
 
 def run(args) -> int:
-    from subdivide.core.constants import MAX_MUNICIPALITIES
     from subdivide.carrier.registry import Registry
 
-    reg = Registry(args.db)
-    cmd = args.registry_command
-    if cmd == "register":
-        out = reg.register(args.package, actor=args.actor, name=args.name, profile=args.profile,
-                           outline=args.outline)
-        a = out["active"]
-        if args.json:
-            _print_json(out)
-        else:
-            print(f"registered {a['muni_code']} {a['muni_name'] or ''} as #{a['id']}: {a['n_subareas']} sub-areas, "
-                  f"{a['n_townblocks']} town-blocks ({reg.active_count()}/{MAX_MUNICIPALITIES} active)")
-    elif cmd == "list":
-        rows = reg.list(include_ended=args.all)
-        if args.json:
-            _print_json(rows)
-        else:
-            print(f"{'code':<6} {'name':<10} {'#':>4} {'areas':>5} {'blocks':>6} {'status':<10} registered")
-            for r in rows:
-                print(f"{r['muni_code']:<6} {(r['muni_name'] or ''):<10} {r['id']:>4} {r['n_subareas']:>5} "
-                      f"{r['n_townblocks']:>6} {r['status']:<10} {r['registered_at']} by {r['registered_by']}")
-            print(f"{reg.active_count()}/{MAX_MUNICIPALITIES} municipalities active")
-    elif cmd == "show":
-        out = reg.show(args.muni)
-        if args.json:
-            _print_json(out)
-        else:
-            a = out["active"]
-            print(f"{out['muni_code']}: " + (f"active #{a['id']} since {a['registered_at']}" if a else "no active subdivision"))
-            if a:
-                for s in a["subareas"]:
-                    print(f"  {s['display_order']:>2}. {s['code']} {s['name']}  {s['n_blocks']} blocks, "
-                          f"{s['population']} people, {s['area_km2']:.1f} km²")
-            for r in out["registrations"]:
-                print(f"  #{r['id']} {r['status']:<10} {r['registered_at']} sha256 {r['package_sha256'][:12]}…")
-    elif cmd == "history":
-        rows = reg.history(args.muni)
-        if args.json:
-            _print_json(rows)
-        else:
-            for r in rows:
-                print(f"{r['at']}  {r['action']:<9} {r['muni_code'] or '-':<6} #{r['registration_id'] or '-'} "
-                      f"by {r['actor']}  {json.dumps(r['detail'], ensure_ascii=False)}")
-    elif cmd == "withdraw":
-        out = reg.withdraw(args.muni, actor=args.actor, reason=args.reason)
-        if args.json:
-            _print_json(out)
-        else:
-            print(f"withdrew {out['muni_code']} (#{out['registration_id']}); "
-                  f"{reg.active_count()}/{MAX_MUNICIPALITIES} active")
+    reg = Registry(args.db)   # refuses a file that is not (yet) a registry before writing to it
+    ACTIONS[args.registry_command](reg, args)
     return 0
+
+
+def _register(reg, args) -> None:
+    from subdivide.core.constants import MAX_MUNICIPALITIES
+
+    out = reg.register(args.package, actor=args.actor, name=args.name, profile=args.profile, outline=args.outline)
+    a = out["active"]
+    if args.json:
+        _print_json(out)
+    else:
+        print(f"registered {a['muni_code']} {a['muni_name'] or ''} as #{a['id']}: {a['n_subareas']} sub-areas, "
+              f"{a['n_townblocks']} town-blocks ({reg.active_count()}/{MAX_MUNICIPALITIES} active)")
+
+
+def _list(reg, args) -> None:
+    from subdivide.core.constants import MAX_MUNICIPALITIES
+
+    rows = reg.list(include_ended=args.all)
+    if args.json:
+        _print_json(rows)
+        return
+    print(f"{'code':<6} {'name':<10} {'#':>4} {'areas':>5} {'blocks':>6} {'status':<10} registered")
+    for r in rows:
+        print(f"{r['muni_code']:<6} {(r['muni_name'] or ''):<10} {r['id']:>4} {r['n_subareas']:>5} "
+              f"{r['n_townblocks']:>6} {r['status']:<10} {r['registered_at']} by {r['registered_by']}")
+    print(f"{reg.active_count()}/{MAX_MUNICIPALITIES} municipalities active")
+
+
+def _show(reg, args) -> None:
+    out = reg.show(args.muni)
+    if args.json:
+        _print_json(out)
+        return
+    a = out["active"]
+    print(f"{out['muni_code']}: " + (f"active #{a['id']} since {a['registered_at']}" if a else "no active subdivision"))
+    if a:
+        for s in a["subareas"]:
+            print(f"  {s['display_order']:>2}. {s['code']} {s['name']}  {s['n_blocks']} blocks, "
+                  f"{s['population']} people, {s['area_km2']:.1f} km²")
+    for r in out["registrations"]:
+        print(f"  #{r['id']} {r['status']:<10} {r['registered_at']} sha256 {r['package_sha256'][:12]}…")
+
+
+def _history(reg, args) -> None:
+    rows = reg.history(args.muni)
+    if args.json:
+        _print_json(rows)
+        return
+    for r in rows:
+        print(f"{r['at']}  {r['action']:<9} {r['muni_code'] or '-':<6} #{r['registration_id'] or '-'} "
+              f"by {r['actor']}  {json.dumps(r['detail'], ensure_ascii=False)}")
+
+
+def _withdraw(reg, args) -> None:
+    from subdivide.core.constants import MAX_MUNICIPALITIES
+
+    out = reg.withdraw(args.muni, actor=args.actor, reason=args.reason)
+    if args.json:
+        _print_json(out)
+    else:
+        print(f"withdrew {out['muni_code']} (#{out['registration_id']}); "
+              f"{reg.active_count()}/{MAX_MUNICIPALITIES} active")
+
+
+ACTIONS = {"register": _register, "list": _list, "show": _show, "history": _history, "withdraw": _withdraw}

@@ -25,23 +25,24 @@ def add_arguments(p) -> None:
     p.add_argument("--title", metavar="TEXT", help="report heading")
     p.add_argument("--note", metavar="TEXT", help="caution printed under the heading")
     p.add_argument("--progress", action="store_true", help="show progress on stderr")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier report folder (a folder holding anything else is never replaced)")
 
 
 def run(args) -> int:
     from subdivide.io.output import check_can_write
     from subdivide.model.plan import read_plan
     from subdivide.core.progress import StderrProgress, silent
-    from subdivide.present.report import build_report
+    from subdivide.present.report import build_report, earlier_report
     from subdivide.analysis.spill import parse_distances
 
     progress = StderrProgress() if args.progress else silent
     distances = parse_distances(args.distances)
     curve = parse_distances(args.curve_distances)
     out = Path(args.out) if args.out else Path(args.plan).with_name(Path(args.plan).stem.split(".")[0] + "_report")
-    check_can_write(out, args.force, folder=True)
+    check_can_write(out, args.force, folder=True, inputs=[args.plan], command="report", owned=earlier_report)
     plan = read_plan(args.plan)
     path = build_report(plan, out, distances_km=distances, curve_distances_km=curve, title=args.title,
-                        note=args.note, force=args.force, progress=progress)
+                        note=args.note, force=args.force, inputs=[args.plan], progress=progress)
     print(f"wrote {path}")
     return 0

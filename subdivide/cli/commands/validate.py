@@ -57,8 +57,10 @@ def run(args) -> int:
     if args.target_share is not None and not 0 < args.target_share <= 1:
         raise UserError(f"--target-share {args.target_share:g} must be a share in (0, 1]",
                         fix="e.g. --target-share 0.5 for 50 %")
+    inputs = [*args.package, args.profile, args.outline, args.coverage]
     if args.json and args.json != "-":
-        check_can_write(args.json, args.force)   # refuse before a long validation, not after
+        # refuse before a long validation, not after; never over a package being validated
+        check_can_write(args.json, args.force, inputs=inputs)
     reports = []
     for i, pkg in enumerate(args.package):
         report = validate_package(pkg, profile=args.profile, outline=args.outline,
@@ -81,6 +83,6 @@ def run(args) -> int:
     if args.json == "-":
         sys.stdout.write(text)
     elif args.json:
-        with atomic_path(args.json, force=args.force) as tmp:
+        with atomic_path(args.json, force=args.force, inputs=inputs) as tmp:
             tmp.write_text(text, encoding="utf-8")
     return max(r.status for r in reports)
