@@ -274,13 +274,19 @@ class Screening:
         return row
 
     # -- engines
-    def _run_local(self, units) -> Iterator[dict]:
-        started = time.perf_counter()
-        n = 0
+    def _todo(self, units) -> Iterator[tuple[Municipality, dict | None]]:
+        """Each unit with its checkpointed row (None when it still has to be computed)."""
         for unit in units:
             cached = self._load(unit.code)
             if cached is not None:
                 self.reused.append(unit.code)
+            yield unit, cached
+
+    def _run_local(self, units) -> Iterator[dict]:
+        started = time.perf_counter()
+        n = 0
+        for unit, cached in self._todo(units):
+            if cached is not None:
                 yield cached
                 continue
             n += 1
@@ -309,10 +315,8 @@ class Screening:
         started = time.perf_counter()
         pending = as_completed()
         in_flight, n = 0, 0
-        for unit in units:
-            cached = self._load(unit.code)
+        for unit, cached in self._todo(units):
             if cached is not None:
-                self.reused.append(unit.code)
                 yield cached
                 continue
             pending.add(client.submit(screen_municipality, unit, self.options, key=f"screen-{unit.code}",
