@@ -64,3 +64,11 @@ def synthetic_blocks():
         return cache[key].copy()
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _english_locale(monkeypatch):
+    """Tests read the CLI's English output: pin the locale (tests of the Japanese output
+    set LANG or pass --lang ja themselves)."""
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.setenv(var, "C.UTF-8")

@@ -83,3 +83,14 @@ def test_bad_rasters_refused(blocks, tmp_path):
     assert parse_raster_option("flood=a/b.tif")[0] == "flood"
     with pytest.raises(UserError):
         parse_raster_option("=x.tif")
+
+
+def test_raster_covering_only_a_corner_is_refused(blocks, tmp_path):
+    """A raster that leaves most town-blocks without a value does not cover the municipality."""
+    b = blocks.total_bounds
+    w, h = b[2] - b[0], b[3] - b[1]
+    corner = (b[0], b[1], b[0] + 0.2 * w, b[1] + 0.2 * h)
+    path = write_synthetic_hazard_raster(tmp_path / "corner.tif", corner, blocks.crs, resolution_m=100, seed=1)
+    with pytest.raises(UserError, match="does not cover") as ei:
+        zonal_mean(blocks, path)
+    assert ei.value.where == str(path)

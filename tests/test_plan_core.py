@@ -152,3 +152,89 @@ def test_each_refusal_says_how_to_fix_it():
     with pytest.raises(PlanCheckError, match="names repeat") as ei:
         plan.with_assignment(plan.blocks["subarea"], subareas=table)
     assert "own name" in ei.value.fix and "island" not in ei.value.fix
+
+
+# ============================================================================ edited outside the tool
+def _sql(path, *statements):
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.create_function("ST_IsEmpty", 1, lambda g: 1 if g is None else 0)
+    for fn in ("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):
+        con.create_function(fn, 1, lambda g: 0.0)
+    for st_ in statements:
+        con.execute(st_)
+    con.commit()
+    con.close()
+
+
+@pytest.fixture()
+def saved_plan(tmp_path):
+    b = grid_blocks(6, 5)
+    plan = Plan.from_assignment(b, stripes(b, 3))
+    return plan, plan.save(tmp_path / "p.gpkg")
+
+
+def test_saved_plan_records_its_block_count(saved_plan):
+    plan, path = saved_plan
+    assert read_plan(path).metadata["n_blocks"] == len(plan.blocks) == 30
+
+
+def test_keys_retyped_to_integer_are_repadded_with_a_warning(saved_plan):
+    plan, path = saved_plan
+    _sql(path, "ALTER TABLE townblocks ADD COLUMN k2 INTEGER", "UPDATE townblocks SET k2 = CAST(key AS INTEGER)",
+         "ALTER TABLE townblocks DROP COLUMN key", "ALTER TABLE townblocks RENAME COLUMN k2 TO key")
+    with pytest.warns(UserWarning, match="re-padded"):
+        back = read_plan(path)
+    assert list(back.blocks["key"]) == list(plan.blocks["key"])
+    assert back.blocks["key"].str.len().eq(9).all()
+
+
+def test_intact_plan_loads_without_warning(saved_plan):
+    import warnings
+
+    _, path = saved_plan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_plan(path)
+
+
+@pytest.mark.parametrize("statements, words", [
+    (["DELETE FROM townblocks WHERE fid = 3"], ["deleted"]),
+    (["UPDATE townblocks SET subarea = NULL WHERE fid = 4"], ["NULL", "032050003"]),
+    (["UPDATE townblocks SET subarea = 'x' WHERE fid = 4"], ["townblocks"]),  # GDAL reads text as 0
+    (["UPDATE townblocks SET subarea = 1.5 WHERE fid = 4"], ["townblocks"]),  # GDAL truncates: counts differ
+    (["UPDATE townblocks SET subarea = 3 WHERE fid = 1"], ["counts"]),
+    (["UPDATE subareas SET name = NULL WHERE subarea = 2"], ["no name"]),
+    (["UPDATE plan_meta SET value = '{oops' WHERE key = 'muni_code'"], ["JSON"]),
+    (["DELETE FROM plan_meta WHERE key = 'muni_code'"], ["municipality code"]),
+    (["UPDATE plan_meta SET value = '\"13101\"' WHERE key = 'muni_code'"], ["13101"]),
+    (["UPDATE plan_meta SET value = '7' WHERE key = 'n_blocks'"], ["30"]),
+    (["UPDATE plan_meta SET value = '99' WHERE key = 'max_subareas'"], ["14"]),
+    (["UPDATE subareas SET name = '区01' WHERE subarea = 2"], ["NAME-FORMAT"]),
+])
+def test_plan_edited_outside_is_an_error_saying_how_to_rebuild(saved_plan, statements, words):
+    _, path = saved_plan
+    _sql(path, *statements)
+    with pytest.raises(UserError) as ei:
+        read_plan(path)
+    msg = ei.value.message
+    assert all(w in msg for w in words), msg
+    assert "fix:" in msg and "where:" in msg
+
+
+@pytest.mark.parametrize("name, ok", [("区09地域", True), ("区09", False), ("区\n01地域", False), ("区01\t地域", False),
+                                      ("区\u200b地域", False), (" 区01地域", False), ("地域", False)])
+def test_plan_refuses_names_the_validator_refuses_with_the_same_rule(name, ok):
+    from subdivide.core.names import name_problem
+
+    b = grid_blocks(6, 5)
+    plan = Plan.from_assignment(b, stripes(b, 2))
+    table = plan.subareas[["subarea", "name", "display_order"]].copy()
+    table.loc[0, "name"] = name
+    assert (name_problem(name) is None) == ok
+    if ok:
+        assert plan.with_assignment(plan.blocks["subarea"], table).subareas["name"].iloc[0] == name
+    else:
+        with pytest.raises(PlanCheckError, match="NAME-FORMAT"):
+            plan.with_assignment(plan.blocks["subarea"], table)

@@ -472,3 +472,24 @@ def test_mapping_by_old_muni_names_without_by_suggests_the_column(sample_blocks,
     assert "--by OLD_MUNI" in exc.value.fix
     plan, _ = plan_from_mapping(sample_blocks, f, by="OLD_MUNI")
     assert plan.k == 3
+
+
+def test_overlay_missing_the_municipality_is_an_error(sample_blocks):
+    import geopandas as gpd
+    import shapely
+
+    from subdivide.make.planning import plan_by_overlay
+
+    b = sample_blocks.total_bounds
+    far = gpd.GeoDataFrame({"old": ["遠方"]}, geometry=[shapely.box(b[2] + 10_000, b[3] + 10_000,
+                                                                   b[2] + 50_000, b[3] + 50_000)],
+                           crs=sample_blocks.crs)
+    with pytest.raises(UserError, match="cover only 0%") as ei:
+        plan_by_overlay(sample_blocks, far, "old")
+    assert ei.value.where == "--overlay"
+
+
+@pytest.mark.parametrize("name", ["大迫", "大\n迫地域", "大迫\u200b地域"])
+def test_rename_refuses_names_the_validator_refuses(sample_plan, name):
+    with pytest.raises(UserError, match="NAME-FORMAT"):
+        rename_subarea(sample_plan, 2, name)

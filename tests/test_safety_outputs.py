@@ -256,9 +256,6 @@ def test_dot_is_replaced_only_when_it_is_an_earlier_output(plan_file, tmp_path, 
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "p.plan.gpkg"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="subdivide/cli/outputs.py: OutputTransaction's _twin(Path('.')) raises ValueError "
-                          "before the command runs (exit 70); remove this mark when that is fixed")
 def test_cli_dot_output_is_refused_cleanly(plan_file, tmp_path, monkeypatch, capsys):
     mine = _users_folder(tmp_path, plan_file)
     monkeypatch.chdir(mine)

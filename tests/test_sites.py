@@ -319,3 +319,32 @@ def test_coverage_command_errors(tmp_path, argv, msg, monkeypatch):
     with pytest.raises(UserError, match=msg):
         _run_coverage_command(argv)
     assert not (tmp_path / "x.gpkg").exists()
+
+
+@pytest.mark.parametrize("kw, option", [
+    ({"min_rx_dbm": 100.0}, "--min-rx-dbm"), ({"min_rx_dbm": float("nan")}, "--min-rx-dbm"),
+    ({"path_loss_exponent": 0.0}, "--exponent"), ({"path_loss_exponent": 100.0}, "--exponent"),
+    ({"hysteresis_db": -1.0}, "--hysteresis-db"), ({"shadow_db": float("inf")}, "--shadow-db"),
+])
+def test_physically_meaningless_propagation_options_are_refused(square_outline, kw, option):
+    sites = synthetic_sites(square_outline, isd_km=5, seed=1)
+    with pytest.raises(UserError, match=option) as ei:
+        coverage_from_sites(sites, crs=square_outline.crs, **kw)
+    assert ei.value.where == option and ei.value.fix
+
+
+@pytest.mark.parametrize("kw, option", [({"isd_km": float("nan")}, "--isd-km"), ({"isd_km": 5, "band_mhz": 0}, "--band"),
+                                        ({"isd_km": 5, "height_m": -5}, "--height"),
+                                        ({"isd_km": 5, "jitter": float("nan")}, "--jitter")])
+def test_synthetic_sites_refuse_meaningless_numbers(square_outline, kw, option):
+    with pytest.raises(UserError) as ei:
+        synthetic_sites(square_outline, **kw)
+    assert ei.value.where == option
+
+
+def test_default_propagation_options_are_accepted():
+    from subdivide.analysis.sites import (DEFAULT_HYSTERESIS_DB, DEFAULT_MIN_RX_DBM, DEFAULT_PATH_LOSS_EXPONENT,
+                                          DEFAULT_SHADOW_DB, check_propagation_options)
+
+    check_propagation_options(min_rx_dbm=DEFAULT_MIN_RX_DBM, hysteresis_db=DEFAULT_HYSTERESIS_DB,
+                              shadow_db=DEFAULT_SHADOW_DB, path_loss_exponent=DEFAULT_PATH_LOSS_EXPONENT)

@@ -385,6 +385,15 @@ def shp_prj_geographic(root, ctx):
     reseal(root)
 
 
+@case("SHP-PRJ-ZONE")
+def shp_prj_zone_of_another_prefecture(root, ctx):
+    """花巻 (岩手県, zone X) declared in zone IX: areas and distances would be off."""
+    from pyproj import CRS
+
+    (root / "townblocks.prj").write_text(CRS(6677).to_wkt("WKT1_ESRI"))
+    reseal(root)
+
+
 # ---- lists
 @case("CSV-ENCODING")
 def csv_no_bom(root, ctx):
@@ -448,6 +457,19 @@ def gpkg_missing_layer(root, ctx):
 def gpkg_feature_dropped(root, ctx):
     layers = {lay: pyogrio.read_dataframe(root / "package.gpkg", layer=lay) for lay in ("townblocks", "subareas")}
     layers["townblocks"] = layers["townblocks"].iloc[1:]
+    (root / "package.gpkg").unlink()
+    write_gpkg(layers, root / "package.gpkg")
+    reseal(root)
+
+
+@case("GPKG-MISMATCH")
+def gpkg_assignment_differs(root, ctx):
+    """Same features and geometry, but package.gpkg puts a block in another sub-area."""
+    layers = {lay: pyogrio.read_dataframe(root / "package.gpkg", layer=lay) for lay in ("townblocks", "subareas")}
+    tb = layers["townblocks"]
+    first, last = tb.index[0], tb.index[-1]
+    for col in ("AREA_NO", "AREA_NAME", "AREA_CODE"):
+        tb.loc[first, col] = tb.loc[last, col]
     (root / "package.gpkg").unlink()
     write_gpkg(layers, root / "package.gpkg")
     reseal(root)
@@ -940,3 +962,26 @@ def test_manifest_wrong_types_are_findings_not_internal_errors(base_package, tmp
     r = validate_package(root)
     assert "INTERNAL-ERROR" not in r.rules(), r.table()
     assert [f.rule for f in r.errors] == [rule], r.table()   # one finding; the other checks still ran
+
+
+def test_prj_zone_rule_knows_the_prefectures_with_several_zones():
+    from subdivide.carrier.validation import _jgd_zone, allowed_zones
+    from pyproj import CRS
+
+    assert allowed_zones("03205") == {10}
+    assert allowed_zones("13421") == {9, 14, 18, 19}       # 東京都 小笠原村
+    assert allowed_zones("47201") == {15, 16, 17}
+    assert _jgd_zone(CRS(6678)) == 10 and _jgd_zone(CRS(2451)) == 9
+    assert _jgd_zone(CRS.from_wkt(CRS(6678).to_wkt("WKT1_ESRI"))) == 10
+    assert _jgd_zone(CRS(3857)) is None
+
+
+def test_gpkg_assignment_mismatch_names_the_blocks(base_package, tmp_path):
+    root = tmp_path / "pkg"
+    shutil.copytree(base_package, root)
+    gpkg_assignment_differs(root, None)
+    r = validate_package(root)
+    found = [f for f in r.findings if f.rule == "GPKG-MISMATCH"]
+    assert found and any("AREA_NO" in f.message for f in found)
+    first = pyogrio.read_dataframe(root / "package.gpkg", layer="townblocks")["KEY_CODE"].iloc[0]
+    assert any(first in f.features for f in found)

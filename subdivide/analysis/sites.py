@@ -76,6 +76,33 @@ OPTIONAL_SITE_COLUMNS = {
 }
 
 
+#: physically meaningful ranges of the propagation options: name → (low, high, unit, option, why)
+PROPAGATION_RANGES = {
+    "min_rx_dbm": (-150.0, -30.0, "dBm", "--min-rx-dbm",
+                   "a handset camps on signals of about −120 to −80 dBm (0 dBm is 1 mW)"),
+    "hysteresis_db": (0.0, 30.0, "dB", "--hysteresis-db", "idle-mode hysteresis is 0–10 dB in practice"),
+    "shadow_db": (0.0, 40.0, "dB", "--shadow-db", "the shadowing margin is about 0–20 dB"),
+    "path_loss_exponent": (1.5, 7.0, "", "--exponent", "the path-loss exponent is 2 (free space) to about 6"),
+}
+
+
+def check_propagation_options(**values) -> None:
+    """Refuse NaN, infinite or physically meaningless propagation options (a UserError naming
+    the option, the value, the meaningful range and why)."""
+    for name, v in values.items():
+        if name not in PROPAGATION_RANGES or v is None:
+            continue
+        lo, hi, unit, opt, why = PROPAGATION_RANGES[name]
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise UserError(f"{opt} {v!r} is not a number", where=opt, fix=f"give {lo:g}–{hi:g} {unit}") from None
+        if not math.isfinite(x) or not lo <= x <= hi:
+            raise UserError(f"{opt} {x:g} {unit}".rstrip() + f" is outside the physically meaningful range "
+                            f"{lo:g}–{hi:g} {unit}".rstrip(), where=opt,
+                            fix=f"{why}; give a value in {lo:g}–{hi:g} (or leave the default)")
+
+
 class PropagationRangeWarning(UserWarning):
     """A path-loss model was used outside the range it was fitted on."""
 
@@ -327,6 +354,8 @@ def coverage_from_sites(sites: pd.DataFrame, *, crs, hysteresis_db: float = DEFA
     ``nominal`` (a second geometry column: the un-widened best-server polygon, which the
     selection rules of :func:`subdivide.analysis.coverage.select_cells` look at).
     """
+    check_propagation_options(min_rx_dbm=min_rx_dbm, hysteresis_db=hysteresis_db, shadow_db=shadow_db,
+                              path_loss_exponent=path_loss_exponent)
     df = _normalise_sites(sites, where="sites")
     x, y = _project_sites(df, crs)
     if radius_km is None:
@@ -543,10 +572,17 @@ def synthetic_sites(outline, *, isd_km: float, jitter: float = 0.0, seed: int = 
     Returns the site-list columns (lat, lon in JGD2011 rounded to 1e-7°) — the same
     frame ``read_sites`` would return for it written to CSV."""
     geom, src_crs = _outline_geometry(outline, crs)
-    if not isd_km or isd_km <= 0:
-        raise UserError(f"inter-site distance {isd_km!r} km must be positive", fix="e.g. --isd-km 7")
-    if not 0.0 <= jitter <= 1.0:
-        raise UserError(f"jitter {jitter!r} must be between 0 and 1 (a fraction of the ISD)")
+    if not isd_km or not math.isfinite(float(isd_km)) or isd_km <= 0 or isd_km > 100:
+        raise UserError(f"inter-site distance {isd_km!r} km must be a positive number up to 100 km",
+                        where="--isd-km", fix="e.g. --isd-km 7 (rural 5–15 km, urban 0.5–3 km)")
+    if not math.isfinite(float(band_mhz)) or not 100.0 <= float(band_mhz) <= 100000.0:
+        raise UserError(f"band {band_mhz!r} MHz is not a mobile band", where="--band", fix="e.g. --band 800")
+    if not math.isfinite(float(height_m)) or not 1.0 <= float(height_m) <= 1000.0:
+        raise UserError(f"antenna height {height_m!r} m is not meaningful", where="--height",
+                        fix="give 1–1000 m, e.g. --height 40")
+    if not math.isfinite(float(jitter)) or not 0.0 <= jitter <= 1.0:
+        raise UserError(f"jitter {jitter!r} must be between 0 and 1 (a fraction of the ISD)", where="--jitter",
+                        fix="e.g. --jitter 0.2 (sites moved up to 20 % of the inter-site distance)")
     isd = float(isd_km) * 1000.0
     margin = (1.5 * float(isd_km) if margin_km is None else float(margin_km)) * 1000.0
     area = geom.buffer(margin)

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
+import os
+import tempfile
 import io
 import json
 import re
@@ -30,6 +33,7 @@ import shapely
 
 from subdivide.core.constants import DEFAULT_DISTANCES_KM, DEFAULT_TARGET_SHARE, MAX_SUBAREAS
 from subdivide.core.codes import check_digit, with_check_digit
+from subdivide.core.crs import PREF_NAMES, PREF_ZONE
 from subdivide.io.dbf import DbfError, read_character_fields, read_dbf_header
 from subdivide.core.errors import UserError
 from subdivide.core.findings import Finding
@@ -38,6 +42,7 @@ from subdivide.carrier.package import PACKAGE_FORMAT, PACKAGE_FORMAT_VERSION, SH
 from subdivide.carrier.profiles import Profile, load_profile
 from subdivide.io.readers import read_outline
 from subdivide.model.reach import spill_territory
+from subdivide.core.names import NAME_RULE, name_problem, name_problems
 from subdivide.io.safezip import DEFAULT_LIMITS, Limits, PackageRejected, check_nested_zip, stage_package
 
 #: rule id → (default severity, one-line description). docs/validation.md lists the same.
@@ -78,9 +83,11 @@ RULES: dict[str, tuple[str, str]] = {
     "SHP-FIELDS": ("error", "field missing, of the wrong type, non-ASCII or longer than 10 bytes"),
     "SHP-ENCODING": ("error", "DBF text that does not decode in the declared encoding"),
     "SHP-PRJ": ("error", ".prj unreadable or not a projected (metre) CRS"),
+    "SHP-PRJ-ZONE": ("error", ".prj plane-rectangular zone is not the zone of the municipality's prefecture"),
     "SHP-UNREADABLE": ("error", "GDAL cannot read the Shapefile"),
     "GPKG-LAYERS": ("error", "GeoPackage missing or lacking a layer"),
-    "GPKG-MISMATCH": ("error", "GeoPackage differs from the Shapefiles"),
+    "GPKG-MISMATCH": ("error", "GeoPackage differs from the Shapefiles (features, geometry, sub-area "
+                      "assignment, names or codes)"),
     "CSV-ENCODING": ("error", "CSV without BOM, not decodable, or not CRLF"),
     "CSV-COLUMNS": ("error", "CSV / XLSX sheet lacks a profile column"),
     "CSV-FORMULA": ("error", "cell Excel would run as a formula (not neutralised)"),
@@ -190,6 +197,7 @@ class _Check:
 
     def __init__(self):
         self.findings: list[Finding] = []
+        self.crs_seen: list = []   # (file, CRS) of every Shapefile read, for the zone check
 
     def add(self, rule: str, message: str, features=(), severity: str | None = None) -> None:
         sev = severity or RULES[rule][0]
@@ -199,6 +207,37 @@ class _Check:
         """``MANIFEST-FILE-MISSING`` for ``name``, unless the manifest check already said so."""
         if not any(f.rule == "MANIFEST-FILE-MISSING" and name in f.features for f in self.findings):
             self.add("MANIFEST-FILE-MISSING", message, [name])
+
+
+#: OS errors that are the environment's fault, not the package's: reported as errors (exit 2)
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG, errno.EMFILE,
+                                errno.EIO, errno.ENOMEM})
+
+
+def _environment_fault(exc: OSError) -> OSError | None:
+    """The OSError to report when ``exc`` is the environment's fault (also inside the list of a
+    ``shutil.Error`` raised while staging the package into the temporary folder)."""
+    if exc.errno in ENVIRONMENT_ERRNOS:
+        return exc
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EMFILE, errno.ENOMEM):
+        if f"[Errno {code}]" in str(exc):  # (not ENAMETOOLONG: a member's name is the package's fault)
+            return OSError(code, os.strerror(code), tempfile.gettempdir())
+    return None
+
+
+def check_threshold_options(spill_km, target_share) -> None:
+    """The validator's own options: finite, positive distances; a share in (0, 1]."""
+    for d in (spill_km or ()):
+        try:
+            x = float(d)
+        except (TypeError, ValueError):
+            raise UserError(f"--spill-km {d!r} is not a number", where="--spill-km", fix="e.g. --spill-km 2,2.5,3") from None
+        if not np.isfinite(x) or not 0 < x <= 50:
+            raise UserError(f"--spill-km {d!r}: spill distances are 0–50 km", where="--spill-km",
+                            fix="e.g. --spill-km 2,2.5,3 (the 2016–17 trial measured 1.6–3.3 km)")
+    if target_share is not None and (not np.isfinite(float(target_share)) or not 0 < float(target_share) <= 1):
+        raise UserError(f"--target-share {target_share!r} must be a share in (0, 1]", where="--target-share",
+                        fix="e.g. --target-share 0.5")
 
 
 # ============================================================================ entry point
@@ -214,6 +253,7 @@ def validate_package(path, *, profile: Profile | str | None = None, outline=None
     ``spill_km`` / ``target_share`` override the thresholds (default: the package's
     spill summary, else 2, 2.5, 3 km and 0.5).
     """
+    check_threshold_options(spill_km, target_share)
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     report = ValidationReport(package=str(path), profile=prof.name)
     c = _Check()
@@ -225,9 +265,18 @@ def validate_package(path, *, profile: Profile | str | None = None, outline=None
                            coverage_selection=coverage_selection, limits=limits,
                            spill_km=spill_km, target_share=target_share)
     except PackageRejected as exc:
+        env = _environment_fault(OSError(" ".join(f.message for f in exc.findings)))
+        if env is not None:  # "cannot be extracted: No space left": the temporary folder, not the zip
+            raise env from None
         c.findings.extend(exc.findings)
     except UserError:
         raise          # a problem with the validator's own inputs (outline, coverage, profile)
+    except OSError as exc:
+        env = _environment_fault(exc)
+        if env is not None:
+            raise env from None  # the machine's fault (full disk or TMPDIR, read-only, long name): exit 2
+        c.add("INTERNAL-ERROR", f"the package could not be checked completely ({exc.__class__.__name__}: "
+              f"{str(exc)[:200]}); treat it as failing and report this to the subdivide maintainers")
     except Exception as exc:  # hostile input must never end in a traceback
         c.add("INTERNAL-ERROR", f"the package could not be checked completely ({exc.__class__.__name__}: "
               f"{str(exc)[:200]}); treat it as failing and report this to the subdivide maintainers")
@@ -267,6 +316,7 @@ def _validate_root(root: Path, prof: Profile, c: _Check, report: ValidationRepor
     if muni is None:
         muni = _infer_muni(tb)
     report.summary = package_summary(tb, sa, muni)
+    check_prj_zone(c, muni)
     check_townblocks(tb, blk_csv, xlsx, muni, c)
     check_subareas(tb, sa, sub_csv, xlsx, muni, c)
     check_geometry(tb, sa, c, outline=outline)
@@ -448,6 +498,7 @@ def read_shapefile_checked(root: Path, base: str, fields: dict, prof: Profile, c
     if gdf.crs is None or not gdf.crs.is_projected:
         c.add("SHP-PRJ", f"{base}.prj is missing or not a projected metre CRS ({gdf.crs})", [f"{base}.prj"])
         return None
+    c.crs_seen.append((f"{base}.prj", gdf.crs))
     out = gpd.GeoDataFrame(geometry=gdf.geometry.values, crs=gdf.crs)
     for k in text_fields:
         out[k] = gdf[fields[k]].fillna("").astype(str).to_numpy(object)
@@ -592,6 +643,7 @@ def check_geopackage(root: Path, prof: Profile, tb, sa, c: _Check) -> None:
             c.add("GPKG-MISMATCH", f"{gp['file']}:{layer} and the Shapefile hold different features",
                   sorted(a ^ b))
             continue
+        _compare_gpkg_attributes(g, ref, key_field, key, prof, layer, gp["file"], c)
         ga = g.set_index(g[key_field].astype(str)).geometry.area
         gb = pd.Series(ref.geometry.area.to_numpy(), index=ref[key].astype(str).to_numpy())
         gb = gb[~gb.index.duplicated()]
@@ -599,6 +651,96 @@ def check_geopackage(root: Path, prof: Profile, tb, sa, c: _Check) -> None:
         if diff.any():
             c.add("GPKG-MISMATCH", f"{gp['file']}:{layer}: geometry differs from the Shapefile",
                   list(gb.index[diff.to_numpy()]))
+
+
+#: prefectures whose islands or regions use further plane-rectangular zones (国土交通省告示)
+_EXTRA_ZONES = {1: {11, 12, 13}, 13: {9, 14, 18, 19}, 46: {1, 2}, 47: {15, 16, 17}}
+
+
+def allowed_zones(muni: str) -> set[int]:
+    """Plane-rectangular zones a municipality's data may use: its prefecture's e-Stat zone
+    plus the further zones of 北海道, 東京都 (islands), 鹿児島県 and 沖縄県."""
+    pref = int(str(muni)[:2])
+    return {PREF_ZONE[pref]} | _EXTRA_ZONES.get(pref, set())
+
+
+def _jgd_zone(crs) -> int | None:
+    """Zone number of a JGD2000 / JGD2011 plane-rectangular CRS (by EPSG code or by its
+    parameters), else None."""
+    epsg = crs.to_epsg(min_confidence=70)
+    if epsg and 6669 <= epsg <= 6687:
+        return epsg - 6668
+    if epsg and 2443 <= epsg <= 2461:
+        return epsg - 2442
+    m = re.search(r"Japan[_ ]?(?:Plane[_ ]Rectangular[_ ]CS|Zone)[_ ]?([IVX]+|\d+)", crs.name or "", re.I)
+    if m:
+        tok = m.group(1)
+        roman = {"I": 1, "V": 5, "X": 10}
+        if tok.isdigit():
+            return int(tok)
+        total, prev = 0, 0
+        for ch in reversed(tok.upper()):
+            v = roman.get(ch, 0)
+            total = total - v if v < prev else total + v
+            prev = max(prev, v)
+        return total
+    return None
+
+
+def check_prj_zone(c: _Check, muni: str | None) -> None:
+    """The .prj's plane-rectangular zone must be one the municipality's prefecture uses."""
+    if not muni or not str(muni)[:2].isdigit() or int(str(muni)[:2]) not in PREF_ZONE:
+        return
+    allowed = allowed_zones(muni)
+    for fname, crs in c.crs_seen:
+        zone = _jgd_zone(crs)
+        if zone is not None and zone not in allowed:
+            want = min(allowed) if len(allowed) == 1 else sorted(allowed)
+            c.add("SHP-PRJ-ZONE", f"{fname} declares plane-rectangular zone {zone} (EPSG:{6668 + zone}); "
+                  f"municipality {muni} lies in {PREF_NAMES[int(str(muni)[:2]) - 1]}, zone {want} "
+                  f"(EPSG:{6668 + PREF_ZONE[int(str(muni)[:2])]}): areas and distances would be wrong",
+                  [fname])
+
+
+#: canonical column → profile field group, compared between package.gpkg and the Shapefiles
+_GPKG_COMPARED = {"townblocks": ("subarea", "subarea_name", "subarea_code", "name", "population"),
+                  "subareas": ("subarea", "name", "code6", "display_order", "n_blocks", "population")}
+
+
+def _compare_gpkg_attributes(g, ref, key_field: str, key: str, prof: Profile, layer: str, fname: str,
+                             c: _Check) -> None:
+    """The GeoPackage must hold the same assignment, names and codes as the Shapefile."""
+    fields = prof.townblock_fields if key == "key" else prof.subarea_fields
+    group = "townblocks" if key == "key" else "subareas"
+    gi = pd.DataFrame(g.drop(columns=g.geometry.name)).assign(_k=g[key_field].astype(str))
+    gi = gi.drop_duplicates("_k").set_index("_k")
+    ri = pd.DataFrame(ref.drop(columns=ref.geometry.name)).assign(_k=ref[key].astype(str))
+    ri = ri.drop_duplicates("_k").set_index("_k")
+    common = sorted(set(gi.index) & set(ri.index))
+    differing: dict[str, list[str]] = {}
+    for canon in _GPKG_COMPARED[group]:
+        fld = fields.get(canon)
+        if fld is None or canon not in ri.columns:
+            continue
+        if fld not in gi.columns:
+            c.add("GPKG-MISMATCH", f"{fname}:{layer} lacks the field {fld}", [layer])
+            continue
+        a = gi.loc[common, fld].map(_norm_cell)
+        b = ri.loc[common, canon].map(_norm_cell)
+        diff = a.to_numpy() != b.to_numpy()
+        if diff.any():
+            differing[fld] = [str(k) for k in np.asarray(common)[diff]]
+    for fld, keys in differing.items():
+        c.add("GPKG-MISMATCH", f"{fname}:{layer}: {fld} differs from the Shapefile for {len(keys)} features "
+              "(the GeoPackage must hold the same sub-area assignment, names and codes)", keys[:50])
+
+
+def _norm_cell(v) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v).strip()
 
 
 # ============================================================================ consistency
@@ -672,9 +814,10 @@ def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check) -> None:
     if empty:
         c.add("SUBAREA-EMPTY", f"sub-areas {empty} contain no town-block", list(map(str, empty)))
     names = sa["name"].astype(str)
-    badname = [n for n in names if not re.fullmatch(r".+地域", n.strip()) or n != n.strip()]
+    badname = name_problems(names)
     if badname:
-        c.add("NAME-FORMAT", "sub-area names must be 「●●地域」 (a place name followed by 地域)", badname)
+        c.add(NAME_RULE, "sub-area names must be 「●●地域」 (a place name followed by 地域, on one line, no "
+              "control characters): " + "; ".join(badname[:14]), [n for n in names if name_problem(n)])
     if names.duplicated().any():
         c.add("NAME-DUPLICATE", "sub-area names repeat", sorted(set(names[names.duplicated()])))
     if muni:

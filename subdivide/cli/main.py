@@ -8,20 +8,40 @@ Each subcommand lives in ``subdivide/cli/commands/<name>.py`` and defines
 - ``run(args) -> int``: the exit status.
 
 User errors (:class:`subdivide.core.errors.UserError`) print a message and exit 2, never a
-traceback.
+traceback. So do file-system and database faults raised anywhere (a full disk or TMPDIR, a
+read-only folder, an unreadable file, a name that is too long, a corrupted SQLite /
+GeoPackage file): :func:`subdivide.core.faults.fault_to_user_error` names what, where and how
+to fix. Before a command runs, NaN / infinite numeric options and arguments naming a FIFO,
+socket or device are refused; the command runs inside
+:class:`subdivide.cli.outputs.OutputTransaction`, so that a failure leaves none of its
+outputs behind (all or nothing). Anything else unexpected prints a one-paragraph "internal
+error" (exit 70; the traceback only with ``SUBDIVIDE_DEBUG=1``).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
+import sqlite3
 import sys
+import traceback
+import warnings
 
 from subdivide import __version__
+from subdivide.cli.outputs import OutputTransaction, database_paths, output_paths
 from subdivide.core.errors import UserError
+from subdivide.core.faults import (
+    existing_paths,
+    fault_to_user_error,
+    refuse_special_files,
+)
+from subdivide.core.i18n import error_line, language, translate_parser, translate_text
+
+LANG_HELP = "choose the language of messages and help: ja (日本語) or en (default: from LANG / LC_ALL)"
 
 #: the subcommands, in the order ``--help`` lists them
-COMMANDS = ("demo", "info", "plan", "spill", "coverage", "package", "validate", "registry", "map", "report")
+COMMANDS = ("demo", "info", "plan", "spill", "calibrate", "coverage", "package", "validate", "registry", "map", "report", "message", "edit", "screen")
 
 
 def _load(name: str):
@@ -43,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"subdivide {__version__}")
+    parser.add_argument("--lang", choices=("ja", "en"), default=argparse.SUPPRESS, help=LANG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         mod = _load(name)
@@ -60,24 +81,89 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_numbers(args) -> None:
+    """Refuse NaN / infinite values of numeric options (argparse's float() accepts 'nan')."""
+    for name, v in sorted(vars(args).items()):
+        items = v if isinstance(v, (list, tuple)) else [v]
+        for x in items:
+            if isinstance(x, float) and not math.isfinite(x):
+                opt = "--" + name.replace("_", "-")
+                raise UserError(f"{opt} {x}: not a finite number", where=opt,
+                                fix=f"give {opt} an ordinary number (see `subdivide {args.command} --help`)")
+
+
+def _warning_printer(command: str, fallback):
+    """Show subdivide's own warnings as one line ``subdivide CMD: warning: …`` (no source line)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning) and "subdivide" in str(filename):
+            print(f"subdivide {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+    return show
+
+
+def cli_language(argv: list[str], env=os.environ) -> tuple[str, list[str]]:
+    """(``ja`` or ``en``, the arguments without ``--lang``): ``--lang`` anywhere on the command
+    line (``subdivide info FILE --lang ja`` too), else the locale (LC_ALL, LC_MESSAGES, LANG).
+    An unknown --lang value stays in the arguments for argparse to refuse."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--lang")
+    known, rest = pre.parse_known_args(argv)
+    try:
+        return language(known.lang, env), rest
+    except ValueError:
+        return language(None, env), argv
+
+
+def _error(args, exc: UserError) -> int:
+    print(error_line(args.command, exc, getattr(args, "lang", "en")), file=sys.stderr)
+    return exc.exit_status
+
+
+def _internal_error(args, exc: BaseException) -> int:
+    """An unexpected failure: a short message (the traceback only with SUBDIVIDE_DEBUG=1)."""
+    if os.environ.get("SUBDIVIDE_DEBUG"):
+        traceback.print_exc()
+    text = " ".join(str(exc).split())[:300]
+    print(f"subdivide {args.command}: internal error: {exc.__class__.__name__}: {text}\n"
+          "  where: inside subdivide (not caused by a file or option we could recognise)\n"
+          "  fix:   nothing was written; please report the command line to the subdivide maintainers "
+          "(run it again with SUBDIVIDE_DEBUG=1 to see the details)", file=sys.stderr)
+    return 70  # EX_SOFTWARE
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    lang, argv = cli_language(sys.argv[1:] if argv is None else list(argv))
+    parser = translate_parser(build_parser(), lang)
     args = parser.parse_args(argv)
+    args.lang = lang
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0
     try:
-        return int(args._run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(args.command, warnings.showwarning)
+            check_numbers(args)
+            refuse_special_files(args, args.command)
+            with OutputTransaction(output_paths(args), database_paths(args)):
+                return int(args._run(args) or 0)
     except UserError as exc:
-        print(f"subdivide {args.command}: error: {exc.message}", file=sys.stderr)
-        return exc.exit_status
+        return _error(args, exc)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(translate_text("interrupted", args.lang), file=sys.stderr)
         return 130
     except BrokenPipeError:  # `subdivide info … | head`: the reader went away; not an error
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except (OSError, sqlite3.DatabaseError, RuntimeError, MemoryError, Exception) as exc:
+        err = fault_to_user_error(exc, command=args.command, paths=existing_paths(args))
+        if err is not None:
+            return _error(args, err)
+        if isinstance(exc, MemoryError):
+            return _error(args, UserError("out of memory", where=f"subdivide {args.command}",
+                                          fix="close other programs, or work on a smaller area"))
+        return _internal_error(args, exc)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def _island_args(blocks, island_exceptions, allow_flagged_islands, report: Plann
         exc = sorted(set(exc) | set(flagged))
     unknown = sorted(set(map(str, island_exceptions)) - set(blocks["key"]))
     if unknown:
-        raise UserError(f"--island-exception keys are not town-blocks: {unknown[:10]}",
+        raise UserError(f"--island-exception keys are not town-blocks: {unknown[:10]}", where="--island-exception",
                         fix="give KEY_CODEs of this municipality (as text)")
     return exc
 
@@ -158,18 +158,18 @@ def plan_by_attribute(blocks: gpd.GeoDataFrame, column: str, *, names: dict | No
                       metadata: dict | None = None) -> tuple[Plan, PlanningReport]:
     """One sub-area per value of ``column`` (e.g. OLD_MUNI → 花巻地域, 大迫地域 …)."""
     if column not in blocks.columns:
-        raise UserError(f"column {column!r} is not in the town-blocks",
+        raise UserError(f"column {column!r} is not in the town-blocks", where=f"--by {column}",
                         fix=f"use one of {sorted(c for c in blocks.columns if c != blocks.geometry.name)[:30]}")
     blocks = coerce_townblocks(blocks.drop(columns=[SUBAREA_COLUMN], errors="ignore"))
     values = blocks[column].astype(object).where(blocks[column].notna(), "").map(lambda s: str(s).strip())
     empty = blocks.loc[values == "", "key"]
     if len(empty):
-        raise PlanCheckError(f"{len(empty)} town-blocks have no {column} value: {list(empty[:20])}",
+        raise PlanCheckError(f"{len(empty)} town-blocks have no {column} value: {list(empty[:20])}", where=f"--by {column}",
                              fix=f"fill {column} for them, or use a mapping file / --move")
     n_values = values.nunique()
     if n_values > max_subareas:
         raise PlanCheckError(f"{column} has {n_values} distinct values; at most {max_subareas} sub-areas "
-                             "are allowed", fix="merge values with a mapping file (--mapping) or --merge")
+                             "are allowed", where=f"--by {column}", fix="merge values with a mapping file (--mapping) or --merge")
     report = PlanningReport()
     exc = _island_args(blocks, island_exceptions, allow_flagged_islands, report)
     meta = dict(metadata or {}, method=f"by attribute {column}")
@@ -197,7 +197,8 @@ def plan_from_mapping(blocks: gpd.GeoDataFrame, mapping, *, by: str | None = Non
     mapping = mapping.map(lambda s: str(s).strip())
     blocks = coerce_townblocks(blocks.drop(columns=[SUBAREA_COLUMN], errors="ignore"))
     if by is not None and by not in blocks.columns:
-        raise UserError(f"column {by!r} is not in the town-blocks", fix="check --by")
+        raise UserError(f"column {by!r} is not in the town-blocks", where=f"--by {by}",
+                        fix=f"use one of {sorted(c for c in blocks.columns if c != blocks.geometry.name)[:30]}")
     lookup = (blocks["key"] if by is None else blocks[by].fillna("").astype(str)).map(_nfkc)
     report = PlanningReport()
     restored = lost_leading_zeros(mapping.index, set(lookup))
@@ -249,7 +250,7 @@ def overlay_shares(blocks: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, name_co
     vectorised with one STRtree query and one intersection call. Polygons are dissolved
     by ``name_column`` first; the sorted labels are returned too."""
     if name_column not in polygons.columns:
-        raise UserError(f"overlay has no column {name_column!r}",
+        raise UserError(f"overlay has no column {name_column!r}", where=f"--overlay-name {name_column}",
                         fix=f"--overlay-name one of {[c for c in polygons.columns if c != polygons.geometry.name]}")
     polys = polygons[[name_column, polygons.geometry.name]].to_crs(blocks.crs)
     polys = polys.assign(_label=polys[name_column].astype(str).str.strip())
@@ -290,6 +291,25 @@ def _repair_fragments(blocks, adj, sub: np.ndarray, exceptions) -> tuple[np.ndar
     return sub, sorted(set(moved))
 
 
+#: the overlay must cover at least this share of the municipality's area
+OVERLAY_MIN_COVER = 0.5
+
+
+def _require_overlap(blocks: gpd.GeoDataFrame, shares: pd.DataFrame) -> None:
+    """Overlay polygons that miss the municipality (another place, a wrong CRS, swapped axes)
+    would give every block to its nearest polygon: an error instead."""
+    area = shapely.area(np.asarray(blocks.geometry.values))
+    total = float(area.sum())
+    covered = float((shares["share"].to_numpy() * area[shares["i"].to_numpy()]).sum()) if len(shares) else 0.0
+    cover = covered / total if total > 0 else 0.0
+    if cover < OVERLAY_MIN_COVER:
+        raise UserError(f"the overlay polygons cover only {cover:.0%} of the municipality's area "
+                        f"({int((shares.groupby('i')['share'].sum() > 0).sum()) if len(shares) else 0} of "
+                        f"{len(blocks)} town-blocks touch them)", where="--overlay",
+                        fix="give polygons of this municipality (e.g. its 旧市町村 boundaries); check the file's "
+                            "CRS (.prj) and that the coordinates are not swapped")
+
+
 def plan_by_overlay(blocks: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, name_column: str, *,
                     min_share: float = OVERLAY_MIN_SHARE, min_margin: float = OVERLAY_MIN_MARGIN,
                     split_share: float = OVERLAY_SPLIT_SHARE, repair_contiguity: bool = True,
@@ -302,7 +322,11 @@ def plan_by_overlay(blocks: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, name_c
     share ≥ ``split_share``), ``outside`` (no overlap: nearest polygon taken) and
     ``contiguity`` (a detached fragment moved to its neighbour)."""
     blocks = coerce_townblocks(blocks.drop(columns=[SUBAREA_COLUMN], errors="ignore"))
+    for name, v in (("--overlay-min-share", min_share), ("--overlay-min-margin", min_margin)):
+        if not np.isfinite(v) or not 0.0 <= v <= 1.0:
+            raise UserError(f"{name} {v!r} must be a share between 0 and 1", where=name, fix=f"e.g. {name} 0.5")
     shares, labels = overlay_shares(blocks, polygons, name_column)
+    _require_overlap(blocks, shares)
     n = len(blocks)
     ranked = shares.sort_values(["i", "share", "label"], ascending=[True, False, True], kind="stable")
     ranked["pos"] = ranked.groupby("i").cumcount()
@@ -375,7 +399,7 @@ def resolve_subarea(plan: Plan, ref) -> int:
         hit = t.loc[t["name"] == cand, "subarea"]
         if len(hit):
             return int(hit.iloc[0])
-    raise UserError(f"no sub-area {ref!r} in the plan",
+    raise UserError(f"no sub-area {ref!r} in the plan", where=f"sub-area {ref!r} (--move / --merge / --rename)",
                     fix=f"use a number or name: {', '.join(f'{a}={b}' for a, b in zip(t['subarea'], t['name']))}")
 
 
@@ -388,7 +412,7 @@ def move_blocks(plan: Plan, moves) -> Plan:
     sub = plan.blocks[SUBAREA_COLUMN].to_numpy().copy()
     unknown = sorted({str(k) for k, _ in items} - set(keys))
     if unknown:
-        raise UserError(f"--move: town-blocks {unknown[:10]} are not in the plan",
+        raise UserError(f"--move: town-blocks {unknown[:10]} are not in the plan", where="--move",
                         fix="give KEY_CODEs of this plan with their leading zero (9 or 11 digits, e.g. "
                         f"{keys[0]}); --export-csv lists them all")
     for k, target in items:
@@ -401,7 +425,7 @@ def merge_subareas(plan: Plan, refs, *, name: str | None = None) -> Plan:
     to 1..k (later numbers shift down, codes follow the numbers)."""
     nums = [resolve_subarea(plan, r) for r in refs]
     if len(set(nums)) < 2:
-        raise UserError(f"--merge needs two different sub-areas, got {list(refs)}", fix="e.g. --merge 3,4")
+        raise UserError(f"--merge needs two different sub-areas, got {list(refs)}", where="--merge", fix="e.g. --merge 3,4")
     keep = min(nums)
     t = plan.subareas.copy()
     sub = plan.blocks[SUBAREA_COLUMN].to_numpy().copy()
@@ -423,7 +447,7 @@ def rename_subarea(plan: Plan, ref, name: str) -> Plan:
     num = resolve_subarea(plan, ref)
     name = str(name).strip()
     if not name:
-        raise UserError("--rename needs a non-empty name", fix="e.g. --rename 2=大迫地域")
+        raise UserError("--rename needs a non-empty name", where="--rename", fix="e.g. --rename 2=大迫地域")
     t = plan.subareas.copy()
     t.loc[t["subarea"] == num, "name"] = name
     return plan.with_assignment(plan.blocks[SUBAREA_COLUMN].to_numpy(), t[["subarea", "name", "display_order"]],
@@ -556,7 +580,8 @@ def check_constraints(plan: Plan, *, min_area_km2: float = 0.0, min_core: float 
                                tuple(names[low])))
     if nest_column:
         if nest_column not in plan.blocks.columns:
-            raise UserError(f"column {nest_column!r} is not in the plan's town-blocks", fix="check --follow-old")
+            raise UserError(f"column {nest_column!r} is not in the plan's town-blocks", where="--follow-old",
+                        fix="check --follow-old")
         nun = plan.blocks.groupby(SUBAREA_COLUMN)[nest_column].nunique()
         bad = nun[nun > 1]
         if len(bad):
@@ -572,4 +597,5 @@ def require(findings: list[Finding]) -> None:
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         raise PlanCheckError("the plan breaks the requested constraints:\n" + "\n".join(f"  {f}" for f in errors),
+                             where="; ".join(dict.fromkeys(f.rule for f in errors)),
                              fix="edit the plan (--move, --merge) or relax the floor")

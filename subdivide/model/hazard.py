@@ -37,6 +37,10 @@ class ZonalReport:
     missing_keys: tuple[str, ...]
 
 
+#: a raster may leave at most this share of the town-blocks without a value
+MAX_MISSING_SHARE = 0.5
+
+
 def zonal_mean(blocks: gpd.GeoDataFrame, raster_path, *, band: int = 1,
                name: str | None = None) -> tuple[pd.Series, ZonalReport]:
     """Mean raster value per town-block (Series indexed like ``blocks``, float64).
@@ -95,6 +99,10 @@ def zonal_mean(blocks: gpd.GeoDataFrame, raster_path, *, band: int = 1,
             sampled[inside] = values[rows[inside], cols[inside]]
             mean[small] = sampled
     missing = ~np.isfinite(mean)
+    if n and missing.sum() > MAX_MISSING_SHARE * n:
+        raise UserError(f"raster {path.name} has no value for {int(missing.sum())} of {n} town-blocks: it does "
+                        "not cover the municipality (or is nodata there)", where=str(path),
+                        fix="use a raster covering the whole municipality (any CRS); check its CRS and nodata value")
     keys = tuple(blocks["key"].to_numpy()[missing]) if "key" in blocks else tuple(map(str, np.flatnonzero(missing)))
     report = ZonalReport(raster=str(path), n_blocks=n, n_point_sampled=int(small.sum() - missing.sum()),
                          n_missing=int(missing.sum()), missing_keys=keys)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -38,6 +39,7 @@ from subdivide.core.codes import normalize_municipality_code, subarea_code, suba
 from subdivide.model.contiguity import block_adjacency, contiguity_breaks, group_adjacency
 from subdivide.core.errors import PlanCheckError, UserError
 from subdivide.core.findings import Finding
+from subdivide.core.names import NAME_RULE, name_problems
 from subdivide.core.schema import SUBAREA_COLUMN, SUBAREA_COLUMNS, check_plan_blocks, coerce_townblocks
 
 PLAN_LAYERS = ("townblocks", "subareas", "plan_meta")
@@ -50,6 +52,8 @@ RULE_FIXES = {
     "PLAN-NAMES": "give each sub-area its own name (--rename N=名前)",
     "PLAN-UNKNOWN-SUBAREA": "assign the listed town-blocks to an existing sub-area (--move KEY=N)",
     "PLAN-EMPTY-SUBAREA": "move town-blocks into the empty sub-area or merge it away (--merge)",
+    NAME_RULE: "name each sub-area 「●●地域」 (a place name followed by 地域), on one line, without control "
+               "characters or surrounding spaces: --rename N=●●地域 (the package validator refuses other names)",
     "PLAN-CONTIGUITY": "reassign the listed town-blocks (subdivide plan --move KEY=N), "
                        "or list true islands with --island-exception KEY",
 }
@@ -95,6 +99,7 @@ class Plan:
         if self.max_subareas > MAX_SUBAREAS or self.max_subareas < 1:
             raise UserError(
                 f"the sub-area limit is {MAX_SUBAREAS} (carriers' systems); {self.max_subareas} was asked",
+                where="--max-subareas (or plan_meta max_subareas)",
                 fix=f"use a limit between 1 and {MAX_SUBAREAS}: it can be lowered, not raised",
             )
         errors = [f for f in self.check() if f.severity == "error"]
@@ -102,6 +107,7 @@ class Plan:
             fixes = dict.fromkeys(RULE_FIXES.get(f.rule, RULE_FIXES["PLAN-CONTIGUITY"]) for f in errors)
             raise PlanCheckError(
                 "the plan breaks the rules:\n" + "\n".join(f"  {f}" for f in errors),
+                where=_findings_where(errors),
                 fix="; ".join(fixes),
             )
 
@@ -188,6 +194,10 @@ class Plan:
         if t["name"].duplicated().any():
             f.append(Finding("PLAN-NAMES", "error", "sub-area names repeat",
                              tuple(t.loc[t["name"].duplicated(), "name"])))
+        bad_names = name_problems(t["name"])
+        if bad_names:
+            f.append(Finding(NAME_RULE, "error", "sub-area names the carriers' systems refuse: "
+                             + "; ".join(bad_names[:14]), tuple(map(str, t["name"]))))
         known = set(t["subarea"])
         stray = b.loc[~b[SUBAREA_COLUMN].isin(known), "key"]
         if len(stray):
@@ -282,7 +292,7 @@ class Plan:
         meta.setdefault("tool_version", __version__)
         meta.setdefault("date", reproducible_date())
         meta.update(muni_code=self.muni_code, max_subareas=self.max_subareas,
-                    island_exceptions=sorted(self.island_exceptions))
+                    island_exceptions=sorted(self.island_exceptions), n_blocks=len(self.blocks))
         meta_df = pd.DataFrame({"key": sorted(meta),
                                 "value": [json.dumps(meta[k], ensure_ascii=False, sort_keys=True)
                                           for k in sorted(meta)]})
@@ -290,33 +300,205 @@ class Plan:
                           path, force=force)
 
 
+class PlanLoadWarning(UserWarning):
+    """Something in a plan file was repaired on loading (e.g. keys re-padded)."""
+
+
+#: how to rebuild a plan GeoPackage that was damaged or edited outside subdivide
+REBUILD_FIX = ("restore the plan from a copy, or rebuild it from the town-blocks: `subdivide plan TOWN-BLOCKS.shp "
+               "--import-csv BLOCKS.csv --out NEW.plan.gpkg` (BLOCKS.csv written by `subdivide plan … "
+               "--export-csv`), or `subdivide plan TOWN-BLOCKS.shp --by COLUMN --out NEW.plan.gpkg`")
+
+
 def read_plan(path) -> Plan:
-    """Read a plan GeoPackage written by :meth:`Plan.save` (checked on reading)."""
+    """Read a plan GeoPackage written by :meth:`Plan.save`, re-checking everything a user could
+    have changed with another program (QGIS, sqlite3, Excel round trips):
+
+    - keys re-typed to integers lose their leading zero: re-padded, with a :class:`PlanLoadWarning`;
+    - a block deleted, or the block count in ``subareas`` / ``plan_meta`` not the count of
+      ``townblocks``: an error naming the sub-areas concerned;
+    - a NULL or non-integer ``subarea``, a NULL sub-area name: an error naming the blocks;
+    - a broken ``plan_meta`` (not JSON, no municipality code, code of another municipality):
+      an error saying how to rebuild the plan;
+
+    then the Plan rules (limit, contiguity, table) as on construction.
+    """
     import pyogrio
 
     p = Path(path)
     if not p.exists():
-        raise UserError(f"plan file {p} does not exist", fix="make one with `subdivide plan`")
+        raise UserError(f"plan file {p} does not exist", where=str(p), fix="make one with `subdivide plan`")
+    if not p.is_file():
+        raise UserError(f"{p} is not a file", where=str(p), fix="pass the .gpkg written by `subdivide plan`")
     try:
         layers = {str(row[0]) for row in pyogrio.list_layers(p)}
-    except Exception as exc:  # not a GeoPackage at all
-        raise UserError(f"{p} is not a readable GeoPackage ({exc.__class__.__name__})",
-                        fix="pass the .gpkg written by `subdivide plan`") from None
+    except Exception as exc:  # not a GeoPackage at all, or a damaged one
+        raise UserError(f"{p} is not a readable GeoPackage ({exc.__class__.__name__}: {_short(exc)})",
+                        where=str(p), fix="pass the .gpkg written by `subdivide plan`; " + REBUILD_FIX) from None
     missing = [lay for lay in PLAN_LAYERS if lay not in layers]
     if missing:
         raise UserError(f"{p} is not a subdivide plan: layers {missing} are missing",
-                        where=str(p), fix="pass the .gpkg written by `subdivide plan`")
-    blocks = pyogrio.read_dataframe(p, layer="townblocks")
-    sub = pyogrio.read_dataframe(p, layer="subareas", read_geometry=False)
-    meta_df = pyogrio.read_dataframe(p, layer="plan_meta")
-    meta = {k: json.loads(v) for k, v in zip(meta_df["key"], meta_df["value"])}
-    subarea = pd.to_numeric(blocks[SUBAREA_COLUMN], errors="coerce")
+                        where=str(p), fix="pass the .gpkg written by `subdivide plan`; " + REBUILD_FIX)
+    blocks = _read_layer(p, "townblocks")
+    sub = _read_layer(p, "subareas", read_geometry=False)
+    meta = _read_meta(p, _read_layer(p, "plan_meta", read_geometry=False))
+    muni = meta["muni_code"]
+    blocks = _repad_keys(blocks, muni, p)
+    subarea = _checked_subarea_column(blocks, p)
     blocks = coerce_townblocks(blocks.drop(columns=[SUBAREA_COLUMN]).assign(_sub=subarea))
     blocks[SUBAREA_COLUMN] = blocks.pop("_sub").astype("int64")
-    table = sub[["subarea", "name", "display_order"]].copy()
-    return Plan(blocks=blocks, subareas=_finish_table(table, meta["muni_code"]),
-                muni_code=meta["muni_code"], island_exceptions=frozenset(meta.get("island_exceptions", [])),
-                max_subareas=int(meta.get("max_subareas", MAX_SUBAREAS)), metadata=meta)
+    table = _checked_subarea_table(sub, p)
+    _check_block_counts(blocks, sub, meta, p)
+    try:
+        max_sub = int(meta.get("max_subareas", MAX_SUBAREAS))
+        islands = frozenset(map(str, meta.get("island_exceptions", []) or []))
+    except (TypeError, ValueError):
+        raise UserError("plan_meta holds a max_subareas / island_exceptions value that is not of its type",
+                        where=f"{p}: layer plan_meta", fix=REBUILD_FIX) from None
+    try:
+        return Plan(blocks=blocks, subareas=_finish_table(table, muni), muni_code=muni,
+                    island_exceptions=islands, max_subareas=max_sub, metadata=meta)
+    except UserError as exc:
+        exc.where = exc.where or str(p)
+        raise
+
+
+def _short(exc, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _read_layer(p: Path, layer: str, **kw):
+    import pyogrio
+
+    try:
+        return pyogrio.read_dataframe(p, layer=layer, **kw)
+    except Exception as exc:  # a damaged table
+        raise UserError(f"the plan's layer {layer!r} cannot be read ({exc.__class__.__name__}: {_short(exc)})",
+                        where=f"{p}: layer {layer}", fix=REBUILD_FIX) from None
+
+
+def _read_meta(p: Path, meta_df: pd.DataFrame) -> dict:
+    where = f"{p}: layer plan_meta"
+    if not {"key", "value"} <= set(meta_df.columns):
+        raise UserError("plan_meta lacks its key / value columns (edited outside subdivide?)", where=where,
+                        fix=REBUILD_FIX)
+    meta = {}
+    for k, v in zip(meta_df["key"], meta_df["value"]):
+        try:
+            meta[str(k)] = json.loads(v)
+        except (TypeError, ValueError):
+            raise UserError(f"plan_meta entry {k!r} is not valid JSON: {str(v)[:80]!r} (edited outside subdivide?)",
+                            where=where, fix=REBUILD_FIX) from None
+    code = meta.get("muni_code")
+    try:
+        if code is None or not str(code).isdigit():
+            raise ValueError(code)
+        meta["muni_code"] = normalize_municipality_code(str(code))
+    except (UserError, ValueError, TypeError):
+        raise UserError(f"plan_meta holds no valid municipality code (muni_code = {code!r})", where=where,
+                        fix=REBUILD_FIX) from None
+    return meta
+
+
+def _repad_keys(blocks: gpd.GeoDataFrame, muni: str, p: Path) -> gpd.GeoDataFrame:
+    """Keys re-typed to numbers (or saved by Excel) lose their leading zeros: put them back
+    when the padded key then starts with the municipality code; warn with the count."""
+    if "key" not in blocks.columns:
+        raise UserError("the plan's townblocks layer has no 'key' column", where=f"{p}: layer townblocks",
+                        fix=REBUILD_FIX)
+    raw = blocks["key"]
+    if raw.isna().any():
+        raise UserError(f"{int(raw.isna().sum())} town-blocks have no key (NULL)", where=f"{p}: layer townblocks",
+                        fix=REBUILD_FIX)
+    text = raw.map(lambda v: str(int(v)) if isinstance(v, (int, np.integer, float, np.floating))
+                   and float(v).is_integer() else str(v).strip())
+    fixed = text.copy()
+    for width in (9, 11):
+        short = fixed.str.fullmatch(r"\d+") & (fixed.str.len() < width) & (fixed.str.len() >= width - len(muni))
+        padded = fixed[short].str.zfill(width)
+        ok = padded.str.startswith(muni)
+        fixed.loc[padded.index[ok.to_numpy()]] = padded[ok]
+    repadded = int((fixed != text).sum())
+    if not (pd.api.types.is_object_dtype(raw) or pd.api.types.is_string_dtype(raw)) or repadded:
+        warnings.warn(f"{p}: the townblocks layer's keys were not stored as text (edited outside subdivide?); "
+                      f"{repadded} of {len(fixed)} keys re-padded with their leading zeros "
+                      "(save the plan again to store them as text)", PlanLoadWarning, stacklevel=3)
+    bad = fixed[~fixed.str.fullmatch(r"\d{9}|\d{11}") | ~fixed.str.startswith(muni)]
+    if len(bad):
+        raise UserError(f"{len(bad)} keys are not 9/11-digit KEY_CODEs of municipality {muni}: {list(bad[:10])}",
+                        where=f"{p}: layer townblocks", fix=REBUILD_FIX)
+    return blocks.assign(key=fixed.astype(object))
+
+
+def _checked_subarea_column(blocks: gpd.GeoDataFrame, p: Path) -> pd.Series:
+    where = f"{p}: layer townblocks"
+    if SUBAREA_COLUMN not in blocks.columns:
+        raise UserError("the plan's townblocks layer has no 'subarea' column", where=where, fix=REBUILD_FIX)
+    raw = blocks[SUBAREA_COLUMN]
+    num = pd.to_numeric(raw, errors="coerce")
+    null = raw.isna()
+    if null.any():
+        keys = list(blocks.loc[null, "key"][:20])
+        raise UserError(f"{int(null.sum())} town-blocks have no sub-area (NULL): {keys}", where=where,
+                        fix="restore the plan from a copy; or export the assignment, complete it and import it: "
+                            + REBUILD_FIX)
+    bad = num.isna() | (num != num.round())
+    if bad.any():
+        keys = [f"{k}={v!r}" for k, v in zip(blocks.loc[bad, "key"][:20], raw[bad][:20])]
+        raise UserError(f"{int(bad.sum())} town-blocks have a sub-area that is not a whole number: {keys}",
+                        where=where, fix=REBUILD_FIX)
+    return num.astype("int64")
+
+
+def _checked_subarea_table(sub: pd.DataFrame, p: Path) -> pd.DataFrame:
+    where = f"{p}: layer subareas"
+    cols = ["subarea", "name", "display_order"]
+    lacking = [c for c in cols if c not in sub.columns]
+    if lacking:
+        raise UserError(f"the plan's subareas layer lacks the columns {lacking}", where=where, fix=REBUILD_FIX)
+    table = sub[cols].copy()
+    for c in ("subarea", "display_order"):
+        num = pd.to_numeric(table[c], errors="coerce")
+        if num.isna().any() or (num != num.round()).any():
+            raise UserError(f"the subareas layer's {c!r} column holds NULL or non-integer values: "
+                            f"{list(table[c][num.isna() | (num != num.round())][:10])}", where=where, fix=REBUILD_FIX)
+        table[c] = num.astype("int64")
+    names = table["name"]
+    empty = names.isna() | (names.astype(str).str.strip() == "")
+    if empty.any():
+        raise UserError(f"sub-areas {list(table.loc[empty, 'subarea'])} have no name (NULL or empty)", where=where,
+                        fix="name them: `subdivide plan PLAN.gpkg --rename N=名前地域 --out NEW.plan.gpkg` after "
+                            "restoring the plan; " + REBUILD_FIX)
+    return table
+
+
+def _check_block_counts(blocks: gpd.GeoDataFrame, sub: pd.DataFrame, meta: dict, p: Path) -> None:
+    """Blocks deleted (or added) outside the tool: the stored counts no longer match."""
+    counted = blocks.groupby(SUBAREA_COLUMN).size()
+    stated_total = meta.get("n_blocks")
+    if stated_total is not None:
+        try:
+            stated_total = int(stated_total)
+        except (TypeError, ValueError):
+            raise UserError(f"plan_meta n_blocks {stated_total!r} is not a number", where=f"{p}: layer plan_meta",
+                            fix=REBUILD_FIX) from None
+        if stated_total != len(blocks):
+            raise UserError(f"the plan was saved with {stated_total} town-blocks but its townblocks layer holds "
+                            f"{len(blocks)} (town-blocks deleted or added outside subdivide)",
+                            where=f"{p}: layer townblocks", fix=REBUILD_FIX)
+    if "n_blocks" not in sub.columns:
+        return
+    stated = pd.to_numeric(sub["n_blocks"], errors="coerce")
+    bad = []
+    for s, n in zip(pd.to_numeric(sub["subarea"], errors="coerce"), stated):
+        have = int(counted.get(s, 0))
+        if pd.isna(n) or int(n) != have:
+            bad.append(f"sub-area {s}: {n} stated, {have} in the townblocks layer")
+    if bad:
+        raise UserError("town-block counts differ from the subareas layer (town-blocks deleted, added or moved "
+                        "outside subdivide): " + "; ".join(bad[:14]), where=f"{p}: layers townblocks / subareas",
+                        fix=REBUILD_FIX)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -331,10 +513,20 @@ def _finish_table(table: pd.DataFrame, muni: str) -> pd.DataFrame:
     return t[list(SUBAREA_COLUMNS) + ["code6"]]
 
 
+def _findings_where(errors) -> str:
+    """'RULE: first features …' for each broken rule (the offending blocks or names)."""
+    parts = []
+    for f in errors:
+        feats = [str(x) for x in f.features[:8]]
+        more = f" … (+{len(f.features) - 8})" if len(f.features) > 8 else ""
+        parts.append(f"{f.rule}" + (f": {', '.join(feats)}{more}" if feats else ""))
+    return "; ".join(dict.fromkeys(parts))
+
+
 def _single_muni(blocks: gpd.GeoDataFrame) -> str:
     codes = sorted(set(blocks["muni_code"]))
     if len(codes) != 1:
-        raise UserError(f"town-blocks span several municipalities {codes[:5]}",
+        raise UserError(f"town-blocks span several municipalities {codes[:5]}", where="--muni (not given)",
                         fix="select one municipality when reading (--muni CODE)")
     return codes[0]
 

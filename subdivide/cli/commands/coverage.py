@@ -60,9 +60,13 @@ def run(args) -> int:
     from subdivide.io.output import check_can_write, write_csv, write_gpkg
     from subdivide.analysis.sites import PropagationRangeWarning, coverage_from_sites, read_sites, synthetic_sites
 
-    check_can_write(args.out, args.force)
+    from subdivide.analysis.sites import check_propagation_options
+
+    check_propagation_options(min_rx_dbm=args.min_rx_dbm, hysteresis_db=args.hysteresis_db,
+                              shadow_db=args.shadow_db, path_loss_exponent=args.exponent)
+    check_can_write(args.out, args.force, inputs=[args.sites, args.outline])
     if args.sites_out:
-        check_can_write(args.sites_out, args.force)
+        check_can_write(args.sites_out, args.force, inputs=[args.sites, args.outline])
     if args.synthetic == bool(args.sites):
         raise UserError("give either a site list or --synthetic", fix="e.g. `subdivide coverage sites.csv "
                         "--crs EPSG:6678 --out cov.gpkg` or `--synthetic --isd-km 7 --outline plan.gpkg`")
