@@ -112,3 +112,32 @@ def test_help_imports_no_heavy_library(argv):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1:] in ([""], []), f"--help loaded: {res.stdout.strip()}"
+
+
+def test_every_rule_id_in_the_code_is_in_the_one_vocabulary():
+    """A finding's id comes from subdivide/core/rules.py, wherever it is raised (plan,
+    planner, validator, registry): no second vocabulary, no id that is not listed."""
+    import re
+
+    from subdivide.core.rules import RULES
+
+    pat = re.compile(r"""(?:\bfinding|\bFinding|\.add)\(\s*["']([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+)["']""")
+    used = {}
+    for path in _modules():
+        if "messages" in path.parts:       # the message linter's L01–L45 are message rules, not plan rules
+            continue
+        for m in pat.finditer(path.read_text(encoding="utf-8")):
+            used.setdefault(m.group(1), str(path.relative_to(PKG.parent)))
+    unknown = {r: where for r, where in used.items() if r not in RULES}
+    assert unknown == {}, f"rule ids missing from subdivide/core/rules.py: {unknown}"
+    assert len(used) > 40
+
+
+def test_plan_and_validator_use_the_same_ids():
+    """The ids a plan raises are the validator's (issue 11: PLAN-CONTIGUITY vs CONTIGUITY)."""
+    from subdivide.carrier.validation import RULES as VALIDATOR
+    from subdivide.core.rules import RULES
+
+    for rid in ("CONTIGUITY", "LIMIT-SUBAREAS", "NAME-FORMAT", "NAME-DUPLICATE", "SUBAREA-EMPTY", "SPILL-CORE"):
+        assert rid in RULES and rid in VALIDATOR
+    assert not [r for r in RULES if r.startswith("PLAN-") and r != "PLAN-SCHEMA" and r != "PLAN-ISLAND-FLAGGED"]

@@ -198,7 +198,7 @@ def test_subarea_limit_is_fourteen(sample_old_plan, tmp_path):
     assert sorted(added) == list(range(5, 15))
     assert len(c.get("/api/init").json()["table"]) == 14
     r = c.post("/api/add", json={"name": "十五"})
-    assert r.status_code == 400 and r.json()["error"] == "PLAN-MAX-SUBAREAS"
+    assert r.status_code == 400 and r.json()["error"] == "LIMIT-SUBAREAS"
     # an empty sub-area is an error until painted or deleted
     figs = c.post("/api/undo", json={}).json()["figures"]
     assert "SUBAREA-EMPTY" in {f["rule"] for f in figs["findings"]}

@@ -79,7 +79,7 @@ def test_refuses_empty_subarea_and_disconnected_without_exception():
     with pytest.raises(PlanCheckError, match="not contiguous.*032050000"):
         Plan.from_assignment(b, lab)
     ok = Plan.from_assignment(b, lab, island_exceptions=["032050000"])
-    assert any(f.rule == "PLAN-ISLAND-EXCEPTION" for f in ok.check())
+    assert any(f.rule == "CONTIGUITY-ISLAND" for f in ok.check())
 
 
 def test_corner_touch_is_not_adjacency():

@@ -233,9 +233,9 @@ def test_assignment_csv_round_trip_and_refusals(old_plan, sample_blocks, tmp_pat
 def test_check_constraints_names_subareas(old_plan):
     f = check_constraints(old_plan, min_area_km2=146, min_core=0.5, spill_km=2, nest_column="OLD_MUNI")
     rules = {x.rule: x for x in f}
-    assert "石鳥谷地域" in rules["PLAN-AREA-FLOOR"].features
-    assert "PLAN-NESTING" not in rules
-    assert "石鳥谷地域" in rules["PLAN-CORE-FLOOR"].features
+    assert "石鳥谷地域" in rules["AREA-FLOOR"].features
+    assert "NESTING" not in rules
+    assert "石鳥谷地域" in rules["SPILL-CORE"].features
 
 
 # ---------------------------------------------------------------- CLI

@@ -37,6 +37,7 @@ from subdivide.core.crs import PREF_NAMES, PREF_ZONE
 from subdivide.io.dbf import DbfError, read_character_fields, read_dbf_header
 from subdivide.core.errors import UserError
 from subdivide.core.findings import Finding
+from subdivide.core.rules import RULES as CORE_RULES
 from subdivide.io.output import FORMULA_PREFIXES, sha256_file
 from subdivide.carrier.package import PACKAGE_FORMAT, PACKAGE_FORMAT_VERSION, SHAPEFILE_PARTS
 from subdivide.carrier.profiles import Profile, load_profile
@@ -45,87 +46,9 @@ from subdivide.model.reach import spill_territory
 from subdivide.core.names import NAME_RULE, name_problem, name_problems
 from subdivide.io.safezip import DEFAULT_LIMITS, Limits, PackageRejected, check_nested_zip, stage_package
 
-#: rule id → (default severity, one-line description). docs/validation.md lists the same.
-RULES: dict[str, tuple[str, str]] = {
-    # reading (exit 2: the package is rejected unread)
-    "PKG-NOT-FOUND": ("error", "the package path does not exist"),
-    "PKG-NOT-ZIP": ("error", "a file that is not a readable zip"),
-    "PKG-TOO-LARGE": ("error", "uncompressed size above the cap (total or per file)"),
-    "PKG-TOO-MANY-FILES": ("error", "more members / files than the cap"),
-    "PKG-NESTED-FOLDER": ("info", "the package sits in a single top-level folder (accepted; archiver "
-                          "metadata such as __MACOSX/ beside it is ignored)"),
-    "ZIP-PATH-TRAVERSAL": ("error", "member name with a '..' component"),
-    "ZIP-ABSOLUTE-PATH": ("error", "member name starting with '/'"),
-    "ZIP-BACKSLASH": ("error", "member name with a backslash or a drive letter"),
-    "ZIP-BAD-NAME": ("error", "member name with a NUL byte"),
-    "ZIP-NAME-ENCODING": ("error", "member name neither ASCII nor valid flagged UTF-8"),
-    "ZIP-SYMLINK": ("error", "member that is a symbolic link"),
-    "ZIP-ENCRYPTED": ("error", "encrypted member"),
-    "ZIP-DUPLICATE-MEMBER": ("error", "two members with the same name"),
-    "ZIP-COMPRESSION-RATIO": ("error", "compression ratio above the cap, or a member inflating past its declared size"),
-    "ZIP-CORRUPT": ("error", "member that cannot be extracted (CRC / stream error)"),
-    "DIR-SYMLINK": ("error", "symbolic link in a package directory"),
-    "DIR-SPECIAL-FILE": ("error", "device, FIFO or socket in a package directory"),
-    "DBF-HEADER": ("error", "DBF header malformed or absurd (record count × length ≠ size, bad descriptors)"),
-    # manifest
-    "MANIFEST-MISSING": ("error", "no manifest.json"),
-    "MANIFEST-INVALID": ("error", "manifest is not valid JSON or lacks required keys"),
-    "MANIFEST-FORMAT": ("error", "manifest format or version this validator does not know"),
-    "MANIFEST-FILE-MISSING": ("error", "a file listed in the manifest is absent"),
-    "MANIFEST-CHECKSUM": ("error", "sha256 or size differs from the manifest"),
-    "MANIFEST-UNLISTED": ("error", "a file in the package is not listed in the manifest"),
-    "MANIFEST-PROFILE": ("warning", "package written with another profile than the validator's"),
-    "MUNI-CODE": ("error", "municipality code malformed or with a wrong check digit"),
-    # schema and encodings
-    "SHP-MISSING-PART": ("error", "a Shapefile part (.shp .shx .dbf .prj .cpg) is missing"),
-    "SHP-CPG": ("error", ".cpg does not name the profile's encoding"),
-    "SHP-LDID": ("error", "DBF language driver id (byte 29) is not the profile's (0x13 for CP932)"),
-    "SHP-FIELDS": ("error", "field missing, of the wrong type, non-ASCII or longer than 10 bytes"),
-    "SHP-ENCODING": ("error", "DBF text that does not decode in the declared encoding"),
-    "SHP-PRJ": ("error", ".prj unreadable or not a projected (metre) CRS"),
-    "SHP-PRJ-ZONE": ("error", ".prj plane-rectangular zone is not the zone of the municipality's prefecture"),
-    "SHP-UNREADABLE": ("error", "GDAL cannot read the Shapefile"),
-    "GPKG-LAYERS": ("error", "GeoPackage missing or lacking a layer"),
-    "GPKG-MISMATCH": ("error", "GeoPackage differs from the Shapefiles (features, geometry, sub-area "
-                      "assignment, names or codes)"),
-    "CSV-ENCODING": ("error", "CSV without BOM, not decodable, or not CRLF"),
-    "CSV-COLUMNS": ("error", "CSV / XLSX sheet lacks a profile column"),
-    "CSV-FORMULA": ("error", "cell Excel would run as a formula (not neutralised)"),
-    "XLSX-TEXT-CODES": ("error", "code cells in the XLSX not stored as text"),
-    "XLSX-UNREADABLE": ("error", "the XLSX cannot be opened"),
-    # consistency
-    "BLOCK-DUPLICATE": ("error", "a town-block key appears more than once"),
-    "BLOCK-NOT-IN-LIST": ("error", "town-block in the Shapefile but not in the town-block list"),
-    "BLOCK-NOT-IN-SHP": ("error", "town-block in the list but not in the Shapefile"),
-    "BLOCK-KEY-FORMAT": ("error", "key not 9/11 digits or not of this municipality"),
-    "LIST-MISMATCH": ("error", "town-block or sub-area attributes differ between Shapefile, CSV and XLSX"),
-    "SUBAREA-UNKNOWN": ("error", "town-blocks reference a sub-area missing from the sub-area table"),
-    "SUBAREA-EMPTY": ("error", "sub-area with no town-block"),
-    "SUBAREA-NUMBER": ("error", "sub-area numbers not unique integers 1–14"),
-    "SUBAREA-TOTALS": ("error", "sub-area count / population / area disagrees with its town-blocks"),
-    "SUBAREA-GEOMETRY": ("error", "dissolved sub-area differs from the union of its town-blocks"),
-    "LIMIT-SUBAREAS": ("error", "more than 14 sub-areas"),
-    "NAME-FORMAT": ("error", "sub-area name empty or not of the form 「●●地域」"),
-    "NAME-DUPLICATE": ("error", "two sub-areas share a name"),
-    "CODE-FORMAT": ("error", "sub-area code is not municipality code + 2-digit number"),
-    "CODE-CHECK-DIGIT": ("error", "6-digit code with a wrong check digit"),
-    "DISPLAY-ORDER": ("error", "display order not 1..k without repeats"),
-    # geometry
-    "GEOM-INVALID": ("error", "empty, non-polygon or invalid geometry"),
-    "GEOM-OVERLAP": ("error", "town-blocks overlap each other"),
-    "GEOM-GAP": ("error", "part of the municipal outline is covered by no town-block"),
-    "GEOM-OUTSIDE": ("error", "town-blocks reach outside the municipal outline"),
-    "CONTIGUITY": ("error", "sub-area in several pieces (not listed as island exceptions)"),
-    "CONTIGUITY-ISLAND": ("info", "detached town-blocks accepted as island exceptions"),
-    # spill and coverage
-    "SPILL-CIRCLE": ("warning", "circle model: unreached share below target at the design spill distance"),
-    "SPILL-CORE": ("warning", "exact polygon model: unreached core below target at the design spill distance"),
-    "SPILL-SUMMARY": ("error", "the package's spill summary disagrees with the geometry"),
-    "COVERAGE-FOOTPRINT": ("info", "carrier footprint per sub-area × carrier (over/under-alert, overshoot); "
-                           "warning when more than 1 % of the sub-area is left unalerted"),
-    "COVERAGE-SKIPPED": ("warning", "coverage given but the footprint report could not be made"),
-    "INTERNAL-ERROR": ("error", "an unexpected failure while checking (the package is treated as failing)"),
-}
+#: rule id → (default severity, one-line description): a view of the one rule vocabulary,
+#: :data:`subdivide.core.rules.RULES` (docs/validation.md lists the same)
+RULES: dict[str, tuple[str, str]] = {r.id: (r.severity, r.description) for r in CORE_RULES.values()}
 
 #: rules that mean the package could not be read at all (status 2)
 FATAL_RULES = frozenset(r for r, (sev, _) in RULES.items()

@@ -32,6 +32,7 @@ from subdivide.io import readers
 from subdivide.io.tables import read_text_table
 from subdivide.core.errors import PlanCheckError, UserError
 from subdivide.core.findings import Finding
+from subdivide.core.rules import finding
 from subdivide.io.output import write_csv
 from subdivide.model.plan import Plan, default_subarea_name
 from subdivide.core.schema import SUBAREA_COLUMN, coerce_townblocks
@@ -75,8 +76,7 @@ def _island_args(blocks, island_exceptions, allow_flagged_islands, report: Plann
     if allow_flagged_islands:
         flagged = flagged_island_exceptions(blocks)
         if flagged:
-            report.findings.append(Finding(
-                "PLAN-ISLAND-FLAGGED", "info",
+            report.findings.append(finding("PLAN-ISLAND-FLAGGED",
                 f"{len(flagged)} town-blocks flagged as islands (KIGO_I) are allowed to be detached "
                 "from their sub-area", tuple(flagged)))
         exc = sorted(set(exc) | set(flagged))
@@ -103,7 +103,7 @@ def lost_leading_zeros(keys, known: set) -> dict[str, str]:
 
 
 def _leading_zero_finding(rule: str, what: str, restored: dict) -> Finding:
-    return Finding(rule, "warning",
+    return finding(rule,
                    f"{len(restored)} keys in the {what} had lost their leading zero (stored as numbers, "
                    "e.g. by Excel) and were restored; format the key column as text (文字列) to avoid this",
                    tuple(sorted(restored)))
@@ -209,7 +209,7 @@ def plan_from_mapping(blocks: gpd.GeoDataFrame, mapping, *, by: str | None = Non
     target = lookup.map(mapping)
     unknown = sorted(set(mapping.index) - set(lookup))
     if unknown:
-        report.findings.append(Finding("MAPPING-UNKNOWN-KEY", "warning",
+        report.findings.append(finding("MAPPING-UNKNOWN-KEY",
                                        f"{len(unknown)} mapping keys match no town-block",
                                        tuple(unknown)))
     unmapped = target.isna()
@@ -367,7 +367,7 @@ def plan_by_overlay(blocks: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, name_c
             m = np.isin(blocks["key"].to_numpy(), moved)
             flag(m, "contiguity")
             label = codes[new].astype(object)
-            report.findings.append(Finding("OVERLAY-CONTIGUITY", "warning",
+            report.findings.append(finding("OVERLAY-CONTIGUITY",
                                            f"{len(moved)} detached town-blocks were moved to the "
                                            "neighbouring sub-area they share most border with", tuple(moved)))
     review_mask = reason.to_numpy() != ""
@@ -378,7 +378,7 @@ def plan_by_overlay(blocks: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, name_c
         "reason": reason.to_numpy()[review_mask]})
     report.review = review.reset_index(drop=True)
     if len(review):
-        report.findings.append(Finding("OVERLAY-REVIEW", "warning",
+        report.findings.append(finding("OVERLAY-REVIEW",
                                        f"{len(review)} town-blocks to review (near-ties, split, outside)",
                                        tuple(review["key"])))
     meta = dict(metadata or {}, method=f"overlay {name_column}", overlay_min_share=min_share,
@@ -521,8 +521,7 @@ def plan_from_assignment_csv(blocks_or_plan, path, *, muni_code: str | None = No
         order = sorted(first, key=lambda lab: (rank.get(lab, rank.get(default_subarea_name(lab), 10_000)),
                                                first[lab]))
         names = {v: v for v in num_name.values()}          # verbatim, like the plan's own names
-        report.findings.append(Finding(
-            "ASSIGNMENT-MIXED", "info",
+        report.findings.append(finding("ASSIGNMENT-MIXED",
             f"{sc} mixes numbers and names: numbers were read as the names "
             + ", ".join(f"{k}={v}" for k, v in num_name.items())))
     if numeric:
@@ -539,7 +538,7 @@ def plan_from_assignment_csv(blocks_or_plan, path, *, muni_code: str | None = No
         else:
             names = {i: f"第{i}地域" for i in order}
     if numeric and order != list(range(1, len(order) + 1)):
-        report.findings.append(Finding("ASSIGNMENT-RENUMBERED", "info",
+        report.findings.append(finding("ASSIGNMENT-RENUMBERED",
                                        f"sub-area numbers {order} were renumbered 1..{len(order)}"))
     exc = list(island_exceptions)
     if base is not None:
@@ -565,7 +564,7 @@ def check_constraints(plan: Plan, *, min_area_km2: float = 0.0, min_core: float 
     if min_area_km2 > 0:
         bad = m[m["area_km2"] < min_area_km2 - 1e-9]
         if len(bad):
-            out.append(Finding("PLAN-AREA-FLOOR", "error",
+            out.append(finding("AREA-FLOOR",
                                f"sub-areas below {min_area_km2:g} km²: "
                                + ", ".join(f"{n} {a:.1f} km²" for n, a in zip(bad["name"], bad["area_km2"])),
                                tuple(bad["name"])))
@@ -574,10 +573,10 @@ def check_constraints(plan: Plan, *, min_area_km2: float = 0.0, min_core: float 
         names = plan.dissolved["name"].to_numpy()
         low = core < min_core - 1e-9
         if low.any():
-            out.append(Finding("PLAN-CORE-FLOOR", "error",
+            out.append(finding("SPILL-CORE",
                                f"unreached core below {min_core:.0%} at L = {spill_km:g} km: "
                                + ", ".join(f"{n} {c:.0%}" for n, c in zip(names[low], core[low])),
-                               tuple(names[low])))
+                               tuple(names[low]), severity="error"))   # a floor the user asked for
     if nest_column:
         if nest_column not in plan.blocks.columns:
             raise UserError(f"column {nest_column!r} is not in the plan's town-blocks", where="--follow-old",
@@ -586,7 +585,7 @@ def check_constraints(plan: Plan, *, min_area_km2: float = 0.0, min_core: float 
         bad = nun[nun > 1]
         if len(bad):
             names = plan.subareas.set_index("subarea")["name"]
-            out.append(Finding("PLAN-NESTING", "error",
+            out.append(finding("NESTING",
                                f"sub-areas crossing {nest_column} lines: {[names[s] for s in bad.index]}",
                                tuple(names[s] for s in bad.index)))
     return out

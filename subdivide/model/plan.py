@@ -39,25 +39,11 @@ from subdivide.core.codes import normalize_municipality_code, subarea_code, suba
 from subdivide.model.contiguity import block_adjacency, contiguity_breaks, group_adjacency
 from subdivide.core.errors import PlanCheckError, UserError
 from subdivide.core.findings import Finding
+from subdivide.core.rules import finding, fixes_for
 from subdivide.core.names import NAME_RULE, name_problems
 from subdivide.core.schema import SUBAREA_COLUMN, SUBAREA_COLUMNS, check_plan_blocks, coerce_townblocks
 
 PLAN_LAYERS = ("townblocks", "subareas", "plan_meta")
-
-#: how to fix each rule a plan can break (shown with PlanCheckError)
-RULE_FIXES = {
-    "PLAN-SCHEMA": "read the town-blocks with subdivide.read_townblocks / `subdivide plan FILE`",
-    "PLAN-MAX-SUBAREAS": f"merge sub-areas (--merge A,B): at most {MAX_SUBAREAS} are allowed",
-    "PLAN-TABLE": "give each sub-area its own number",
-    "PLAN-NAMES": "give each sub-area its own name (--rename N=名前)",
-    "PLAN-UNKNOWN-SUBAREA": "assign the listed town-blocks to an existing sub-area (--move KEY=N)",
-    "PLAN-EMPTY-SUBAREA": "move town-blocks into the empty sub-area or merge it away (--merge)",
-    NAME_RULE: "name each sub-area 「●●地域」 (a place name followed by 地域), on one line, without control "
-               "characters or surrounding spaces: --rename N=●●地域 (the package validator refuses other names)",
-    "PLAN-CONTIGUITY": "reassign the listed town-blocks (subdivide plan --move KEY=N), "
-                       "or list true islands with --island-exception KEY",
-}
-
 
 def default_subarea_name(label) -> str:
     """「●●地域」: '花巻' → '花巻地域'; '花巻市(旧)' → '花巻地域'; already '…地域' kept."""
@@ -104,11 +90,10 @@ class Plan:
             )
         errors = [f for f in self.check() if f.severity == "error"]
         if errors:
-            fixes = dict.fromkeys(RULE_FIXES.get(f.rule, RULE_FIXES["PLAN-CONTIGUITY"]) for f in errors)
             raise PlanCheckError(
                 "the plan breaks the rules:\n" + "\n".join(f"  {f}" for f in errors),
                 where=_findings_where(errors),
-                fix="; ".join(fixes),
+                fix=fixes_for(errors),
             )
 
     @classmethod
@@ -183,30 +168,30 @@ class Plan:
         try:
             check_plan_blocks(b)
         except UserError as exc:
-            return [Finding("PLAN-SCHEMA", "error", exc.what)]
+            return [finding("PLAN-SCHEMA", exc.what)]
         k = len(t)
         if k > self.max_subareas:
-            f.append(Finding("PLAN-MAX-SUBAREAS", "error",
+            f.append(finding("LIMIT-SUBAREAS",
                              f"{k} sub-areas; at most {self.max_subareas} are allowed"))
         if t["subarea"].duplicated().any():
-            f.append(Finding("PLAN-TABLE", "error", "sub-area numbers repeat in the sub-area table",
+            f.append(finding("SUBAREA-NUMBER", "sub-area numbers repeat in the sub-area table",
                              tuple(map(str, t.loc[t["subarea"].duplicated(), "subarea"]))))
         if t["name"].duplicated().any():
-            f.append(Finding("PLAN-NAMES", "error", "sub-area names repeat",
+            f.append(finding("NAME-DUPLICATE", "sub-area names repeat",
                              tuple(t.loc[t["name"].duplicated(), "name"])))
         bad_names = name_problems(t["name"])
         if bad_names:
-            f.append(Finding(NAME_RULE, "error", "sub-area names the carriers' systems refuse: "
+            f.append(finding(NAME_RULE, "sub-area names the carriers' systems refuse: "
                              + "; ".join(bad_names[:14]), tuple(map(str, t["name"]))))
         known = set(t["subarea"])
         stray = b.loc[~b[SUBAREA_COLUMN].isin(known), "key"]
         if len(stray):
-            f.append(Finding("PLAN-UNKNOWN-SUBAREA", "error",
+            f.append(finding("SUBAREA-UNKNOWN",
                              "town-blocks assigned to a sub-area missing from the sub-area table",
                              tuple(stray)))
         empty = sorted(known - set(b[SUBAREA_COLUMN]))
         if empty:
-            f.append(Finding("PLAN-EMPTY-SUBAREA", "error", f"sub-areas with no town-block: {empty}",
+            f.append(finding("SUBAREA-EMPTY", f"sub-areas with no town-block: {empty}",
                              tuple(map(str, empty))))
         f.extend(self._contiguity_findings())
         return f
@@ -220,12 +205,12 @@ class Plan:
             sub = self.blocks.loc[bad, SUBAREA_COLUMN]
             for s in sorted(sub.unique()):
                 ks = tuple(keys[bad & (self.blocks[SUBAREA_COLUMN].to_numpy() == s)])
-                out.append(Finding("PLAN-CONTIGUITY", "error",
+                out.append(finding("CONTIGUITY",
                                    f"sub-area {s} is not contiguous: {len(ks)} town-blocks are cut off "
                                    "from its main part", ks))
         if excused.any():
             ks = tuple(keys[excused])
-            out.append(Finding("PLAN-ISLAND-EXCEPTION", "info",
+            out.append(finding("CONTIGUITY-ISLAND",
                                f"{len(ks)} detached town-blocks allowed as island exceptions", ks))
         return out
 

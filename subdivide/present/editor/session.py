@@ -14,7 +14,6 @@ figures and checks say so, and :meth:`save` then writes only a draft marked inva
 """
 from __future__ import annotations
 
-import re
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from subdivide.core.constants import DEFAULT_TARGET_SHARE, MAX_SUBAREAS
+from subdivide.core.names import NAME_RULE, NAME_SUFFIX, name_problem
 from subdivide.core.errors import PlanCheckError, UserError
 from subdivide.core.schema import SUBAREA_COLUMN
 from subdivide.model.plan import Plan, default_subarea_name, reproducible_date
@@ -36,8 +36,6 @@ MAX_NAME_CHARS = 40
 MAX_REASON_CHARS = 200
 #: undo depth
 HISTORY_LIMIT = 200
-#: the validator's 「●●地域」 rule (subdivide.carrier.validation, NAME-FORMAT)
-NAME_RULE = re.compile(r".+地域")
 
 
 class EditError(UserError):
@@ -65,18 +63,16 @@ class Timing:
 
 
 def clean_name(text) -> str:
-    """A sub-area name typed by a user → 「●●地域」 (verbatim otherwise); refused when
-    empty, too long or holding control characters."""
+    """A sub-area name typed by a user → 「●●地域」 (「地域」 added when missing), checked by
+    the one name rule (:mod:`subdivide.core.names`, rule NAME-FORMAT) and a length limit."""
     s = str(text if text is not None else "").strip()
-    if not s:
-        raise EditError("NAME-EMPTY", "a sub-area name cannot be empty", "地域名が空です")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in s):
-        raise EditError("NAME-CONTROL", "a sub-area name cannot hold control characters",
-                        "地域名に制御文字は使えません")
-    if not s.endswith("地域"):
+    if s and not s.endswith(NAME_SUFFIX) and name_problem(s + NAME_SUFFIX) is None:
         s = default_subarea_name(s)
+    why = name_problem(s)
+    if why:
+        raise EditError(NAME_RULE, f"the sub-area name {why}", f"地域名が不正です（{why}）")
     if len(s) > MAX_NAME_CHARS:
-        raise EditError("NAME-LONG", f"a sub-area name has at most {MAX_NAME_CHARS} characters",
+        raise EditError(NAME_RULE, f"a sub-area name has at most {MAX_NAME_CHARS} characters",
                         f"地域名は{MAX_NAME_CHARS}文字以内にしてください")
     return s
 
@@ -171,7 +167,7 @@ class EditSession:
     def add_subarea(self, name=None) -> int:
         t = self.state.table
         if len(t) >= self.base.max_subareas:
-            raise EditError("PLAN-MAX-SUBAREAS", f"at most {self.base.max_subareas} sub-areas are allowed",
+            raise EditError("LIMIT-SUBAREAS", f"at most {self.base.max_subareas} sub-areas are allowed",
                             f"地域は最大{self.base.max_subareas}までです")
         num = min(set(range(1, MAX_SUBAREAS + 1)) - set(t))
         nm = clean_name(name if name not in (None, "") else f"第{num}地域")
@@ -436,9 +432,9 @@ def table_findings(rows) -> list[tuple]:
     if empty:
         out.append(("SUBAREA-EMPTY", "error", "sub-areas with no town-block", "町丁・字のない地域があります", empty))
     names = [r["name"] for r in rows]
-    bad = [n for n in names if not NAME_RULE.fullmatch(n.strip()) or n != n.strip()]
+    bad = [n for n in names if name_problem(n)]
     if bad:
-        out.append(("NAME-FORMAT", "error", "names must be 「●●地域」", "地域名は「●●地域」の形にしてください", bad))
+        out.append((NAME_RULE, "error", "names must be 「●●地域」", "地域名は「●●地域」の形にしてください", bad))
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         out.append(("NAME-DUPLICATE", "error", "sub-area names repeat", "同じ地域名が複数あります", dup))
@@ -479,7 +475,7 @@ def spill_findings(rows, target: float, distance_km: float, min_area_km2: float)
     if min_area_km2 > 0:
         small = [r["name"] for r in rows if r["area_km2"] < min_area_km2 - 1e-9]
         if small:
-            out.append(("PLAN-AREA-FLOOR", "error", f"sub-areas below {min_area_km2:g} km²",
+            out.append(("AREA-FLOOR", "error", f"sub-areas below {min_area_km2:g} km²",
                         f"面積が{min_area_km2:g} km²未満の地域があります", small))
     return out
 
