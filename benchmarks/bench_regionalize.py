@@ -1,7 +1,11 @@
-"""Benchmark: subdivide.make.regionalize vs spopt SKATER (and max-p), same inputs, same run.
+"""Benchmark: subdivide.make.regionalize vs spopt SKATER (and max-p), same inputs, same run;
+and (``--alerts``) the alert objective: planner vs the compactness ranking on real
+polygons, full-set runtimes, and one local move vs a from-scratch evaluation.
 
     python benchmarks/bench_regionalize.py [--sizes 1000,3000,10000] [--skater-k 4,8,14]
                                            [--no-maxp] [--no-sample]
+    python benchmarks/bench_regionalize.py --alerts [--munis 31201:50,31203:20,31328:20]
+                                           [--sizes 3000,10000]
 
 Inputs: the bundled 花巻 sample (attributes: a seeded synthetic hazard raster sampled per
 block with subdivide.model.hazard, and SLOPE-like block density), and synthetic municipalities
@@ -17,6 +21,7 @@ ratio, measured in the same process.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -30,8 +35,8 @@ from scipy.sparse import csgraph
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from subdivide.model.contiguity import block_adjacency, parts_per_group  # noqa: E402
-from subdivide.make.regionalize import regionalize, standardize, within_ssd  # noqa: E402
+from subdivide.make.regionalize import regionalize, standardize, within_ssd
+from subdivide.model.contiguity import block_adjacency, parts_per_group
 
 warnings.filterwarnings("ignore")
 
@@ -39,8 +44,8 @@ warnings.filterwarnings("ignore")
 def load_inputs(sizes, with_sample):
     out = []
     if with_sample and (ROOT / "data/hanamaki_03205/h27ka03205.shp").exists():
-        from subdivide.model.hazard import write_synthetic_hazard_raster, zonal_mean
         from subdivide.io.townblocks import read_townblocks
+        from subdivide.model.hazard import write_synthetic_hazard_raster, zonal_mean
 
         b, _ = read_townblocks(ROOT / "data/hanamaki_03205/h27ka03205.shp")
         tif = Path(tempfile.mkdtemp()) / "flood.tif"
@@ -99,7 +104,173 @@ def run_maxp(bm, Zm, floor_km2):
     return np.asarray(mp.labels_), time.perf_counter() - t
 
 
+TOTTORI = ROOT.parent / "shared" / "data" / "tottori_31_estat2015" / "h27ka31.shp"
+
+
+def _alert_inputs(munis, sizes):
+    """(label, blocks, floor km², 旧市町村 column) for the real and synthetic inputs."""
+    from subdivide.io.townblocks import read_townblocks
+    from subdivide.testing.synthetic import synthetic_townblocks
+
+    out = []
+    for spec in munis:
+        code, _, floor = spec.partition(":")
+        if TOTTORI.exists():
+            b, _ = read_townblocks(TOTTORI, muni_code=code)
+            out.append((f"鳥取県 {code}", b, float(floor or 0), None))
+    if (ROOT / "data/hanamaki_03205/h27ka03205.shp").exists() and "hanamaki" not in os.environ.get("BENCH_SKIP", ""):
+        b, _ = read_townblocks(ROOT / "data/hanamaki_03205/h27ka03205.shp")
+        out.append(("花巻 03205", b, 0.0, "OLD_MUNI"))
+    for n in sizes:
+        out.append((f"synthetic {n}", synthetic_townblocks(n, seed=1), 0.0, None))
+    return out
+
+
+def _core_text(plan):
+    from subdivide.model.reach import core_share
+
+    cs = core_share(plan.dissolved.geometry.values, 2000.0)
+    return f"{cs.min():.2f}–{cs.max():.2f}"
+
+
+def skater_spared(b, model, ks, floor):
+    """spopt SKATER on standardized centroid coordinates (it cannot take a km² floor),
+    islands joined to their nearest mainland block's label; k → (spared, floor violations)."""
+    import shapely
+
+    from subdivide.make.regionalize.graph import _island_anchors
+
+    b = b.reset_index(drop=True)        # the model's block order
+    adj, main_mask = mainland(b)
+    pts = shapely.point_on_surface(b.geometry.values)
+    xy = np.column_stack([shapely.get_x(pts), shapely.get_y(pts)])
+    Z = (xy - xy.mean(axis=0)) / xy.std(axis=0)
+    anchor, _, _ = _island_anchors(b, adj)
+    bm = b[main_mask].reset_index(drop=True)
+    out = {}
+    for k in ks:
+        try:
+            lab_m, t_sk = run_skater(bm, Z[main_mask], k)
+        except Exception as exc:  # report, keep going
+            print(f"   SKATER k={k} failed: {exc.__class__.__name__}: {exc}")
+            continue
+        lab = np.full(len(b), -1)
+        lab[main_mask] = lab_m
+        lab[~main_mask] = lab[anchor[~main_mask]]
+        _, lab = np.unique(lab, return_inverse=True)
+        out[k] = (model.score(lab.ravel(), int(lab.max()) + 1).mean, violations(b, adj, lab.ravel(), floor)[0], t_sk)
+    return out
+
+
+def alerts_report(munis, sizes, skater_k=()):
+    """New planner (alert objective) vs the compactness planner, per input and per k."""
+    from subdivide.core.errors import UserError
+    from subdivide.make.regionalize import AlertModel
+    from subdivide.model.plan import Plan
+    from subdivide.model.scenarios import disc_scenarios
+
+    summary = []
+    for label, b, floor, old in _alert_inputs(munis, sizes):
+        try:
+            t, c = time.perf_counter(), time.process_time()
+            new = regionalize(b, k=range(1, 15), min_area_km2=floor, seed=0)
+            t_new, c_new = time.perf_counter() - t, time.process_time() - c
+            t, c = time.perf_counter(), time.process_time()
+            comp = regionalize(b, k=range(2, 15), min_area_km2=floor, seed=0, objective="compactness")
+            t_comp, c_comp = time.perf_counter() - t, time.process_time() - c
+        except UserError as exc:
+            print(f"\n== {label}: {len(b)} blocks, {b.geometry.area.sum() / 1e6:.0f} km², floor {floor:g} km²: "
+                  f"{str(exc).splitlines()[0]}", flush=True)
+            continue
+        model = AlertModel.build(b, disc_scenarios(b, seed=0))
+        sk = skater_spared(b, model, [k for k in skater_k if k <= len(b)], floor) if skater_k else {}
+        def spared(plan, model=model):
+            return model.score(plan.blocks["subarea"].to_numpy() - 1, plan.k)
+        rows = []
+        for c in sorted(new.candidates, key=lambda c: c.k):
+            oc = next((o for o in comp.candidates if o.k == c.k and o.feasible), None)
+            if not c.feasible:
+                continue
+            os_ = spared(oc.plan) if oc is not None else None
+            rows.append(dict(k=c.k, new_spared=round(c.spared, 4), new_worst=round(c.alerts.worst, 4),
+                             old_spared=round(os_.mean, 4) if os_ else np.nan,
+                             new_core_2km=_core_text(c.plan), old_core_2km=_core_text(oc.plan) if oc else "",
+                             skater_spared=round(sk[c.k][0], 4) if c.k in sk else np.nan,
+                             skater_under_floor=sk[c.k][1] if c.k in sk else np.nan))
+        t_rows = pd.DataFrame(rows)
+        print(f"\n== {label}: {len(b)} blocks, {b.geometry.area.sum() / 1e6:.0f} km², floor {floor:g} km²; "
+              f"new k=1..14 {t_new:.1f} s wall / {c_new:.1f} s CPU, compactness k=2..14 {t_comp:.1f} s wall / "
+              f"{c_comp:.1f} s CPU (load {os.getloadavg()[0]:.1f})", flush=True)
+        print(t_rows.to_string(index=False))
+        print(new.summary)
+        rec = next(c for c in new.candidates if c.recommended)
+        top = comp.best
+        row = dict(input=label, n=len(b), floor=floor, new_k=rec.k, new_spared=round(rec.spared, 3),
+                   new_worst=round(rec.alerts.worst, 3), new_core_2km=_core_text(rec.plan),
+                   old_k=top.k, old_spared=round(spared(top).mean, 3), old_core_2km=_core_text(top),
+                   rows_new_ge_old=int((t_rows["new_spared"] >= t_rows["old_spared"] - 1e-9).sum()),
+                   rows=int(t_rows["old_spared"].notna().sum()), new_s=round(t_new, 1), new_cpu_s=round(c_new, 1),
+                   old_s=round(t_comp, 1), old_cpu_s=round(c_comp, 1))
+        if old:
+            trial = Plan.from_assignment(b, b.set_index("key")[old])
+            row["trial_k4_spared"] = round(spared(trial).mean, 3)
+        summary.append(row)
+    print("\nsummary")
+    print(pd.DataFrame(summary).to_string(index=False))
+
+
+def move_benchmark(n=3000, moves=300):
+    """One local move (incremental) vs one from-scratch evaluation, k = 14."""
+    from subdivide.make.regionalize import AlertModel
+    from subdivide.model.scenarios import disc_scenarios
+    from subdivide.testing.synthetic import synthetic_townblocks
+
+    b = synthetic_townblocks(n, seed=1)
+    t = time.perf_counter()
+    model = AlertModel.build(b, disc_scenarios(b, seed=0))
+    t_build = time.perf_counter() - t
+    rng = np.random.default_rng(0)
+    # a realistic labelling: nearest of 14 seeded centres (contiguous-ish sub-areas)
+    import shapely
+    pts = shapely.point_on_surface(b.geometry.values)
+    xy = np.column_stack([shapely.get_x(pts), shapely.get_y(pts)])
+    centres = xy[rng.choice(len(b), 14, replace=False)]
+    labels = np.argmin(((xy[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+    state = model.state(labels, 14)
+    blocks, dest = rng.integers(0, len(b), moves), rng.integers(0, 14, moves)
+    t = time.process_time()
+    for i, d in zip(blocks, dest):
+        src = int(state.labels[i])
+        state.move([int(i)], int(d))
+        state.value()
+        state.move([int(i)], src)
+    t_move = (time.process_time() - t) / moves / 2
+    t = time.process_time()
+    for _ in range(5):
+        model.state(labels, 14).value()
+    t_full = (time.process_time() - t) / 5
+    print(f"\n== one local move at {n} blocks, k = 14, {len(model.point_w)} population points, "
+          f"{model.footprints.weights.size} events, {len(model.band_km)} spill distances: build {t_build:.1f} s; "
+          f"move + evaluation {t_move * 1e3:.2f} ms CPU; from scratch {t_full * 1e3:.1f} ms CPU; "
+          f"ratio {t_full / t_move:.0f}× (CPU time: the machine is shared, load {os.getloadavg()[0]:.1f})")
+
+
 def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    if "--alerts" in argv:
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--alerts", action="store_true")
+        ap.add_argument("--munis", default="31201:50,31203:20,31328:20")
+        ap.add_argument("--sizes", default="")
+        ap.add_argument("--move-n", type=int, default=3000)
+        ap.add_argument("--skater-k", default="", help="also spopt SKATER at these k (spared share)")
+        a = ap.parse_args(argv)
+        if a.move_n:
+            move_benchmark(a.move_n)
+        alerts_report([m for m in a.munis.split(",") if m], [int(s) for s in a.sizes.split(",") if s],
+                      [int(k) for k in a.skater_k.split(",") if k])
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,3000,10000")
     ap.add_argument("--skater-k", default="4,8,14")
@@ -113,7 +284,7 @@ def main(argv=None):
         b = b.sort_values("key").reset_index(drop=True)
         Z = standardize(b[attrs].astype(float))
         t = time.perf_counter()
-        res = regionalize(b, k=range(2, 15), attributes=attrs, min_area_km2=floor, seed=0)
+        res = regionalize(b, k=range(2, 15), attributes=attrs, min_area_km2=floor, seed=0, objective="compactness")
         t_ours = time.perf_counter() - t
         adj, main_mask = mainland(b)
         bm = b[main_mask].reset_index(drop=True)
@@ -124,7 +295,7 @@ def main(argv=None):
         ks = [int(x) for x in (a.skater_k_large if len(b) >= 10000 else a.skater_k).split(",")]
         # the same k values without a floor: SKATER cannot be given an area floor
         t = time.perf_counter()
-        free = regionalize(b, k=ks, attributes=attrs, min_area_km2=0.0, seed=0)
+        free = regionalize(b, k=ks, attributes=attrs, min_area_km2=0.0, seed=0, objective="compactness")
         t_free = time.perf_counter() - t
         for k in ks:
             cand = next(c for c in res.candidates if c.k == k)

@@ -14,10 +14,10 @@ from conftest import IN_CI
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from subdivide.model.contiguity import parts_per_group
-from subdivide.core.errors import InfeasibleError, UserError
-from subdivide.make.regionalize import _ring_ok, regionalize, within_ssd, standardize
 from subdivide.analysis.spill import core_share
+from subdivide.core.errors import InfeasibleError, UserError
+from subdivide.make.regionalize import _ring_ok, regionalize, standardize, within_ssd
+from subdivide.model.contiguity import parts_per_group
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +86,20 @@ def test_floors_nesting_and_ranking(synthetic_blocks):
         assert (m["area_km2"] >= 60 - 1e-6).all()
         assert (c.plan.blocks.groupby("subarea")["OLD_MUNI"].nunique() == 1).all()
     feas = t[t["feasible"]]
-    assert feas["ch_score"].is_monotonic_decreasing
+    # rank 1 is the recommendation (smallest k within the margin of the best spared
+    # share); the other feasible plans follow by expected spared share
+    assert feas.iloc[0]["recommended"] and feas["recommended"].sum() == 1
+    assert feas.iloc[1:]["spared_share_mean"].is_monotonic_decreasing
+    best = feas["spared_share_mean"].max()
+    assert feas.iloc[0]["spared_share_mean"] >= best - 0.02 - 1e-9
+    assert (feas[feas["k"] < feas.iloc[0]["k"]]["spared_share_mean"] < best - 0.02).all()
+
+
+def test_compactness_objective_keeps_the_old_ranking(synthetic_blocks):
+    b = synthetic_blocks(300, seed=4)
+    res = regionalize(b, k=range(2, 6), min_area_km2=40, seed=1, restarts=2, objective="compactness")
+    feas = res.table[res.table["feasible"]]
+    assert feas["ch_score"].is_monotonic_decreasing and feas["spared_share_mean"].isna().all()
 
 
 def test_core_floor_is_met_exactly(synthetic_blocks):
@@ -144,7 +157,7 @@ def test_objective_not_worse_than_spopt_skater(synthetic_blocks):
 
     b = synthetic_blocks(250, seed=8)
     attrs = ["FLOOD_M", "SLOPE_DEG"]
-    ours = regionalize(b, k=5, attributes=attrs, seed=0, restarts=4).best
+    ours = regionalize(b, k=5, attributes=attrs, seed=0, restarts=4, objective="compactness").best
     Z = standardize(b[attrs].astype(float))
     mine = within_ssd(Z, ours.blocks["subarea"].to_numpy())
     # SKATER on the mainland only (it needs a connected graph); ours handles islands too
@@ -169,8 +182,60 @@ def test_raster_attributes_and_old_muni_penalty(synthetic_blocks, tmp_path):
     res = regionalize(b, k=4, rasters={"flood": tif}, attributes=["SLOPE_DEG"], seed=0, restarts=2)
     assert list(res.features.columns[:2]) == ["SLOPE_DEG", "flood"] and res.features["flood"].notna().all()
     free = regionalize(b, k=4, attributes=["SLOPE_DEG"], seed=0, restarts=2, follow_old="OLD_MUNI",
-                       old_penalty=0.0)
+                       old_penalty=0.0, objective="compactness")
     follow = regionalize(b, k=4, attributes=["SLOPE_DEG"], seed=0, restarts=2, follow_old="OLD_MUNI",
-                         old_penalty=10.0)
+                         old_penalty=10.0, objective="compactness")
     assert follow.candidates[0].old_mixing <= free.candidates[0].old_mixing
     assert follow.candidates[0].old_mixing < 0.1 * len(b)
+
+
+def test_place_names_for_subareas():
+    from subdivide.make.regionalize.candidates import place_names
+
+    names = ["佐治町加瀬木加瀬木", "佐治町尾際", "佐治町古市", "佐治町津野", "佐治町高山", "湯口字志戸平",
+             "大瀬川第１地割", "東十二丁目", "湖山町北２丁目", "下味野"]
+    got = list(place_names(names))
+    assert got[:5] == ["佐治町"] * 5                       # a former town shared by 5 blocks
+    assert got[5:] == ["湯口", "大瀬川", "東十二丁目", "湖山町北", "下味野"]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--k", "2-2000000000"], "--k"), (["--k", "0-3"], "1–14"), (["--seed", "-1"], "--seed"),
+    (["--min-area-km2", "nan"], "--min-area-km2"), (["--min-core", "-0.1"], "--min-core"),
+    (["--spill-band", "0,2"], "--spill-band"), (["--margin", "2"], "--margin"),
+    (["--send-share", "1.5"], "--send-share"), (["--restarts", "0"], "--restarts"),
+    (["--scenarios", "no_such_layer.gpkg"], "--scenarios"), (["--scenario-radii", "1,-3"], "--scenario-radii"),
+])
+def test_cli_auto_refuses_bad_numbers(sample_shp, tmp_path, capsys, extra, needle):
+    from subdivide.cli.main import main
+
+    out = tmp_path / "x.gpkg"
+    assert main(["plan", str(sample_shp), "--auto", *extra, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "fix:" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_cli_auto_with_a_hazard_layer_prints_the_curve(sample_shp, sample_blocks, tmp_path, capsys):
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    from subdivide.cli.main import main
+
+    x0, y0, x1, y1 = sample_blocks.total_bounds
+    zone = gpd.GeoDataFrame({"freq": [1.0, 3.0]}, crs=sample_blocks.crs, geometry=[
+        shapely.box(x0, y0, x0 + (x1 - x0) * 0.15, y1), shapely.box(x1 - (x1 - x0) * 0.1, y0, x1, y1)])
+    layer = tmp_path / "zones.gpkg"
+    zone.to_file(layer)
+    cand = tmp_path / "cand.csv"
+    assert main(["plan", str(sample_shp), "--auto", "--k", "1-3", "--restarts", "2", "--scenarios", str(layer),
+                 "--scenario-split", "feature", "--scenario-weight", "freq", "--candidates-out", str(cand),
+                 "--out", str(tmp_path / "a.gpkg")]) == 0
+    out = capsys.readouterr().out
+    assert "地域数と受信しない住民の割合" in out and "Recommended: k =" in out
+    t = pd.read_csv(cand, encoding="utf-8-sig")
+    assert set(t["k"]) == {1, 2, 3} and t.loc[t["k"] == 1, "spared_share_mean"].item() == 0
+    assert (t.loc[t["k"] > 1, "spared_share_mean"] > 0).all()
+    assert t.loc[t["rank"] == 1, "recommended"].item()

@@ -6,7 +6,8 @@ Input is a town-block file (read with ``read_townblocks``) or an existing plan .
 - ``--by COLUMN``               one sub-area per value (e.g. OLD_MUNI)
 - ``--mapping FILE [--by COL]``  CSV/XLSX key → sub-area name (keys: block keys or COL values)
 - ``--overlay FILE --overlay-name COL``  polygon holding most of each block's area
-- ``--auto``                    contiguity-constrained regionalization (ranked candidates)
+- ``--auto``                    contiguity-constrained regionalization, ranked by the residents
+                                spared an alert (hazard events ``--scenarios``, spill band ``--spill-band``)
 - ``--import-csv FILE``         a block-assignment CSV (key,subarea)
 
 then edits in this order: ``--move``, ``--merge``, ``--rename``; then the checks
@@ -15,19 +16,28 @@ the offending town-blocks; nothing is written unless every check passes.
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
+from subdivide.cli.commands._reading import add_reading_arguments, column_mapping
 from subdivide.core.constants import MAX_SUBAREAS
 from subdivide.core.errors import UserError
 from subdivide.core.progress import StderrProgress, silent
-
-from subdivide.cli.commands._reading import add_reading_arguments, column_mapping
 
 HELP = "make or edit a sub-area plan (by 旧市町村, mapping, overlay, automatic, edits, CSV)"
 EXAMPLE = """
   # the trial's 4 sub-areas of 花巻市 from the 旧市町村 column
   subdivide plan data/hanamaki_03205/h27ka03205.shp --by OLD_MUNI --out hanamaki.plan.gpkg
+
+  # automatic, judged by the residents spared an alert (default events: seeded discs of
+  # 1/3/5 km around populated blocks; L = 1.6–3.3 km): prints the spared-share-vs-k curve,
+  # writes the recommended k (the smallest within 2 points of the best)
+  subdivide plan ../shared/data/tottori_31_estat2015/h27ka31.shp --muni 31201 --auto \\
+      --min-area-km2 50 --candidates-out candidates.csv --out tottori.plan.gpkg
+
+  # the same judged on a hazard layer (one event per connected flood zone)
+  subdivide plan data/hanamaki_03205/h27ka03205.shp --auto --scenarios flood_zones.gpkg --out flood.plan.gpkg
 
   # automatic: k = 2..6, each sub-area ≥ 40 % unreached core at L = 2 km, following 旧市町村
   # (at 50 % no plan of 花巻市 with 2 or more sub-areas is feasible: the command says so)
@@ -59,7 +69,8 @@ def add_arguments(p) -> None:
     how.add_argument("--auto", action="store_true", help="automatic contiguous regionalization")
     how.add_argument("--import-csv", metavar="FILE", help="block-assignment CSV (key,subarea)")
     auto = p.add_argument_group("automatic planning (--auto)")
-    auto.add_argument("--k", default="2-14", metavar="K|A-B", help="sub-area counts to try (default 2-14)")
+    auto.add_argument("--k", default="1-14", metavar="K|A-B",
+                      help="sub-area counts to try (default 1-14; k = 1 is whole-municipality delivery)")
     auto.add_argument("--min-area-km2", type=float, default=0.0, metavar="X", help="area floor per sub-area")
     auto.add_argument("--min-core", type=float, default=0.0, metavar="P",
                       help="unreached core-share floor per sub-area (e.g. 0.5)")
@@ -73,8 +84,28 @@ def add_arguments(p) -> None:
     auto.add_argument("--compactness", type=float, default=None, metavar="W",
                       help="weight of centroid coordinates (default 1 without attributes; with "
                       "attributes 0.5 when --min-core is given, else 0)")
-    auto.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    auto.add_argument("--restarts", type=int, default=None, help="spanning trees per k")
+    auto.add_argument("--seed", type=int, default=0, help="random seed, ≥ 0 (default 0)")
+    auto.add_argument("--restarts", type=int, default=None, help="spanning trees per k (≥ 1)")
+    obj = p.add_argument_group("what the automatic plan is judged on (--auto)")
+    obj.add_argument("--objective", choices=("alerts", "compactness"), default="alerts",
+                     help="rank by the residents spared an alert (default) or by compactness (old ranking)")
+    obj.add_argument("--scenarios", default="discs", metavar="discs|blocks|FILE",
+                     help="hazard events: discs around populated blocks (default), town-block events, "
+                     "or a hazard layer (polygons, or a GeoTIFF with --hazard-threshold)")
+    obj.add_argument("--scenario-radii", default="1,3,5", metavar="KM,…", help="disc radii in km (default 1,3,5)")
+    obj.add_argument("--scenario-count", type=int, default=48, metavar="N",
+                     help="discs drawn per radius, ∝ population, seeded (default 48)")
+    obj.add_argument("--scenario-split", choices=("feature", "zones", "layer"), default="zones",
+                     help="hazard layer: one event per feature, per connected zone (default) or one for the layer")
+    obj.add_argument("--scenario-weight", metavar="COL", help="hazard layer column with each event's relative frequency")
+    obj.add_argument("--hazard-threshold", type=float, default=None, metavar="X",
+                     help="raster events: pixels above X (e.g. flood depth 0.5 m)")
+    obj.add_argument("--send-share", type=float, default=0.0, metavar="X",
+                     help="send to sub-areas holding ≥ X of an event's residents (default 0: every sub-area touched)")
+    obj.add_argument("--spill-band", default="1.6,2.0,2.5,3.0,3.3", metavar="KM,…",
+                     help="spill distances the objective averages over (default: the trial's 1.6–3.3 km)")
+    obj.add_argument("--margin", type=float, default=0.02, metavar="X",
+                     help="recommend the smallest k within X of the best spared share (default 0.02)")
     auto.add_argument("--pick", type=int, default=None, metavar="K", help="write the k=K candidate")
     auto.add_argument("--candidates-out", metavar="CSV", help="write the candidates table")
     ed = p.add_argument_group("edits and checks")
@@ -97,23 +128,70 @@ def add_arguments(p) -> None:
 
 # ---------------------------------------------------------------------- helpers
 def parse_k(text: str, max_subareas: int) -> list[int]:
-    """'4' → [4]; '2-14' → [2..14]; '3,5,7' → [3, 5, 7]."""
+    """'4' → [4]; '2-14' → [2..14]; '3,5,7' → [3, 5, 7]. Bounds are checked before a
+    range is expanded (``--k 2-2000000000`` is refused, not enumerated)."""
     out: set[int] = set()
+    bad: list[str] = []
     try:
-        for part in str(text).split(","):
-            part = part.strip()
-            if "-" in part:
-                a, b = part.split("-", 1)
-                out.update(range(int(a), int(b) + 1))
-            elif part:
-                out.add(int(part))
+        for part in (x.strip() for x in str(text).split(",")):
+            if not part:
+                continue
+            lo_s, sep, hi_s = part.partition("-") if not part.startswith("-") else (part, "", "")
+            lo = int(lo_s)
+            hi = int(hi_s) if sep else lo
+            if lo > hi or lo < 1 or hi > max_subareas:
+                bad.append(part)
+                continue
+            out.update(range(lo, hi + 1))
     except ValueError:
-        raise UserError(f"--k {text!r} is not a number or range", fix="e.g. --k 4 or --k 2-14") from None
-    bad = sorted(x for x in out if x < 1 or x > max_subareas)
+        raise UserError(f"--k {text!r} is not a number or range", where="--k", fix="e.g. --k 4 or --k 2-14") from None
     if not out or bad:
         raise UserError(f"--k {text!r}: sub-area counts must be 1–{max_subareas}" + (f" (got {bad})" if bad else ""),
+                        where="--k",
                         fix=f"at most {max_subareas} sub-areas (--max-subareas lowers the limit, 14 is the maximum)")
     return sorted(out)
+
+
+def parse_km_list(text: str, option: str) -> list[float]:
+    """'1.6,2,3.3' → [1.6, 2.0, 3.3]; every value a positive, finite number of km."""
+    try:
+        vals = [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        vals = []
+    if not vals or any(not math.isfinite(v) or v <= 0 or v > 100 for v in vals):
+        raise UserError(f"{option} {text!r} must be positive distances in km, separated by commas",
+                        where=option, fix=f"e.g. {option} 2,2.5,3")
+    return vals
+
+
+def check_number(value, option: str, *, lo: float = 0.0, hi: float | None = None, example: str) -> None:
+    """A finite number in [lo, hi] (None = no upper bound), else exit 2 naming the option."""
+    if value is None:
+        return
+    if not math.isfinite(value) or value < lo or (hi is not None and value > hi):
+        rng = f"between {lo:g} and {hi:g}" if hi is not None else f"≥ {lo:g}"
+        raise UserError(f"{option} {value!r} must be a number {rng}", where=option, fix=f"e.g. {example}")
+
+
+def check_numbers(args) -> None:
+    """Every numeric option of the command: NaN, ∞, negatives and out-of-range shares refused."""
+    check_number(args.min_area_km2, "--min-area-km2", example="--min-area-km2 50")
+    check_number(args.min_core, "--min-core", hi=0.99, example="--min-core 0.5")
+    check_number(args.spill_km, "--spill-km", hi=100, example="--spill-km 2")
+    check_number(args.old_penalty, "--old-penalty", example="--old-penalty 2")
+    check_number(args.compactness, "--compactness", example="--compactness 1")
+    check_number(args.overlay_min_share, "--overlay-min-share", hi=1, example="--overlay-min-share 0.6")
+    check_number(args.overlay_min_margin, "--overlay-min-margin", hi=1, example="--overlay-min-margin 0.2")
+    check_number(args.send_share, "--send-share", hi=1, example="--send-share 0.1")
+    check_number(args.margin, "--margin", hi=1, example="--margin 0.02")
+    check_number(args.hazard_threshold, "--hazard-threshold", lo=-math.inf, example="--hazard-threshold 0.5")
+    if args.seed < 0 or args.seed >= 2 ** 63:
+        raise UserError(f"--seed {args.seed} must be a whole number ≥ 0", where="--seed", fix="e.g. --seed 0")
+    if args.restarts is not None and not 1 <= args.restarts <= 1000:
+        raise UserError(f"--restarts {args.restarts} must be 1–1000", where="--restarts", fix="e.g. --restarts 8")
+    if not 1 <= args.scenario_count <= 100000:
+        raise UserError(f"--scenario-count {args.scenario_count} must be 1–100000", where="--scenario-count",
+                        fix="e.g. --scenario-count 48")
 
 
 _PAIR_EXAMPLES = {"--move": "--move 032050580=3 (KEY_CODE=sub-area number or name)",
@@ -154,9 +232,27 @@ def summary_table(plan) -> str:
 
 # ---------------------------------------------------------------------- run
 def run(args) -> int:
-    from subdivide.make import planning as pl
-    from subdivide.io.output import check_can_write, write_csv
+    outputs = check_request(args)
+    progress = StderrProgress() if (args.progress or args.auto) else silent
+    plan, made = make_plan(args, progress)
+    plan = apply_edits(plan, args)
+    check_floors(plan, args)
+    write_outputs(plan, made, args)
+    print_summary(plan, made, outputs)
+    return 0
 
+
+class Made:
+    """What making the plan produced besides the plan: notes, tables, the curve."""
+
+    def __init__(self, notes=(), candidates=None, review=None, result=None):
+        self.notes = list(notes)
+        self.candidates, self.review, self.result = candidates, review, result
+
+
+def check_request(args) -> list[str]:
+    """Every refusal that needs no data: options that conflict, bad numbers, outputs
+    that exist. Returns the outputs to write."""
     ways = [bool(args.by and not args.mapping), bool(args.mapping), bool(args.overlay), bool(args.auto),
             bool(args.import_csv)]
     if sum(ways) > 1:
@@ -167,14 +263,33 @@ def run(args) -> int:
     if not 1 <= args.max_subareas <= MAX_SUBAREAS:
         raise UserError(f"--max-subareas {args.max_subareas}: the limit is {MAX_SUBAREAS} and can only be lowered",
                         fix=f"use 1–{MAX_SUBAREAS}")
+    check_numbers(args)
+    _check_only_with(args)
+    return _check_outputs(args)
+
+
+def _check_only_with(args) -> None:
     if args.candidates_out and not args.auto:
         raise UserError("--candidates-out is only written with --auto", fix="add --auto, or drop --candidates-out")
     if args.review_out and not args.overlay:
         raise UserError("--review-out is only written with --overlay", fix="add --overlay FILE, or drop --review-out")
     if args.pick is not None and not args.auto:
         raise UserError("--pick needs --auto", fix="add --auto --k …, or drop --pick")
-    if args.auto and args.pick is not None and args.pick not in parse_k(args.k, args.max_subareas):
-        raise UserError(f"--pick {args.pick} is not among --k {args.k}", fix=f"include {args.pick} in --k")
+    if args.auto:
+        ks = parse_k(args.k, args.max_subareas)
+        parse_km_list(args.spill_band, "--spill-band")
+        parse_km_list(args.scenario_radii, "--scenario-radii")
+        what = args.scenarios.strip()
+        if what not in ("discs", "blocks") and not Path(what).exists():
+            raise UserError(f"--scenarios {what!r} is neither discs, blocks nor an existing file", where="--scenarios",
+                            fix="--scenarios discs, --scenarios blocks, or a hazard layer (.gpkg/.shp/.geojson/.tif)")
+        if args.pick is not None and args.pick not in ks:
+            raise UserError(f"--pick {args.pick} is not among --k {args.k}", fix=f"include {args.pick} in --k")
+
+
+def _check_outputs(args) -> list[str]:
+    from subdivide.io.output import check_can_write
+
     outputs = [o for o in (args.out, args.export_csv, args.candidates_out, args.review_out) if o]
     if not outputs:
         raise UserError("nothing to write", fix="give --out PLAN.gpkg (and/or --export-csv FILE)")
@@ -187,59 +302,82 @@ def run(args) -> int:
         same = sorted({str(o) for o, r in zip(outputs, resolved) if resolved.count(r) > 1})
         raise UserError(f"the same file is given for two outputs: {same}", fix="give each output its own file name")
     for o in outputs:            # refuse before any work: never a partial set of outputs
-        check_can_write(o, args.force)
-    progress = StderrProgress() if (args.progress or args.auto) else silent
-    islands = list(args.island_exception)
-    flags = not args.no_island_flags
-    common = dict(island_exceptions=islands, allow_flagged_islands=flags, max_subareas=args.max_subareas)
-    notes: list[str] = []
-    candidates = None
-    review = None
+        check_can_write(o, args.force, inputs=[args.input, args.mapping, args.overlay, args.import_csv])
+    return outputs
 
+
+def _common(args) -> dict:
+    return {"island_exceptions": list(args.island_exception), "allow_flagged_islands": not args.no_island_flags,
+            "max_subareas": args.max_subareas}
+
+
+def make_plan(args, progress):
+    """The plan from an existing plan file (then only edits) or from town-blocks."""
     if is_plan_file(args.input):
-        from subdivide.model.plan import read_plan
+        return _from_plan_file(args)
+    from subdivide.io.townblocks import read_townblocks
 
-        base = read_plan(args.input)
-        if any([args.by, args.mapping, args.overlay, args.auto]):
-            raise UserError("the input is already a plan: --by/--mapping/--overlay/--auto need town-blocks",
-                            where=args.input, fix="give the town-block file, or only edits for a plan")
-        plan = base
-        unknown = sorted(set(islands) - set(base.blocks["key"]))
-        if unknown:
-            raise UserError(f"--island-exception keys are not town-blocks of the plan: {unknown[:10]}",
-                            where=args.input, fix="give KEY_CODEs of this municipality with their leading zero")
-        if args.max_subareas != base.max_subareas or islands:
-            plan = base.with_assignment(base.blocks["subarea"].to_numpy(), max_subareas=args.max_subareas,
-                                        island_exceptions=base.island_exceptions | frozenset(islands))
-        if args.import_csv:
-            plan, rep = pl.plan_from_assignment_csv(plan, args.import_csv, **common)
-            notes += rep.lines()
+    blocks, _ = read_townblocks(args.input, muni_code=args.muni, crs=args.crs, layer=args.layer,
+                                mapping=column_mapping(args), encoding=args.encoding,
+                                progress=progress if args.progress else silent)
+    plan, made = _from_blocks(args, blocks, progress)
+    plan.metadata.setdefault("ingest", blocks.attrs.get("ingest"))   # layer chosen, CRS assumed, columns renamed
+    return plan, made
+
+
+def _from_plan_file(args):
+    from subdivide.make import planning as pl
+    from subdivide.model.plan import read_plan
+
+    base = read_plan(args.input)
+    islands = list(args.island_exception)
+    if any([args.by, args.mapping, args.overlay, args.auto]):
+        raise UserError("the input is already a plan: --by/--mapping/--overlay/--auto need town-blocks",
+                        where=args.input, fix="give the town-block file, or only edits for a plan")
+    unknown = sorted(set(islands) - set(base.blocks["key"]))
+    if unknown:
+        raise UserError(f"--island-exception keys are not town-blocks of the plan: {unknown[:10]}",
+                        where=args.input, fix="give KEY_CODEs of this municipality with their leading zero")
+    plan = base
+    if args.max_subareas != base.max_subareas or islands:
+        plan = base.with_assignment(base.blocks["subarea"].to_numpy(), max_subareas=args.max_subareas,
+                                    island_exceptions=base.island_exceptions | frozenset(islands))
+    made = Made()
+    if args.import_csv:
+        plan, rep = pl.plan_from_assignment_csv(plan, args.import_csv, **_common(args))
+        made.notes += rep.lines()
+    return plan, made
+
+
+def _from_blocks(args, blocks, progress):
+    from subdivide.make import planning as pl
+
+    common = _common(args)
+    if args.muni:
+        common["muni_code"] = args.muni
+    review = result = None
+    if args.mapping:
+        plan, rep = pl.plan_from_mapping(blocks, args.mapping, by=args.by, **common)
+    elif args.by:
+        plan, rep = pl.plan_by_attribute(blocks, args.by, **common)
+    elif args.overlay:
+        polys = pl.read_polygons(args.overlay, layer=args.overlay_layer)
+        plan, rep = pl.plan_by_overlay(blocks, polys, args.overlay_name, min_share=args.overlay_min_share,
+                                       min_margin=args.overlay_min_margin, **common)
+        review = rep.review
+    elif args.import_csv:
+        plan, rep = pl.plan_from_assignment_csv(blocks, args.import_csv, **common)
+    elif args.auto:
+        plan, result, rep = _auto(args, blocks, progress)
     else:
-        from subdivide.io.townblocks import read_townblocks
+        raise UserError("town-blocks given but no way to make a plan",
+                        fix="add --by COLUMN, --mapping FILE, --overlay FILE, --auto or --import-csv")
+    return plan, Made(rep.lines(), None if result is None else result.report_table(), review, result)
 
-        mapping = column_mapping(args)
-        blocks, _ = read_townblocks(args.input, muni_code=args.muni, crs=args.crs, layer=args.layer,
-                                    mapping=mapping, encoding=args.encoding,
-                                    progress=progress if args.progress else silent)
-        if args.muni:
-            common["muni_code"] = args.muni
-        if args.mapping:
-            plan, rep = pl.plan_from_mapping(blocks, args.mapping, by=args.by, **common)
-        elif args.by:
-            plan, rep = pl.plan_by_attribute(blocks, args.by, **common)
-        elif args.overlay:
-            polys = pl.read_polygons(args.overlay, layer=args.overlay_layer)
-            plan, rep = pl.plan_by_overlay(blocks, polys, args.overlay_name, min_share=args.overlay_min_share,
-                                           min_margin=args.overlay_min_margin, **common)
-            review = rep.review
-        elif args.import_csv:
-            plan, rep = pl.plan_from_assignment_csv(blocks, args.import_csv, **common)
-        elif args.auto:
-            plan, candidates, rep = _auto(args, blocks, progress)
-        else:
-            raise UserError("town-blocks given but no way to make a plan",
-                            fix="add --by COLUMN, --mapping FILE, --overlay FILE, --auto or --import-csv")
-        notes += rep.lines()
+
+def apply_edits(plan, args):
+    """--move, then --merge, then --rename."""
+    from subdivide.make import planning as pl
 
     for text in args.move:
         key, target = _split_pair(text, "--move")
@@ -250,48 +388,98 @@ def run(args) -> int:
     for text in args.rename:
         ref, name = _split_pair(text, "--rename")
         plan = pl.rename_subarea(plan, ref, name)
+    return plan
+
+
+def check_floors(plan, args) -> None:
+    """Floors and nesting asked for a plan not made by --auto (which meets them itself)."""
+    from subdivide.make import planning as pl
 
     if not args.auto and (args.min_area_km2 or args.min_core or (args.nest and args.follow_old)):
         pl.require(pl.check_constraints(plan, min_area_km2=args.min_area_km2, min_core=args.min_core,
                                         spill_km=args.spill_km, nest_column=args.follow_old if args.nest else None))
 
-    # ---- outputs (every check has passed)
+
+def write_outputs(plan, made: Made, args) -> None:
+    """Every check has passed: write what was asked."""
+    from subdivide.io.output import write_csv
+    from subdivide.make import planning as pl
+
     if args.out:
         plan.save(args.out, force=args.force)
     if args.export_csv:
         pl.export_assignment_csv(plan, args.export_csv, force=args.force)
-    if args.candidates_out and candidates is not None:
-        write_csv(candidates, args.candidates_out, force=args.force)
-    if args.review_out and review is not None:
-        write_csv(review, args.review_out, force=args.force)
-    for line in notes:
+    if args.candidates_out and made.result is not None:
+        write_csv(made.result.table, args.candidates_out, force=args.force)
+    if args.review_out and made.review is not None:
+        write_csv(made.review, args.review_out, force=args.force)
+
+
+def print_summary(plan, made: Made, outputs) -> None:
+    for line in made.notes:
         print(line, file=sys.stderr)
-    if candidates is not None:
+    if made.candidates is not None:
         print("candidates (ranked):")
-        print(candidates.to_string(index=False))
+        print(made.candidates.to_string(index=False))
+        print()
+    if made.result is not None and made.result.summary:
+        print(curve_text(made.result))
+        print(made.result.summary)
         print()
     print(f"plan: {plan.k} sub-areas, {len(plan.blocks)} town-blocks, municipality {plan.muni_code}"
           + (f", island exceptions {sorted(plan.island_exceptions)}" if plan.island_exceptions else ""))
     print(summary_table(plan))
     for o in outputs:
         print(f"wrote {o}")
-    return 0
+
+
+def curve_text(result, width: int = 40) -> str:
+    """The spared-share-vs-k curve as a text bar chart (mean over L; ▏ marks the worst L)."""
+    lines = ["residents spared per event vs k (mean over L, | = worst L)｜地域数と受信しない住民の割合:"]
+    for _, r in result.curve.iterrows():
+        n = round(max(float(r["spared_share_mean"]), 0.0) * width)
+        w = round(max(float(r["spared_share_worst"]), 0.0) * width)
+        bar = "".join("|" if i == w else ("█" if i < n else " ") for i in range(max(n, w + 1)))
+        mark = "  ← recommended｜推奨" if int(r["k"]) == result.recommended_k else ""
+        lines.append(f"  k={int(r['k']):>2} {bar:<{width + 1}} {r['spared_share_mean']:6.1%}{mark}")
+    return "\n".join(lines)
+
+
+def scenarios_from_args(args, blocks):
+    """The hazard events --scenarios asks for (None = the default discs)."""
+    from subdivide.model import scenarios as sc
+
+    what = args.scenarios.strip()
+    if what == "discs":
+        return sc.disc_scenarios(blocks, radii_km=parse_km_list(args.scenario_radii, "--scenario-radii"),
+                                 per_radius=args.scenario_count, seed=args.seed)
+    if what == "blocks":
+        return sc.block_scenarios(blocks)
+    path = Path(what)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        if args.hazard_threshold is None:
+            raise UserError("a hazard raster needs --hazard-threshold X", where="--scenarios",
+                            fix="e.g. --hazard-threshold 0.5 (flood depth in m)")
+        return sc.raster_scenarios(path, blocks.crs, threshold=args.hazard_threshold, split=args.scenario_split)
+    return sc.polygon_scenarios(path, blocks.crs, split=args.scenario_split, weight_column=args.scenario_weight)
 
 
 def _auto(args, blocks, progress):
-    from subdivide.model.hazard import parse_raster_option
-    from subdivide.make.planning import PlanningReport
     from subdivide.core.findings import Finding
+    from subdivide.make.planning import PlanningReport
     from subdivide.make.regionalize import regionalize
+    from subdivide.model.hazard import parse_raster_option
 
-    ks = parse_k(args.k, args.max_subareas)
     attrs = [a.strip() for a in (args.attributes or "").split(",") if a.strip()]
     rasters = dict(parse_raster_option(r) for r in args.raster)
-    res = regionalize(blocks, k=ks, min_area_km2=args.min_area_km2, min_core=args.min_core,
-                      spill_km=args.spill_km, attributes=attrs, rasters=rasters or None,
+    scen = scenarios_from_args(args, blocks) if args.objective == "alerts" else None
+    res = regionalize(blocks, k=parse_k(args.k, args.max_subareas), min_area_km2=args.min_area_km2,
+                      min_core=args.min_core, spill_km=args.spill_km, attributes=attrs, rasters=rasters or None,
                       follow_old=args.follow_old, nest=args.nest, old_penalty=args.old_penalty,
                       compactness=args.compactness, seed=args.seed, restarts=args.restarts,
-                      max_subareas=args.max_subareas, muni_code=args.muni, progress=progress)
+                      max_subareas=args.max_subareas, muni_code=args.muni, objective=args.objective,
+                      scenarios=scen, alert_band_km=parse_km_list(args.spill_band, "--spill-band"),
+                      send_share=args.send_share, margin=args.margin, progress=progress)
     plan = res.pick(args.pick) if args.pick else res.best
     rep = PlanningReport()
     if len(res.island_links):
@@ -300,4 +488,4 @@ def _auto(args, blocks, progress):
                                     "sub-area (island exceptions)", tuple(res.island_links["key"])))
     for n in res.options.get("notes", []):
         rep.findings.append(Finding("AUTO-NOTE", "info", n))
-    return plan, res.table, rep
+    return plan, res, rep

@@ -1,0 +1,258 @@
+"""The planner's objective: residents spared an alert that is not theirs.
+
+For an event *s* with footprint H_s the municipality sends the alert to every sub-area
+H_s touches (or, with ``send_share`` = x > 0, to every sub-area holding ≥ x of the
+footprint's residents, and always the one holding most). Everyone in those sub-areas
+receives it, and so does everyone within L of them (spill; the reach ``A ⊕ L`` of
+:mod:`subdivide.model.reach`, tested on population points, :mod:`subdivide.model.scenarios`).
+
+- recipients(s, L): residents reached; over-alert = recipients − residents in H_s;
+- spared(s, L) = municipal population − recipients: the residents whole-municipality
+  delivery would have warned for nothing and this plan does not;
+- missed(s, L): residents of H_s not reached (0 whenever every touched sub-area is sent).
+
+The objective is the expected spared share Σ_s w_s spared(s, L) / population, averaged
+over the band of L; the worst case over L is reported alongside.
+
+Evaluation is incremental: per L, ``count[a, p]`` = blocks of sub-area a within L of
+population point p, a bit mask per point (which sub-areas reach it) and the population
+per mask (≤ 2¹⁴ masks: k ≤ 14). An event's targets are a mask too, so recipients are
+Σ over the masks that share a bit with it. Moving a block updates only the points
+within L of it and the events touching it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from scipy import sparse
+
+from subdivide.model.scenarios import (
+    DEFAULT_ALERT_BAND_KM,
+    Footprints,
+    PopulationPoints,
+    Scenarios,
+    footprint_matrix,
+    population_points,
+    reach_pairs,
+)
+
+#: population grid spacing (m) of the reach test
+DEFAULT_SPACING_M = 400.0
+#: block outlines are simplified by this much (m, topology kept) before areal weighting
+SIMPLIFY_M = 10.0
+
+
+@dataclass(frozen=True)
+class AlertScore:
+    """Figures of one plan over the L band (arrays are per L, in band order)."""
+
+    band_km: tuple[float, ...]
+    spared_share: np.ndarray        # expected spared share per L
+    recipients: np.ndarray          # expected person-alerts per event per L
+    over_alert: np.ndarray          # expected recipients − endangered per L
+    missed: np.ndarray              # expected endangered residents not reached per L
+    population: float
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.spared_share))
+
+    @property
+    def worst(self) -> float:
+        return float(np.min(self.spared_share))
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """A sparse relation as CSR arrays: row i → ``indices[indptr[i]:indptr[i+1]]``."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+
+    @classmethod
+    def of(cls, m) -> _Segments:
+        m = sparse.csr_matrix(m)
+        m.sort_indices()
+        return cls(m.indptr, m.indices, m.data)
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.indptr[i], self.indptr[i + 1]
+        return self.indices[a:b], self.data[a:b]
+
+
+@dataclass(frozen=True)
+class AlertModel:
+    """Everything about a municipality that does not depend on the plan: built once."""
+
+    band_km: tuple[float, ...]
+    n_blocks: int
+    reach: _Segments                       # block → (point, band level): point within L_l for l ≥ level
+    point_w: np.ndarray                    # residents per population point
+    points: PopulationPoints
+    footprints: Footprints
+    send_share: float
+    population: float
+    events_of_block: tuple = ()            # (_Segments touched, _Segments endangered), block → events
+
+    @classmethod
+    def build(cls, blocks, scenarios: Scenarios, *, band_km=DEFAULT_ALERT_BAND_KM, send_share: float = 0.0,
+              spacing_m: float = DEFAULT_SPACING_M) -> AlertModel:
+        band = tuple(sorted({float(x) for x in band_km}))
+        simple = blocks.set_geometry(shapely.simplify(blocks.geometry.values, SIMPLIFY_M, preserve_topology=True))
+        pts = population_points(simple, spacing_m, simplify_m=0.0)
+        bi, pi, d = reach_pairs(simple, pts, max(band) * 1000.0, simplify_m=min(band) * 1000.0 / 40)
+        level = np.searchsorted(np.asarray(band) * 1000.0, d, side="left")
+        reach = _Segments.of(sparse.csr_matrix((level + 1, (bi, pi)), shape=(len(blocks), len(pts))))
+        reach = _Segments(reach.indptr, reach.indices, reach.data - 1)
+        fp = footprint_matrix(scenarios, simple, simplify_m=0.0)
+        events = (_Segments.of(fp.touched.T), _Segments.of(fp.endangered.T))
+        return cls(band, len(blocks), reach, pts.weight, pts, fp, float(send_share), float(pts.weight.sum()), events)
+
+    @property
+    def n_points(self) -> int:
+        return len(self.point_w)
+
+    def state(self, labels: np.ndarray, k: int) -> AlertState:
+        return AlertState(self, np.asarray(labels, dtype=np.int64), int(k))
+
+    def score(self, labels: np.ndarray, k: int) -> AlertScore:
+        """Full (from scratch) evaluation of a block labelling 0..k-1."""
+        return self.state(labels, k).score()
+
+    def whole_municipality(self) -> AlertScore:
+        """k = 1: everyone receives every alert (the baseline)."""
+        return self.score(np.zeros(self.n_blocks, dtype=np.int64), 1)
+
+
+def _targets(model: AlertModel, share: np.ndarray, touch: np.ndarray) -> np.ndarray:
+    """Sub-areas sent per event (S, k) bool, from per-sub-area endangered residents and
+    touch counts of each event."""
+    if model.send_share <= 0:
+        return touch > 0.5
+    tot = share.sum(axis=1, keepdims=True)
+    top = share == share.max(axis=1, keepdims=True)
+    some = share > 1e-9
+    held = (share >= model.send_share * tot - 1e-9) & some
+    return np.where(tot > 1e-9, held | (top & some), touch > 0.5)
+
+
+class AlertState:
+    """A labelling with incremental evaluation (``move``) of the alert objective."""
+
+    def __init__(self, model: AlertModel, labels: np.ndarray, k: int):
+        self.model, self.k, self.labels = model, k, labels.copy()
+        nl, P, r = len(model.band_km), model.n_points, model.reach
+        self.bits = (1 << np.arange(k)).astype(np.int64)
+        # every (block, point) pair counts for each L from its level on: (L, point) slots
+        blk = np.repeat(np.arange(model.n_blocks), np.diff(r.indptr))
+        rep = nl - r.data
+        pair = np.repeat(np.arange(len(r.data)), rep)
+        lev = r.data[pair] + (np.arange(len(pair)) - np.repeat(np.cumsum(rep) - rep, rep))
+        flat = (lev * k + labels[blk[pair]]) * P + r.indices[pair]
+        self.count = np.bincount(flat, minlength=nl * k * P).reshape(nl, k, P).astype(np.int32)
+        self.mask = np.einsum("lkp,k->lp", (self.count > 0).astype(np.int64), self.bits)
+        self.popm = np.zeros((nl, 1 << k))
+        np.add.at(self.popm, (np.repeat(np.arange(nl), P), self.mask.ravel()), np.tile(model.point_w, nl))
+        fp = model.footprints
+        onehot = sparse.csr_matrix((np.ones(len(labels)), (np.arange(len(labels)), labels)),
+                                   shape=(len(labels), k))
+        self.touch = (fp.touched @ onehot).toarray()                   # (S, k)
+        self.share = (fp.endangered @ onehot).toarray()
+        self.tmask = _targets(model, self.share, self.touch).astype(np.int64) @ self.bits
+        self._slots = {}
+
+    def _block_slots(self, block: int) -> tuple[np.ndarray, np.ndarray]:
+        """(L index, point) of every slot the block counts in; cached per block."""
+        got = self._slots.get(block)
+        if got is None:
+            pts, lev = self.model.reach.row(block)
+            nl = len(self.model.band_km)
+            rep = nl - lev
+            p = np.repeat(pts, rep)
+            ls = np.repeat(lev, rep) + (np.arange(len(p)) - np.repeat(np.cumsum(rep) - rep, rep))
+            got = self._slots[block] = (ls, p)
+        return got
+
+    # ------------------------------------------------------------------ updates
+    def move(self, blocks, dest: int) -> None:
+        """Move town-blocks (indices) to sub-area ``dest``; only the population points
+        within L of them and the events touching them are updated."""
+        for b in np.atleast_1d(np.asarray(blocks, dtype=np.int64)):
+            self._move_one(int(b), int(dest))
+
+    def _move_one(self, block: int, dest: int) -> None:
+        src = int(self.labels[block])
+        if src == dest:
+            return
+        self.labels[block] = dest
+        ls, pts = self._block_slots(block)
+        c = self.count
+        c[ls, src, pts] -= 1
+        c[ls, dest, pts] += 1
+        bs, bd = self.bits[src], self.bits[dest]
+        old = self.mask[ls, pts]
+        new = (old & ~bs) | np.where(c[ls, src, pts] > 0, bs, 0) | bd
+        ch = new != old
+        if ch.any():
+            ls, pts, old, new = ls[ch], pts[ch], old[ch], new[ch]
+            self.mask[ls, pts] = new
+            w = self.model.point_w[pts]
+            np.subtract.at(self.popm, (ls, old), w)
+            np.add.at(self.popm, (ls, new), w)
+        self._move_events(block, src, dest)
+
+    def _move_events(self, block: int, src: int, dest: int) -> None:
+        touched, endangered = self.model.events_of_block
+        ev, t = touched.row(block)
+        if not len(ev):
+            return
+        self.touch[ev, src] -= t
+        self.touch[ev, dest] += t
+        ee, e = endangered.row(block)
+        self.share[ee, src] -= e
+        self.share[ee, dest] += e
+        self.tmask[ev] = _targets(self.model, self.share[ev], self.touch[ev]).astype(np.int64) @ self.bits
+
+    # ------------------------------------------------------------------ values
+    def _recipients_by(self, targets: np.ndarray) -> np.ndarray:
+        """Residents reached per L for each target mask: (len(band), len(targets))."""
+        nz = np.flatnonzero((self.popm > 1e-9).any(axis=0))
+        hit = (nz[None, :] & targets[:, None]) != 0
+        return self.popm[:, nz] @ hit.T
+
+    def recipients(self) -> np.ndarray:
+        """Residents receiving each event's alert, per L: (len(band), S)."""
+        return self._recipients_by(self.tmask)
+
+    def value(self) -> float:
+        """Expected spared share, mean over the band (the quantity the search raises).
+        Events sharing a target set are evaluated once."""
+        ut, inv = np.unique(self.tmask, return_inverse=True)
+        wt = np.bincount(inv.ravel(), weights=self.model.footprints.weights, minlength=len(ut))
+        return float(1.0 - np.mean(self._recipients_by(ut) @ wt) / self.model.population)
+
+    def score(self) -> AlertScore:
+        m = self.model
+        w, pop = m.footprints.weights, m.population
+        endangered = np.asarray(m.footprints.endangered.sum(axis=1)).ravel()
+        rec = self.recipients()
+        missed = np.asarray([self._missed(mask, endangered) for mask in self.mask])
+        return AlertScore(m.band_km, 1.0 - (rec @ w) / pop, rec @ w, (rec - endangered[None, :]) @ w, missed @ w, pop)
+
+    def _missed(self, mask: np.ndarray, endangered: np.ndarray) -> np.ndarray:
+        """Endangered residents not reached, per event: each block's endangered residents
+        times the share of the block's population points no sent sub-area reaches."""
+        m = self.model
+        um, inv = np.unique(mask, return_inverse=True)
+        p = m.points
+        B = sparse.csr_matrix((p.member_weight, (p.member_block, inv.ravel()[p.member_point])),
+                              shape=(m.n_blocks, len(um)))
+        block_pop = np.asarray(B.sum(axis=1)).ravel()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = sparse.diags(np.where(block_pop > 0, 1.0 / np.where(block_pop > 0, block_pop, 1.0), 0.0))
+        per_mask = np.asarray((m.footprints.endangered @ scale @ B).todense())         # (S, M)
+        hit = (um[None, :] & self.tmask[:, None]) != 0
+        return np.maximum(endangered - (per_mask * hit).sum(axis=1), 0.0)
