@@ -14,6 +14,11 @@ so the report is computed for a band of spill distances (2.0, 2.5 and 3.0 km by 
   within L of A (reached by A's messages); the same for neighbouring municipalities;
 - **thresholds**: sub-areas whose unreached core is below the target share, with the
   area they would need (circle model, and the same shape scaled up);
+- **advice that is possible** (:func:`spill_advice`): whether a shape of the needed size
+  fits at all (the circle's area is a lower bound for every shape, by Brunn–Minkowski),
+  inside the municipality or inside the sub-area and all its neighbours, and what would
+  help: merging with the neighbour that gains the most core share, or accepting
+  L ≤ the distance this shape tolerates;
 - **checks against observations**: distances from points (the trial's offices) to every
   sub-area, predicted reception at each L, and a maximum-likelihood fit of L.
 
@@ -133,6 +138,24 @@ def read_population_raster(path, crs) -> PopulationGrid:
     if not cells.crs.equals(gpd.GeoSeries([], crs=crs).crs):
         cells = cells.to_crs(crs)
     return PopulationGrid(np.asarray(cells.values, dtype=object), values[rows, cols], p.name)
+
+
+def _check_raster_covers(grid: PopulationGrid, plan, min_share: float = 0.5) -> None:
+    """A population raster must hold people over most of the municipality: at least
+    ``min_share`` of the town-blocks must sit on a populated cell (else it is another place,
+    a wrong CRS, or empty)."""
+    pts = shapely.point_on_surface(np.asarray(plan.blocks.geometry.values, dtype=object))
+    populated = plan.blocks["population"].to_numpy(float) > 0
+    pts = pts[populated] if populated.any() else pts
+    hit = np.zeros(len(pts), bool)
+    if len(grid.cells):
+        pi, _ = shapely.STRtree(grid.cells).query(pts, predicate="within")
+        hit[pi] = True
+    if hit.mean() < min_share if len(hit) else True:
+        raise UserError(f"population raster {grid.name} covers only {hit.mean():.0%} of the municipality's "
+                        "populated town-blocks with populated cells", where=f"--population-raster {grid.name}",
+                        fix="give a raster of this municipality in its own CRS (check the extent, the CRS "
+                            "and the nodata value)")
 
 
 def write_synthetic_population_raster(path, bounds, crs, *, cell_m: float = 500.0, seed: int = 0,
@@ -317,6 +340,7 @@ def spill_report(plan, *, distances_km=DEFAULT_DISTANCES_KM, target_share: float
     if population_raster is not None:
         grid = population_raster if isinstance(population_raster, PopulationGrid) \
             else read_population_raster(population_raster, plan.crs)
+        _check_raster_covers(grid, plan)
     z = _Zones(plan, dist)
     isl = None
     if water_distance_km is not None:  # islands: part of each sub-area that is island, for the water distance
@@ -489,7 +513,110 @@ def _thresholds(sa: pd.DataFrame, A, p: float, quad_segs: int) -> pd.DataFrame:
     sa["area_shortfall_km2"] = np.maximum(
         np.maximum(sa["circle_min_area_km2"], sa["area_needed_same_shape_km2"]) - sa["area_km2"], 0.0)
     sa["area_shortfall_km2"] = np.where(sa["below_target"] | sa["circle_below_target"], sa["area_shortfall_km2"], 0.0)
+    return spill_advice(sa, A, p, quad_segs)
+
+
+def subarea_neighbours(A) -> list[np.ndarray]:
+    """Positions of the sub-areas sharing a stretch of border (not a lone point) with each."""
+    A = np.asarray(A, dtype=object)
+    i, j = shapely.STRtree(A).query(A, predicate="intersects")
+    i, j = i[i != j], j[i != j]
+    shared = shapely.length(shapely.intersection(shapely.boundary(A[i]), shapely.boundary(A[j])))
+    i, j = i[shared > 0], j[shared > 0]
+    return [np.sort(j[i == a]) for a in range(len(A))]
+
+
+#: outline simplification (m) for the merge advice's buffers: on 鳥取市's real 旧市町村 the
+#: merged core shares move by < 0.1 % against the exact outline, five times faster
+MERGE_SIMPLIFY_M = 50.0
+
+
+def _merge_shares(A, nb, wanted: dict, quad_segs: int) -> dict:
+    """(position, L km) → (best neighbour position, core share of the union) for each wanted
+    pair: the neighbour whose union with the sub-area keeps the largest core at L. Each union
+    is made once and buffered from its outline simplified at :data:`MERGE_SIMPLIFY_M`."""
+    pairs = sorted({(a, int(b)) for a, _ in wanted for b in nb[a]})
+    if not pairs:
+        return {}
+    a_all, b_all = np.array(pairs).T
+    unions = shapely.union(A[a_all], A[b_all])
+    out = {}
+    for L in sorted({L for _, L in wanted}):
+        rows = np.flatnonzero(np.isin(a_all, [a for a, LL in wanted if LL == L]))
+        share = core_share(unions[rows], L * 1e3, quad_segs=min(quad_segs, 8), fill_holes=False,
+                           simplify_m=MERGE_SIMPLIFY_M)
+        a, b = a_all[rows], b_all[rows]
+        for pos in np.unique(a):
+            m = np.flatnonzero(a == pos)
+            best = m[np.argmax(share[m])]
+            out[(int(pos), L)] = (int(b[best]), float(share[best]))
+    return out
+
+
+def spill_advice(sa: pd.DataFrame, A, p: float, quad_segs: int = 16) -> pd.DataFrame:
+    """Advice that is possible, for each sub-area row below the target share p.
+
+    Adds ``municipality_area_km2``, ``area_with_neighbours_km2`` (the sub-area and every
+    sub-area bordering it), ``fits_municipality`` / ``fits_with_neighbours`` (whether a shape
+    of the needed size can exist there: the circle's minimum area is the least any shape
+    needs, since Brunn–Minkowski gives area(T ⊖ L) ≤ (√area(T) − √π L)²),
+    ``merge_with_subarea`` / ``merge_with`` / ``merged_core_share`` (the neighbour giving the
+    largest core share once merged, :func:`~subdivide.model.reach.core_share` of the union)
+    and ``advice`` (one sentence, :func:`advice_text`)."""
+    A = np.asarray(A, dtype=object)
+    k = len(A)
+    pos = np.arange(len(sa)) % k
+    area = shapely.area(A)
+    nb = subarea_neighbours(A)
+    with_nb = np.array([area[i] + area[nb[i]].sum() for i in range(k)])
+    need = sa["circle_min_area_km2"].to_numpy() * 1e6
+    sa["municipality_area_km2"] = area.sum() / 1e6
+    sa["area_with_neighbours_km2"] = with_nb[pos] / 1e6
+    sa["fits_municipality"] = need <= area.sum()
+    sa["fits_with_neighbours"] = need <= with_nb[pos]
+    below = sa["below_target"].to_numpy()
+    Ls = sa["distance_km"].to_numpy()
+    best = _merge_shares(A, nb, {(int(pos[r]), float(Ls[r])) for r in np.flatnonzero(below)}, quad_segs)
+    found = [best.get((int(pos[r]), float(Ls[r]))) if below[r] else None for r in range(len(sa))]
+    sub_ids, names = sa["subarea"].to_numpy()[:k], sa["name"].to_numpy()[:k]
+    sa["merge_with_subarea"] = pd.array([sub_ids[f[0]] if f else None for f in found], dtype="Int64")
+    sa["merge_with"] = [str(names[f[0]]) if f else "" for f in found]
+    sa["merged_core_share"] = [f[1] if f else np.nan for f in found]
+    # (the CSV column in characters every list encoding has, CP932 included: km2, <=)
+    sa["advice"] = [advice_text(r, p, plain=True) if b else "" for r, b in zip(sa.to_dict("records"), below)]
     return sa
+
+
+def advice_text(row: dict, p: float, *, plain: bool = False) -> str:
+    """One sentence for a sub-area below the target at ``row['distance_km']``: whether a shape
+    of the needed size fits, and what would help (merge with a named neighbour, accept a
+    shorter L). ``plain``: "km2" and "<=" instead of "km²" and "≤" (encodable in CP932)."""
+    text = _advice_sentence(row, p)
+    return text.replace("km²", "km2").replace("≤", "<=") if plain else text
+
+
+def _advice_sentence(row: dict, p: float) -> str:
+    L, need = row["distance_km"], row["circle_min_area_km2"]
+    if not row["fits_municipality"]:
+        head = (f"no shape fits: at {L:g} km even a circle needs {need:,.0f} km², more than the "
+                f"municipality's {row['municipality_area_km2']:,.0f} km²")
+    elif not row["fits_with_neighbours"]:
+        head = (f"no shape fits here: at {L:g} km even a circle needs {need:,.0f} km², more than this "
+                f"sub-area and all its neighbours ({row['area_with_neighbours_km2']:,.0f} km²)")
+    else:
+        same = row["area_needed_same_shape_km2"]
+        shape = (f"{same:,.0f} km² in this shape, " if np.isfinite(same) and same <= row["municipality_area_km2"]
+                 else "")
+        head = f"at {L:g} km needs {shape}at least {need:,.0f} km² (a circle)"
+    helps = ["send to the whole municipality (no subdivision)"] if not row["fits_municipality"] else []
+    if row.get("merge_with") and row["merged_core_share"] > row["core_share"] + 0.005:   # a real gain
+        got = row["merged_core_share"]
+        helps.append(f"merge with {row['merge_with']} (core {got:.0%}" +
+                     (f", meets {p:.0%})" if got >= p else f", still below {p:.0%})"))
+    tol = row["tolerated_distance_km"]
+    if np.isfinite(tol) and tol > 0:
+        helps.append(f"accept L ≤ {tol:.1f} km")
+    return head + ("; " + " or ".join(helps) if helps else "")
 
 
 def _by_source(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -976,9 +1103,9 @@ def format_summary(report: SpillReport) -> str:
         flag = ""
         if len(below):
             worst = below.iloc[-1]
-            flag = (f"below {p:.0%} from {below['distance_km'].min():g} km; at {worst['distance_km']:g} km "
-                    f"needs {worst['area_needed_same_shape_km2']:.0f} km² (this shape), "
-                    f"{worst['circle_min_area_km2']:.0f} (circle)")
+            flag = f"below {p:.0%} from {below['distance_km'].min():g} km; " + (
+                advice_text(worst.to_dict(), p) if "advice" in below.columns else
+                f"at {worst['distance_km']:g} km needs {worst['circle_min_area_km2']:.0f} km² (circle)")
         lines.append(f"{sub:>2} {str(name)[:11]:<11} {g['area_km2'].iloc[0]:>7.1f}  {circ:>22}  {core:>18}  "
                      f"{cpop:>18}  {flag}")
     ex = report.exposure[report.exposure["population_source"] == SOURCE_BLOCKS]

@@ -873,7 +873,7 @@ def check_contiguity(tb: gpd.GeoDataFrame, exceptions: set, c: _Check) -> None:
         return  # already reported; adjacency on broken geometry would mislead
     keys = tb["key"].to_numpy()
     sub = tb["subarea"].to_numpy()
-    bad, excused = contiguity_breaks(block_adjacency(tb), sub, keys, exceptions)
+    bad, excused = contiguity_breaks(block_adjacency(tb, method="edges"), sub, keys, exceptions)
     for s in sorted(set(sub[bad])):
         ks = keys[bad & (sub == s)]
         c.add("CONTIGUITY", f"sub-area {s} is not contiguous: {len(ks)} town-blocks are cut off from its "

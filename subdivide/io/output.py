@@ -58,12 +58,27 @@ def _same(a: Path, b: Path) -> bool:
         return _real(a) == _real(b)
 
 
+#: the files that belong to a Shapefile input (an output must not replace any of them)
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".shp.xml")
+
+
+def _with_companions(inputs) -> list:
+    """The inputs, with every companion file of a Shapefile input."""
+    out = []
+    for item in inputs:
+        out.append(item)
+        if item is not None and str(item).lower().endswith(".shp"):
+            stem = str(item)[:-4]
+            out += [stem + ext for ext in SHAPEFILE_PARTS[1:]] + [stem + ext.upper() for ext in SHAPEFILE_PARTS[1:4]]
+    return out
+
+
 def refuse_inputs(path: str | os.PathLike, inputs: Iterable = (), *, folder: bool = False) -> None:
     """UserError when the output ``path`` is one of ``inputs`` (after resolving links, or
     the same file by another name), lies inside an input folder (e.g. a package folder
     being validated), or, for a folder output, holds one of them."""
     out = _real(path)
-    for item in inputs or ():
+    for item in _with_companions(inputs or ()):
         if item is None or str(item) in ("", "-"):
             continue
         src = Path(item)

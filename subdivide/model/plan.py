@@ -220,7 +220,7 @@ class Plan:
         """Block adjacency (sparse, shared border length in m), in block order."""
         if self.block_graph is not None and self.block_graph.shape == (len(self.blocks),) * 2:
             return self.block_graph
-        return block_adjacency(self.blocks)
+        return block_adjacency(self.blocks, method="edges")
 
     @property
     def crs(self):

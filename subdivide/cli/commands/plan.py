@@ -262,7 +262,7 @@ def check_request(args) -> list[str]:
         raise UserError("--overlay needs --overlay-name COL", fix="e.g. --overlay old.geojson --overlay-name old_muni_name")
     if not 1 <= args.max_subareas <= MAX_SUBAREAS:
         raise UserError(f"--max-subareas {args.max_subareas}: the limit is {MAX_SUBAREAS} and can only be lowered",
-                        fix=f"use 1–{MAX_SUBAREAS}")
+                        where="--max-subareas", fix=f"use 1–{MAX_SUBAREAS}")
     check_numbers(args)
     _check_only_with(args)
     return _check_outputs(args)
@@ -274,7 +274,7 @@ def _check_only_with(args) -> None:
     if args.review_out and not args.overlay:
         raise UserError("--review-out is only written with --overlay", fix="add --overlay FILE, or drop --review-out")
     if args.pick is not None and not args.auto:
-        raise UserError("--pick needs --auto", fix="add --auto --k …, or drop --pick")
+        raise UserError("--pick needs --auto", where="--pick", fix="add --auto --k …, or drop --pick")
     if args.auto:
         ks = parse_k(args.k, args.max_subareas)
         parse_km_list(args.spill_band, "--spill-band")
@@ -284,7 +284,8 @@ def _check_only_with(args) -> None:
             raise UserError(f"--scenarios {what!r} is neither discs, blocks nor an existing file", where="--scenarios",
                             fix="--scenarios discs, --scenarios blocks, or a hazard layer (.gpkg/.shp/.geojson/.tif)")
         if args.pick is not None and args.pick not in ks:
-            raise UserError(f"--pick {args.pick} is not among --k {args.k}", fix=f"include {args.pick} in --k")
+            raise UserError(f"--pick {args.pick} is not among --k {args.k}", where="--pick",
+                            fix=f"include {args.pick} in --k, or pick one of {ks}")
 
 
 def _check_outputs(args) -> list[str]:
@@ -317,12 +318,27 @@ def make_plan(args, progress):
         return _from_plan_file(args)
     from subdivide.io.townblocks import read_townblocks
 
-    blocks, _ = read_townblocks(args.input, muni_code=args.muni, crs=args.crs, layer=args.layer,
-                                mapping=column_mapping(args), encoding=args.encoding,
-                                progress=progress if args.progress else silent)
+    blocks, report = read_townblocks(args.input, muni_code=args.muni, crs=args.crs, layer=args.layer,
+                                     mapping=column_mapping(args), encoding=args.encoding,
+                                     progress=progress if args.progress else silent)
+    _say_reading_notes(report)
     plan, made = _from_blocks(args, blocks, progress)
     plan.metadata.setdefault("ingest", blocks.attrs.get("ingest"))   # layer chosen, CRS assumed, columns renamed
     return plan, made
+
+
+def _say_reading_notes(report) -> None:
+    """What the reader decided or doubted (secrecy marks, UTF-8 without .cpg, CRS assumed …),
+    on stderr as `info` shows it: a plan made from a doubtful file says so."""
+    import sys
+
+    for w in report.warnings:
+        print(f"subdivide plan: warning: {w}", file=sys.stderr)
+    if report.encoding and "UTF-8" in (report.encoding_reason or "") and "--encoding" not in report.encoding_reason:
+        print(f"subdivide plan: note: text read as {report.encoding}: {report.encoding_reason}", file=sys.stderr)
+    for f in report.fallbacks:
+        if f not in report.warnings:
+            print(f"subdivide plan: note: {f}", file=sys.stderr)
 
 
 def _from_plan_file(args):

@@ -80,12 +80,24 @@ def _check_inputs(args, spill) -> Path:
                       ("--water", args.water), ("--cell-ids", args.cell_ids), *[("--coverage", c) for c in args.coverage or []]):
         if path and not Path(path).exists():
             raise UserError(f"{opt} file {path} does not exist", where=opt, fix="check the path")
+    if not (0.0 < args.min_share <= 1.0):
+        raise UserError(f"--min-share {args.min_share:g} must lie in (0, 1]", where="--min-share",
+                        fix="give the share of a cell that must lie in the sub-area, e.g. --min-share 0.5")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory", where="--out", fix="give a directory")
+    inputs = [x for x in (args.plan, args.neighbours, args.population_raster, args.points, args.observations,
+                          args.model, args.water, args.cell_ids, *(args.coverage or [])) if x]
+    check_can_write(out, args.force, folder=True, inputs=inputs, command="spill", owned=_spill_files)
     for name in spill.OUTPUT_FILES:
         check_can_write(out / name, args.force)
     return out
+
+
+def _spill_files(folder: Path) -> set[str] | None:
+    """What an earlier `subdivide spill` wrote into ``folder`` (its files are named spill*)."""
+    names = {q.name for q in folder.iterdir()}
+    return {n for n in names if n.startswith("spill")}
 
 
 def run(args) -> int:
