@@ -184,3 +184,82 @@ def test_cli_json_flag_after_the_action(tmp_path, capsys):
     assert [r["action"] for r in json.loads(capsys.readouterr().out)] == ["migrate"]
     assert main(["registry", "--db", str(db), "list"]) == 0
     assert "municipalities active" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ JST and display width
+def _seconds_from_now(iso: str) -> float:
+    from datetime import datetime, timezone
+
+    return abs((datetime.fromisoformat(iso) - datetime.now(timezone.utc)).total_seconds())
+
+
+def test_times_are_japan_standard_time_with_the_offset(tmp_path):
+    db = tmp_path / "r.sqlite"
+    reg = Registry(db)
+    reg.register_record({**record(CODES[0]), "muni_name": "花巻市"})
+    w = reg.withdraw(CODES[0])
+    row = reg.list(include_ended=True)[0]
+    for t in (row["registered_at"], row["ended_at"], w["ended_at"], *(h["at"] for h in reg.history())):
+        assert t.endswith("+09:00") and _seconds_from_now(t) < 600, t
+    con = sqlite3.connect(db)     # the stored text is JST too (what another program reads)
+    stored = con.execute("SELECT registered_at FROM registrations").fetchone()[0]
+    con.close()
+    assert stored.endswith("+09:00")
+
+
+def test_utc_times_of_an_older_registry_are_shown_in_jst(tmp_path):
+    from datetime import datetime
+
+    from subdivide.carrier.registry import to_jst
+
+    db = tmp_path / "r.sqlite"
+    reg = Registry(db)
+    reg.register_record(record(CODES[1]))
+    con = sqlite3.connect(db)     # as schema-1 registries wrote them before: UTC
+    con.execute("UPDATE registrations SET registered_at = '2026-03-31T15:30:00+00:00'")
+    con.commit()
+    con.close()
+    shown = reg.show(CODES[1])["active"]["registered_at"]
+    assert shown == "2026-04-01T00:30:00+09:00"      # the next day in Japan
+    assert datetime.fromisoformat(shown) == datetime.fromisoformat("2026-03-31T15:30:00+00:00")
+    assert to_jst("2026-03-31T15:30:00") == shown     # no offset: read as UTC
+    assert to_jst("not a time") == "not a time" and to_jst(None) is None
+
+
+def test_list_columns_line_up_with_japanese_names(tmp_path, capsys):
+    from subdivide.cli.commands.registry import fit
+    from subdivide.core.i18n import display_width
+
+    db = tmp_path / "r.sqlite"
+    reg = Registry(db)
+    names = ["花巻市", "南アルプス市", "X町", None, "ＡＢＣ村", "とても長い名前の市町村組合立特別区域市"]
+    for code, name in zip(CODES, names):
+        reg.register_record({**record(code), "muni_name": name})
+    assert main(["registry", "--db", str(db), "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = lines[:len(names) + 1]
+    # the id column ("#") ends at the same terminal column on every line, header included
+    ends = [display_width(ln[:ln.index(f" {r} ") + len(f" {r}")]) for ln, r in
+            zip(table, ["#", *range(1, len(names) + 1)])]
+    assert len(set(ends)) == 1, table
+    starts = {display_width(ln[:ln.index("active" if i else "status")]) for i, ln in enumerate(table)}
+    assert len(starts) == 1, table
+    assert "…" in table[-1] and "+09:00" in table[1]
+    assert display_width(fit("花巻市", 10)) == 10 and display_width(fit("南アルプス市テスト市町村", 10)) == 10
+    assert fit("a\x1b[31mb", 8) == "a[31mb  "       # a name is data: no escape sequence reaches the terminal
+
+
+def test_show_lines_up_sub_area_names(tmp_path, capsys):
+    from subdivide.core.i18n import display_width
+
+    db = tmp_path / "r.sqlite"
+    reg = Registry(db)
+    rec = record(CODES[2], n=3)
+    for s, name in zip(rec["subareas"], ["花巻地域", "東和地域", "石鳥谷地域"]):
+        s["name"] = name
+    reg.register_record({**rec, "muni_name": "花巻市"})
+    assert main(["registry", "--db", str(db), "show", CODES[2]]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{CODES[2]} 花巻市: active #1 since ") and out[0].endswith("+09:00")
+    rows = [ln for ln in out if " blocks " in ln]
+    assert len(rows) == 3 and len({display_width(ln[:ln.index(" blocks")]) for ln in rows}) == 1

@@ -17,6 +17,9 @@ Tables (schema version :data:`SCHEMA_VERSION`, recorded in ``schema_version``):
 
 Default database: ``--db PATH``, else ``$SUBDIVIDE_REGISTRY``, else
 ``./subdivide-registry.sqlite``.
+
+Times are Japan Standard Time with their offset (``2026-12-01T22:15:03+09:00``), written so
+and returned so; times that an older registry stored in UTC are returned in JST as well.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ import json
 import os
 import sqlite3
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -110,8 +113,44 @@ def default_db_path(db: str | os.PathLike | None = None) -> Path:
     return Path(db or os.environ.get(ENV_DB) or DEFAULT_DB)
 
 
+def _japan_time_zone():
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo("Asia/Tokyo")
+    except Exception:  # no time-zone database (Windows without tzdata): Japan has no DST since 1951
+        return timezone(timedelta(hours=9), "JST")
+
+
+#: Japan Standard Time (Asia/Tokyo, UTC+09:00): the registry's times
+JST = _japan_time_zone()
+#: the columns of the registry's tables that hold times
+TIME_FIELDS = ("registered_at", "ended_at", "at", "applied_at")
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(JST).isoformat(timespec="seconds")
+
+
+def to_jst(text):
+    """An ISO 8601 time from the registry in JST with its offset; a time without an offset
+    (or in UTC, as older registries stored it) is converted, anything else returned as is."""
+    if not text or not isinstance(text, str):
+        return text
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.astimezone(JST).isoformat(timespec="seconds")
+
+
+def _in_jst(row: dict) -> dict:
+    for k in TIME_FIELDS:
+        if k in row:
+            row[k] = to_jst(row[k])
+    return row
 
 
 def _actor(actor: str | None) -> str:
@@ -316,7 +355,7 @@ class Registry:
             rows = con.execute(f"SELECT id, muni_code, muni_name, n_subareas, n_townblocks, population, status, "
                                f"registered_at, registered_by, ended_at, package_sha256 FROM registrations {where} "
                                "ORDER BY muni_code, id").fetchall()
-        return [dict(r) for r in rows]
+        return [_in_jst(dict(r)) for r in rows]
 
     def active_count(self) -> int:
         with self._read() as con:
@@ -326,8 +365,8 @@ class Registry:
         """The municipality's registrations (newest first) with their sub-areas."""
         muni = normalize_municipality_code(str(muni_code), where="show")
         with self._read() as con:
-            regs = [dict(r) for r in con.execute("SELECT * FROM registrations WHERE muni_code = ? ORDER BY id DESC",
-                                                 (muni,)).fetchall()]
+            regs = [_in_jst(dict(r)) for r in con.execute(
+                "SELECT * FROM registrations WHERE muni_code = ? ORDER BY id DESC", (muni,)).fetchall()]
             for r in regs:
                 r["manifest"] = json.loads(r["manifest"])
                 r["subareas"] = [dict(s) for s in con.execute(
@@ -349,7 +388,7 @@ class Registry:
                 rows = con.execute("SELECT * FROM audit ORDER BY id").fetchall()
         out = []
         for r in rows:
-            d = dict(r)
+            d = _in_jst(dict(r))
             d["detail"] = json.loads(d["detail"]) if d["detail"] else None
             out.append(d)
         return out

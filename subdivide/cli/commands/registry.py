@@ -2,7 +2,8 @@
 
 Embedded SQLite (``--db PATH``, else $SUBDIVIDE_REGISTRY, else ./subdivide-registry.sqlite).
 Enforces at most 25 municipalities with an active subdivision and at most 14 sub-areas
-each, atomically. See docs/registry.md.
+each, atomically. Times are in JST (+09:00); the list's columns are padded by display width,
+so that Japanese names (two columns a character in a terminal) line up. See docs/registry.md.
 """
 from __future__ import annotations
 
@@ -46,6 +47,37 @@ def add_arguments(p) -> None:
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 
 
+#: widest name column of `registry list` (longer names are cut with …)
+MAX_NAME_WIDTH = 24
+
+
+def _clean(text) -> str:
+    """A value for the terminal: control and format characters dropped (a name is data)."""
+    import unicodedata
+
+    return "".join(ch for ch in str(text) if unicodedata.category(ch) not in ("Cc", "Cf"))
+
+
+def fit(text, width: int, *, right: bool = False) -> str:
+    """``text`` padded (or cut with …) to ``width`` terminal columns, counting East Asian
+    wide and full-width characters as two."""
+    from subdivide.core.i18n import display_width
+
+    text = _clean(text)
+    if display_width(text) > width:
+        while text and display_width(text + "…") > width:
+            text = text[:-1]
+        text += "…"
+    pad = " " * (width - display_width(text))
+    return pad + text if right else text + pad
+
+
+def name_width(names) -> int:
+    from subdivide.core.i18n import display_width
+
+    return min(max([4, *(display_width(_clean(n or "")) for n in names)]), MAX_NAME_WIDTH)
+
+
 def _print_json(obj) -> None:
     json.dump(obj, sys.stdout, ensure_ascii=False, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
@@ -67,8 +99,10 @@ def _register(reg, args) -> None:
     if args.json:
         _print_json(out)
     else:
-        print(f"registered {a['muni_code']} {a['muni_name'] or ''} as #{a['id']}: {a['n_subareas']} sub-areas, "
-              f"{a['n_townblocks']} town-blocks ({reg.active_count()}/{MAX_MUNICIPALITIES} active)")
+        name = f" {_clean(a['muni_name'])}" if a["muni_name"] else ""
+        print(f"registered {a['muni_code']}{name} as #{a['id']}: {a['n_subareas']} sub-areas, "
+              f"{a['n_townblocks']} town-blocks ({reg.active_count()}/{MAX_MUNICIPALITIES} active) "
+              f"at {a['registered_at']}")
 
 
 def _list(reg, args) -> None:
@@ -78,10 +112,11 @@ def _list(reg, args) -> None:
     if args.json:
         _print_json(rows)
         return
-    print(f"{'code':<6} {'name':<10} {'#':>4} {'areas':>5} {'blocks':>6} {'status':<10} registered")
+    w = name_width(r["muni_name"] for r in rows)
+    print(f"{'code':<6} {fit('name', w)} {'#':>4} {'areas':>5} {'blocks':>6} {'status':<10} registered (JST)")
     for r in rows:
-        print(f"{r['muni_code']:<6} {(r['muni_name'] or ''):<10} {r['id']:>4} {r['n_subareas']:>5} "
-              f"{r['n_townblocks']:>6} {r['status']:<10} {r['registered_at']} by {r['registered_by']}")
+        print(f"{r['muni_code']:<6} {fit(r['muni_name'] or '', w)} {r['id']:>4} {r['n_subareas']:>5} "
+              f"{r['n_townblocks']:>6} {r['status']:<10} {r['registered_at']} by {_clean(r['registered_by'])}")
     print(f"{reg.active_count()}/{MAX_MUNICIPALITIES} municipalities active")
 
 
@@ -91,13 +126,21 @@ def _show(reg, args) -> None:
         _print_json(out)
         return
     a = out["active"]
-    print(f"{out['muni_code']}: " + (f"active #{a['id']} since {a['registered_at']}" if a else "no active subdivision"))
+    name = f" {_clean(a['muni_name'])}" if a and a["muni_name"] else ""
+    print(f"{out['muni_code']}{name}: " + (f"active #{a['id']} since {a['registered_at']}" if a
+                                          else "no active subdivision"))
     if a:
+        w = name_width(s["name"] for s in a["subareas"])
         for s in a["subareas"]:
-            print(f"  {s['display_order']:>2}. {s['code']} {s['name']}  {s['n_blocks']} blocks, "
-                  f"{s['population']} people, {s['area_km2']:.1f} km²")
+            area = "" if s["area_km2"] is None else f"{s['area_km2']:,.1f} km²"
+            print(f"  {s['display_order']:>2}. {s['code']} {fit(s['name'], w)} {_count(s['n_blocks']):>6} blocks "
+                  f"{_count(s['population']):>9} people {area:>12}")
     for r in out["registrations"]:
         print(f"  #{r['id']} {r['status']:<10} {r['registered_at']} sha256 {r['package_sha256'][:12]}…")
+
+
+def _count(v) -> str:
+    return "–" if v is None else f"{int(v):,}"
 
 
 def _history(reg, args) -> None:
