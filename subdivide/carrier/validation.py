@@ -48,7 +48,9 @@ from subdivide.io.safezip import DEFAULT_LIMITS, Limits, PackageRejected, check_
 
 #: rule id → (default severity, one-line description): a view of the one rule vocabulary,
 #: :data:`subdivide.core.rules.RULES` (docs/validation.md lists the same)
-RULES: dict[str, tuple[str, str]] = {r.id: (r.severity, r.description) for r in CORE_RULES.values()}
+#: (the rules only planning raises — area floor, nesting, mapping notes — are not the validator's)
+RULES: dict[str, tuple[str, str]] = {r.id: (r.severity, r.description) for r in CORE_RULES.values()
+                                     if r.stage not in ("plan", "planning")}
 
 #: rules that mean the package could not be read at all (status 2)
 FATAL_RULES = frozenset(r for r, (sev, _) in RULES.items()

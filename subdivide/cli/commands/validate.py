@@ -14,8 +14,10 @@ import json
 import sys
 import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from subdivide.core.errors import UserError
 
@@ -168,12 +170,14 @@ def summary_row(report, code: str, name: str, lang: str = "en") -> dict:
     }
 
 
-def summary_frame(rows: list[dict], lang: str = "en") -> pd.DataFrame:
+def summary_frame(rows: list[dict], lang: str = "en") -> "pd.DataFrame":
+    import pandas as pd
+
     df = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)).astype({"subareas": "Int64", "townblocks": "Int64"})
     return df.rename(columns=SUMMARY_COLUMNS) if lang == "ja" else df
 
 
-def write_summary(df: pd.DataFrame, path, *, force: bool) -> None:
+def write_summary(df: "pd.DataFrame", path, *, force: bool) -> None:
     """CSV (UTF-8 with BOM, CRLF) or XLSX (the code column as text); formulas neutralised."""
     from subdivide.io.output import write_csv, write_xlsx
 
