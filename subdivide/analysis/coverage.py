@@ -638,6 +638,104 @@ def _neighbour_frame(neighbours, plan) -> gpd.GeoDataFrame | None:
     return nb.rename(columns={"name": "neighbour"})
 
 
+def _cell_members(coverage: gpd.GeoDataFrame, selected: pd.DataFrame) -> dict:
+    """(subarea, carrier) → positions in ``coverage`` of the selected cells, in selection order."""
+    pos = pd.Series(np.arange(len(coverage)),
+                    index=pd.MultiIndex.from_arrays([coverage["carrier"].to_numpy(object),
+                                                     coverage["cell_id"].to_numpy(object)]))
+    cidx = pos.reindex(pd.MultiIndex.from_arrays([selected["carrier"].to_numpy(object),
+                                                  selected["cell_id"].to_numpy(object)])).to_numpy()
+    sel_key = list(zip(selected["subarea"].astype(int), selected["carrier"]))
+    members: dict = {}
+    for k, ci in zip(sel_key, cidx):
+        members.setdefault(k, []).append(int(ci))
+    return members
+
+
+def _footprints(coverage: gpd.GeoDataFrame, selected: pd.DataFrame, subs, carriers: list, progress):
+    """One union of selected cells per (subarea, carrier), sub-areas in display order and
+    carriers sorted, then per sub-area the union over carriers (``ALL``). Returns the
+    footprints, their cell counts, and each row's sub-area position and carrier."""
+    members = _cell_members(coverage, selected)
+    cg = _geoms(coverage)
+    groups = [(int(s), c) for s in subs["subarea"] for c in carriers]
+    fp = np.empty(len(groups) + len(subs), dtype=object)
+    n_cells = np.zeros(len(fp), dtype="int64")
+    for i, key in enumerate(groups):
+        idx = np.array(sorted(members.get(key, [])), dtype=int)
+        fp[i] = shapely.union_all(cg[idx]) if len(idx) else shapely.Polygon()
+        n_cells[i] = len(idx)
+        progress("footprints", i + 1, len(groups))
+    nc = len(carriers)
+    for j in range(len(subs)):
+        fp[len(groups) + j] = shapely.union_all(fp[j * nc:(j + 1) * nc])
+        n_cells[len(groups) + j] = n_cells[j * nc:(j + 1) * nc].sum()
+    rows_sub = np.r_[np.repeat(np.arange(len(subs)), nc), np.arange(len(subs))]
+    rows_car = np.array([c for _, c in groups] + [ALL] * len(subs), dtype=object)
+    return fp, n_cells, rows_sub, rows_car
+
+
+def _overshoots(over: np.ndarray, sg: np.ndarray, rows_sub: np.ndarray, grid_m: float, progress):
+    """Overshoot (max, P50, P95 km) of every over-alert area beyond its sub-area, and each
+    row's core share at L = its P95 overshoot (the exact polygon model, by lattice)."""
+    trees = [BoundaryDistance(g) for g in sg]
+    shoot = np.zeros((len(over), 3))
+    for i in range(len(over)):
+        shoot[i] = overshoot_km(over[i], sg[rows_sub[i]], grid_m=grid_m, boundary=trees[rows_sub[i]])
+        progress("overshoot", i + 1, len(over))
+    L = shoot[:, 2]
+    inner = [_inner_distances(g, grid_m, t) for g, t in zip(sg, trees)]
+    core = np.array([core_share_lattice(*inner[j], L[i] * 1000.0) for i, j in enumerate(rows_sub)])
+    return shoot, core
+
+
+def _footprint_table(subs, rows_sub, rows_car, n_cells, fp, over, under, sub_geom, over_pop, under_pop,
+                     shoot, core, order: dict) -> pd.DataFrame:
+    """The footprints table: display order, carriers sorted, ALL last."""
+    L = shoot[:, 2]
+    sub_area = shapely.area(sub_geom)
+    under_area = shapely.area(under)
+    table = pd.DataFrame({
+        "subarea": subs["subarea"].to_numpy()[rows_sub].astype("int64"),
+        "name": subs["name"].to_numpy(object)[rows_sub],
+        "carrier": rows_car,
+        "n_cells": n_cells,
+        "subarea_km2": sub_area / 1e6,
+        "footprint_km2": shapely.area(fp) / 1e6,
+        "over_alert_km2": shapely.area(over) / 1e6,
+        "over_alert_pop": over_pop,
+        "under_alert_km2": under_area / 1e6,
+        "under_alert_pop": under_pop,
+        "under_alert_share": np.where(sub_area > 0, under_area / np.where(sub_area > 0, sub_area, 1), 0.0),
+        "overshoot_max_km": shoot[:, 0],
+        "overshoot_p50_km": shoot[:, 1],
+        "overshoot_p95_km": shoot[:, 2],
+        "implied_L_km": L,
+        "trial_band": TRIAL_BAND,
+        "vs_trial": np.where(L < TRIAL_L_KM[0], "below", np.where(L > TRIAL_L_KM[1], "above", "within")),
+        "core_share_at_L": core,
+    })
+    table["_o"] = table["subarea"].map(order)
+    table["_c"] = np.where(table["carrier"] == ALL, 1, 0)
+    table = table.sort_values(["_o", "_c", "carrier"], kind="stable").drop(columns=["_o", "_c"])
+    for col in ("name", "carrier", "trial_band", "vs_trial"):
+        table[col] = table[col].astype(object)
+    return table.reset_index(drop=True)[list(FOOTPRINT_COLUMNS)]
+
+
+def _sorted_by_neighbour(by_nb: pd.DataFrame, order: dict) -> pd.DataFrame:
+    """The over-alert split in display order, carriers sorted (ALL last), then sub-areas,
+    municipalities and the unidentified outside."""
+    by_nb = by_nb.drop(columns=["_row"])
+    by_nb["_o"] = by_nb["subarea"].map(order)
+    by_nb["_c"] = np.where(by_nb["carrier"] == ALL, 1, 0)
+    kind_order = {"subarea": 0, "municipality": 1, "outside": 2}
+    by_nb["_k"] = by_nb["neighbour_kind"].map(kind_order)
+    by_nb = (by_nb.sort_values(["_o", "_c", "carrier", "_k", "neighbour_subarea", "neighbour"], kind="stable")
+             .drop(columns=["_o", "_c", "_k"]).reset_index(drop=True))
+    return by_nb[list(BY_NEIGHBOUR_COLUMNS)]
+
+
 def footprint_report(plan, coverage: gpd.GeoDataFrame, *, selection: str = "any", min_share: float = 0.5,
                      cell_ids=None, neighbours=None, grid_m: float = GRID_M, selected: pd.DataFrame | None = None,
                      progress=None) -> dict[str, pd.DataFrame]:
@@ -666,91 +764,24 @@ def footprint_report(plan, coverage: gpd.GeoDataFrame, *, selection: str = "any"
     subs = _subarea_frame(plan)
     blocks = plan.blocks
     carriers = sorted(set(coverage["carrier"]))
-    # ---- footprints: one union per (subarea, carrier), then the union over carriers
-    pos = pd.Series(np.arange(len(coverage)),
-                    index=pd.MultiIndex.from_arrays([coverage["carrier"].to_numpy(object),
-                                                     coverage["cell_id"].to_numpy(object)]))
-    cidx = pos.reindex(pd.MultiIndex.from_arrays([selected["carrier"].to_numpy(object),
-                                                  selected["cell_id"].to_numpy(object)])).to_numpy()
-    cg = _geoms(coverage)
-    groups = [(int(s), c) for s in subs["subarea"] for c in carriers]
-    sel_key = list(zip(selected["subarea"].astype(int), selected["carrier"]))
-    members: dict = {}
-    for k, ci in zip(sel_key, cidx):
-        members.setdefault(k, []).append(int(ci))
-    fp = np.empty(len(groups) + len(subs), dtype=object)
-    n_cells = np.zeros(len(fp), dtype="int64")
-    for i, key in enumerate(groups):
-        idx = np.array(sorted(members.get(key, [])), dtype=int)
-        fp[i] = shapely.union_all(cg[idx]) if len(idx) else shapely.Polygon()
-        n_cells[i] = len(idx)
-        progress("footprints", i + 1, len(groups))
-    nc = len(carriers)
-    for j in range(len(subs)):
-        fp[len(groups) + j] = shapely.union_all(fp[j * nc:(j + 1) * nc])
-        n_cells[len(groups) + j] = n_cells[j * nc:(j + 1) * nc].sum()
-    rows_sub = np.r_[np.repeat(np.arange(len(subs)), nc), np.arange(len(subs))]
-    rows_car = np.array([c for _, c in groups] + [ALL] * len(subs), dtype=object)
+    fp, n_cells, rows_sub, rows_car = _footprints(coverage, selected, subs, carriers, progress)
     sg = _geoms(subs)
     sub_geom = sg[rows_sub]
     over = shapely.difference(fp, sub_geom)
     under = shapely.difference(sub_geom, fp)
     # ---- population, areal-weighted
-    bsub = blocks["subarea"].to_numpy()
     gi, bi, _, pop = _areal_population(under, blocks)
-    own = bsub[bi] == subs["subarea"].to_numpy()[rows_sub[gi]]
+    own = blocks["subarea"].to_numpy()[bi] == subs["subarea"].to_numpy()[rows_sub[gi]]
     under_pop = np.bincount(gi[own], weights=pop[own], minlength=len(fp))
     # ---- over-alert split by neighbour
     by_nb = _split_over_alert(over, rows_sub, rows_car, subs, blocks, _neighbour_frame(neighbours, plan))
     over_pop = by_nb.groupby("_row")["population"].sum(min_count=1).reindex(range(len(fp))).fillna(0.0).to_numpy()
-    # ---- overshoot
-    trees = [BoundaryDistance(g) for g in sg]
-    shoot = np.zeros((len(fp), 3))
-    for i in range(len(fp)):
-        shoot[i] = overshoot_km(over[i], sg[rows_sub[i]], grid_m=grid_m, boundary=trees[rows_sub[i]])
-        progress("overshoot", i + 1, len(fp))
-    L = shoot[:, 2]
-    sub_area = shapely.area(sub_geom)
-    inner = [_inner_distances(g, grid_m, t) for g, t in zip(sg, trees)]
-    core = np.array([core_share_lattice(*inner[j], L[i] * 1000.0) for i, j in enumerate(rows_sub)])
-    under_area = shapely.area(under)
-    table = pd.DataFrame({
-        "subarea": subs["subarea"].to_numpy()[rows_sub].astype("int64"),
-        "name": subs["name"].to_numpy(object)[rows_sub],
-        "carrier": rows_car,
-        "n_cells": n_cells,
-        "subarea_km2": sub_area / 1e6,
-        "footprint_km2": shapely.area(fp) / 1e6,
-        "over_alert_km2": shapely.area(over) / 1e6,
-        "over_alert_pop": over_pop,
-        "under_alert_km2": under_area / 1e6,
-        "under_alert_pop": under_pop,
-        "under_alert_share": np.where(sub_area > 0, under_area / np.where(sub_area > 0, sub_area, 1), 0.0),
-        "overshoot_max_km": shoot[:, 0],
-        "overshoot_p50_km": shoot[:, 1],
-        "overshoot_p95_km": shoot[:, 2],
-        "implied_L_km": L,
-        "trial_band": TRIAL_BAND,
-        "vs_trial": np.where(L < TRIAL_L_KM[0], "below", np.where(L > TRIAL_L_KM[1], "above", "within")),
-        "core_share_at_L": core,
-    })
+    shoot, core = _overshoots(over, sg, rows_sub, grid_m, progress)
     order = {s: i for i, s in enumerate(subs["subarea"])}
-    table["_o"] = table["subarea"].map(order)
-    table["_c"] = np.where(table["carrier"] == ALL, 1, 0)
-    table = table.sort_values(["_o", "_c", "carrier"], kind="stable").drop(columns=["_o", "_c"])
-    table["name"] = table["name"].astype(object)
-    table["carrier"] = table["carrier"].astype(object)
-    table["trial_band"] = table["trial_band"].astype(object)
-    table["vs_trial"] = table["vs_trial"].astype(object)
-    by_nb = by_nb.drop(columns=["_row"])
-    by_nb["_o"] = by_nb["subarea"].map(order)
-    by_nb["_c"] = np.where(by_nb["carrier"] == ALL, 1, 0)
-    kind_order = {"subarea": 0, "municipality": 1, "outside": 2}
-    by_nb["_k"] = by_nb["neighbour_kind"].map(kind_order)
-    by_nb = (by_nb.sort_values(["_o", "_c", "carrier", "_k", "neighbour_subarea", "neighbour"], kind="stable")
-             .drop(columns=["_o", "_c", "_k"]).reset_index(drop=True))
-    return {"footprints": table.reset_index(drop=True)[list(FOOTPRINT_COLUMNS)],
-            "over_alert_by_neighbour": by_nb[list(BY_NEIGHBOUR_COLUMNS)],
+    table = _footprint_table(subs, rows_sub, rows_car, n_cells, fp, over, under, sub_geom, over_pop, under_pop,
+                             shoot, core, order)
+    return {"footprints": table,
+            "over_alert_by_neighbour": _sorted_by_neighbour(by_nb, order),
             "selected": selected}
 
 

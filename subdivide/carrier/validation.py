@@ -261,9 +261,9 @@ def _safe_rel(p: str) -> bool:
     return bool(p) and not pp.is_absolute() and ".." not in pp.parts and "\\" not in p
 
 
-def check_manifest(root: Path, prof: Profile, c: _Check) -> dict | None:
-    """Manifest structure and every output's sha256 and size; unlisted files."""
-    mname = prof.extras["manifest"]
+def _load_manifest(root: Path, mname: str, c: _Check) -> dict | None:
+    """The manifest as a dict with the required keys, or None (with a finding) when it is
+    missing, not UTF-8 JSON, or lacks required keys."""
     mpath = root / mname
     if not mpath.is_file():
         deeper = sorted(p.relative_to(root).as_posix() for p in root.rglob(mname) if p.is_file())[:5]
@@ -281,25 +281,43 @@ def check_manifest(root: Path, prof: Profile, c: _Check) -> dict | None:
         missing = [k for k in REQUIRED_MANIFEST_KEYS if not isinstance(man, dict) or k not in man]
         c.add("MANIFEST-INVALID", f"{mname} lacks required keys or has the wrong types: {missing}", [mname])
         return None
+    return man
+
+
+def _check_manifest_optional_types(man: dict, mname: str, c: _Check) -> None:
+    """Optional keys of the wrong type are reported and then treated as absent (in place),
+    so the other checks still run; non-string island exceptions are dropped."""
     for key, typ, label in (("options", dict, "an object"), ("profile", dict, "an object"),
                             ("island_exceptions", list, "a list of town-block keys")):
         if man.get(key) is not None and not isinstance(man[key], typ):
             c.add("MANIFEST-INVALID", f"{mname}: {key!r} must be {label}, not {type(man[key]).__name__}", [key])
-            man[key] = None   # checked as if absent, so the other checks still run
+            man[key] = None
     islands = man.get("island_exceptions") or []
     if not all(isinstance(k, str) for k in islands):
         c.add("MANIFEST-INVALID", f"{mname}: island_exceptions must list town-block keys as strings",
               sorted({repr(k)[:40] for k in islands if not isinstance(k, str)}))
         man["island_exceptions"] = [k for k in islands if isinstance(k, str)]
+
+
+def _check_manifest_format(man: dict, mname: str, c: _Check) -> None:
+    """MANIFEST-FORMAT: the package format and a version this validator reads."""
     if man.get("format") != PACKAGE_FORMAT or not isinstance(man.get("format_version"), int) \
             or man["format_version"] > PACKAGE_FORMAT_VERSION:
         c.add("MANIFEST-FORMAT", f"format {man.get('format')!r} version {man.get('format_version')!r}; "
               f"this validator reads {PACKAGE_FORMAT!r} ≤ {PACKAGE_FORMAT_VERSION}", [mname])
+
+
+def _check_manifest_profile(man: dict, mname: str, prof: Profile, c: _Check) -> None:
+    """MANIFEST-PROFILE: the package was written with the profile it is validated with."""
     prof_info = man.get("profile") or {}
     if prof_info.get("sha256") and prof_info.get("sha256") != prof.sha256:
         c.add("MANIFEST-PROFILE", f"package written with profile {prof_info.get('name')!r} "
               f"({str(prof_info.get('sha256'))[:12]}…), validated with {prof.name!r} ({prof.sha256[:12]}…)",
               [mname])
+
+
+def _check_manifest_muni(man: dict, c: _Check) -> None:
+    """MUNI-CODE: a 5-digit municipality code (prefecture 01–47) and its check-digit code6."""
     code = str((man.get("municipality") or {}).get("code", ""))
     code6 = str((man.get("municipality") or {}).get("code6", ""))
     if not re.fullmatch(r"\d{5}", code) or not 1 <= int(code[:2]) <= 47:
@@ -307,31 +325,56 @@ def check_manifest(root: Path, prof: Profile, c: _Check) -> dict | None:
     elif code6 != code + check_digit(code):
         c.add("MUNI-CODE", f"municipality code6 {code6!r}: expected {with_check_digit(code)} "
               "(check digit: weights 6,5,4,3,2, sum mod 11)", [code6])
+
+
+def _check_output_entry(root: Path, entry, present: set, mname: str, c: _Check) -> str | None:
+    """One manifest output: a plain relative path to a present file with the stated size and
+    sha256. Returns the path when it counts as listed (a safe path), else None."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+        c.add("MANIFEST-INVALID", f"output entry {entry!r} has no path", [mname])
+        return None
+    rel = entry["path"]
+    if not _safe_rel(rel):
+        c.add("MANIFEST-INVALID", f"output path {rel!r} is not a plain relative path", [rel])
+        return None
+    p = root / rel
+    if not p.is_file():
+        other = [q for q in present if q.lower() == rel.lower()]
+        c.add("MANIFEST-FILE-MISSING", f"{rel} is listed in the manifest but absent"
+              + (f" (renamed to {other[0]}?)" if other else ""), [rel, *other])
+        return rel
+    size = p.stat().st_size
+    if entry.get("size") != size:
+        c.add("MANIFEST-CHECKSUM", f"{rel}: size {size} bytes, manifest says {entry.get('size')!r}", [rel])
+    elif entry.get("sha256") != sha256_file(p):
+        c.add("MANIFEST-CHECKSUM", f"{rel}: sha256 differs from the manifest (file altered)", [rel])
+    return rel
+
+
+def _check_manifest_outputs(root: Path, man: dict, mname: str, c: _Check) -> None:
+    """Every listed output present and unaltered; MANIFEST-UNLISTED for files not listed."""
     present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {mname}
     listed = set()
     for entry in man["outputs"]:
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-            c.add("MANIFEST-INVALID", f"output entry {entry!r} has no path", [mname])
-            continue
-        rel = entry["path"]
-        if not _safe_rel(rel):
-            c.add("MANIFEST-INVALID", f"output path {rel!r} is not a plain relative path", [rel])
-            continue
-        listed.add(rel)
-        p = root / rel
-        if not p.is_file():
-            other = [q for q in present if q.lower() == rel.lower()]
-            c.add("MANIFEST-FILE-MISSING", f"{rel} is listed in the manifest but absent"
-                  + (f" (renamed to {other[0]}?)" if other else ""), [rel, *other])
-            continue
-        size = p.stat().st_size
-        if entry.get("size") != size:
-            c.add("MANIFEST-CHECKSUM", f"{rel}: size {size} bytes, manifest says {entry.get('size')!r}", [rel])
-        elif entry.get("sha256") != sha256_file(p):
-            c.add("MANIFEST-CHECKSUM", f"{rel}: sha256 differs from the manifest (file altered)", [rel])
+        rel = _check_output_entry(root, entry, present, mname, c)
+        if rel is not None:
+            listed.add(rel)
     unlisted = sorted(present - listed)
     if unlisted:
         c.add("MANIFEST-UNLISTED", f"{len(unlisted)} files are not in the manifest", unlisted)
+
+
+def check_manifest(root: Path, prof: Profile, c: _Check) -> dict | None:
+    """Manifest structure and every output's sha256 and size; unlisted files."""
+    mname = prof.extras["manifest"]
+    man = _load_manifest(root, mname, c)
+    if man is None:
+        return None
+    _check_manifest_optional_types(man, mname, c)
+    _check_manifest_format(man, mname, c)
+    _check_manifest_profile(man, mname, prof, c)
+    _check_manifest_muni(man, c)
+    _check_manifest_outputs(root, man, mname, c)
     return man
 
 
@@ -363,24 +406,27 @@ def _same_encoding(a: str, b: str) -> bool:
         return False
 
 
-def read_shapefile_checked(root: Path, base: str, fields: dict, prof: Profile, c: _Check, *,
-                           text_fields=(), int_fields=(), float_fields=()) -> gpd.GeoDataFrame | None:
-    """Check one Shapefile's parts, .cpg, DBF header, LDID, fields and text encoding, then read
-    it. Returns a frame with canonical column names, or None when it cannot be read."""
-    import pyogrio
-
+def _check_shapefile_parts(root: Path, base: str, c: _Check) -> bool:
+    """SHP-MISSING-PART; False when a part needed to read it (.shp, .dbf, .shx) is missing."""
     missing = [base + s for s in SHAPEFILE_PARTS if not (root / (base + s)).is_file()]
     if missing:
         c.add("SHP-MISSING-PART", f"Shapefile {base} lacks {missing}", missing)
         if any(m.endswith((".shp", ".dbf", ".shx")) for m in missing):
-            return None
-    enc = prof.shapefile["encoding"]
+            return False
+    return True
+
+
+def _check_cpg(root: Path, base: str, enc: str, c: _Check) -> None:
+    """SHP-CPG: a .cpg, when present, names the profile's encoding."""
     cpg = root / f"{base}.cpg"
     if cpg.is_file():
         declared = cpg.read_bytes()[:64].decode("ascii", "replace").strip()
         if not _same_encoding(declared, enc):
             c.add("SHP-CPG", f"{base}.cpg says {declared!r}; the profile requires {enc!r}", [cpg.name])
-    dbf = root / f"{base}.dbf"
+
+
+def _checked_dbf_header(dbf: Path, prof: Profile, c: _Check):
+    """The DBF header (None on DBF-HEADER), with SHP-LDID and the field-name rule checked."""
     try:
         header = read_dbf_header(dbf)
     except DbfError as exc:
@@ -393,16 +439,28 @@ def read_shapefile_checked(root: Path, base: str, fields: dict, prof: Profile, c
     bad_names = [n for n in names if not n.isascii() or len(n.encode("latin-1")) > 10]
     if bad_names:
         c.add("SHP-FIELDS", f"{dbf.name}: field names must be ASCII and ≤ 10 bytes", bad_names)
+    return header
+
+
+def _check_profile_fields(dbf: Path, header, fields: dict, text_fields, int_fields, float_fields,
+                          c: _Check) -> bool:
+    """SHP-FIELDS: the profile's fields are present with their types; False when not."""
+    names = [fd.name for fd in header.fields]
     absent = [fields[k] for k in (*text_fields, *int_fields, *float_fields) if fields[k] not in names]
     if absent:
         c.add("SHP-FIELDS", f"{dbf.name}: profile fields {absent} are missing", absent)
-        return None
+        return False
     types = {fd.name: fd.type for fd in header.fields}
     wrong = [fields[k] for k in (*int_fields, *float_fields) if types[fields[k]] not in "NFI"] + \
             [fields[k] for k in text_fields if types[fields[k]] != "C"]
     if wrong:
         c.add("SHP-FIELDS", f"{dbf.name}: fields of the wrong type (numbers must be N, text C)", wrong)
-        return None
+        return False
+    return True
+
+
+def _check_dbf_text(dbf: Path, header, enc: str, c: _Check) -> bool:
+    """SHP-ENCODING: every character value decodes in the profile's encoding."""
     raw = read_character_fields(dbf, header)
     undecodable = []
     for name, values in raw.items():
@@ -413,7 +471,14 @@ def read_shapefile_checked(root: Path, base: str, fields: dict, prof: Profile, c
                 undecodable.append(f"{name} row {i + 1}")
     if undecodable:
         c.add("SHP-ENCODING", f"{dbf.name}: {len(undecodable)} values are not valid {enc}", undecodable)
-        return None
+        return False
+    return True
+
+
+def _read_projected_shapefile(root: Path, base: str, enc: str, c: _Check):
+    """The Shapefile read by GDAL (SHP-UNREADABLE) in a projected CRS (SHP-PRJ), or None."""
+    import pyogrio
+
     try:
         gdf = pyogrio.read_dataframe(root / f"{base}.shp", encoding=enc)
     except Exception as exc:  # GDAL raises many types for broken .shp/.shx
@@ -424,6 +489,11 @@ def read_shapefile_checked(root: Path, base: str, fields: dict, prof: Profile, c
         c.add("SHP-PRJ", f"{base}.prj is missing or not a projected metre CRS ({gdf.crs})", [f"{base}.prj"])
         return None
     c.crs_seen.append((f"{base}.prj", gdf.crs))
+    return gdf
+
+
+def _canonical_shapefile_frame(gdf, fields: dict, text_fields, int_fields, float_fields) -> gpd.GeoDataFrame:
+    """The profile's fields under canonical names: text, int64 (−1 when blank), float64."""
     out = gpd.GeoDataFrame(geometry=gdf.geometry.values, crs=gdf.crs)
     for k in text_fields:
         out[k] = gdf[fields[k]].fillna("").astype(str).to_numpy(object)
@@ -434,19 +504,34 @@ def read_shapefile_checked(root: Path, base: str, fields: dict, prof: Profile, c
     return out
 
 
+def read_shapefile_checked(root: Path, base: str, fields: dict, prof: Profile, c: _Check, *,
+                           text_fields=(), int_fields=(), float_fields=()) -> gpd.GeoDataFrame | None:
+    """Check one Shapefile's parts, .cpg, DBF header, LDID, fields and text encoding, then read
+    it. Returns a frame with canonical column names, or None when it cannot be read."""
+    if not _check_shapefile_parts(root, base, c):
+        return None
+    enc = prof.shapefile["encoding"]
+    _check_cpg(root, base, enc, c)
+    dbf = root / f"{base}.dbf"
+    header = _checked_dbf_header(dbf, prof, c)
+    if header is None or not _check_profile_fields(dbf, header, fields, text_fields, int_fields, float_fields, c):
+        return None
+    if not _check_dbf_text(dbf, header, enc, c):
+        return None
+    gdf = _read_projected_shapefile(root, base, enc, c)
+    if gdf is None:
+        return None
+    return _canonical_shapefile_frame(gdf, fields, text_fields, int_fields, float_fields)
+
+
 # ============================================================================ lists
 def _unneutralise(v: str) -> str:
     return v[1:] if v.startswith("'") and v[1:2] and v[1] in "=+-@\t\r" else v
 
 
-def read_csv_checked(path: Path, columns: dict, encoding: str, c: _Check) -> pd.DataFrame | None:
-    """Encoding, BOM, CRLF, header and formula cells of one list; returns canonical columns
-    (text, quote-prefix of neutralised cells removed) or None."""
-    name = path.name
-    if not path.is_file():
-        c.file_missing(name, f"{name} is missing")
-        return None
-    data = path.read_bytes()
+def _decode_list(data: bytes, name: str, encoding: str, c: _Check) -> str | None:
+    """A list's text: UTF-8 with BOM (CSV-ENCODING without) or CP932, CRLF line ends; None
+    when it does not decode."""
     enc = "cp932" if _same_encoding(encoding, "cp932") else "utf-8"
     if enc == "utf-8":
         if not data.startswith(codecs.BOM_UTF8):
@@ -461,7 +546,11 @@ def read_csv_checked(path: Path, columns: dict, encoding: str, c: _Check) -> pd.
     bare = text.count("\n") - text.count("\r\n")
     if bare:
         c.add("CSV-ENCODING", f"{name}: {bare} line ends are LF only; CRLF is required", [name])
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    return text
+
+
+def _csv_header(rows: list, columns: dict, name: str, c: _Check) -> list | None:
+    """The header row (quote-prefix removed) when the list is not empty and has every column."""
     if not rows:
         c.add("CSV-COLUMNS", f"{name} is empty", [name])
         return None
@@ -470,9 +559,31 @@ def read_csv_checked(path: Path, columns: dict, encoding: str, c: _Check) -> pd.
     if missing:
         c.add("CSV-COLUMNS", f"{name} lacks columns {missing}", missing)
         return None
+    return head
+
+
+def _check_csv_formulas(rows: list, name: str, c: _Check) -> None:
+    """CSV-FORMULA: no cell starts with = + - @ (Excel would run it)."""
     formulas = [f"row {i + 1}" for i, r in enumerate(rows) for v in r if v.startswith(FORMULA_PREFIXES)]
     if formulas:
         c.add("CSV-FORMULA", f"{name}: cells starting with = + - @ would run as formulas in Excel", formulas)
+
+
+def read_csv_checked(path: Path, columns: dict, encoding: str, c: _Check) -> pd.DataFrame | None:
+    """Encoding, BOM, CRLF, header and formula cells of one list; returns canonical columns
+    (text, quote-prefix of neutralised cells removed) or None."""
+    name = path.name
+    if not path.is_file():
+        c.file_missing(name, f"{name} is missing")
+        return None
+    text = _decode_list(path.read_bytes(), name, encoding, c)
+    if text is None:
+        return None
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    head = _csv_header(rows, columns, name, c)
+    if head is None:
+        return None
+    _check_csv_formulas(rows, name, c)
     body = [r for r in rows[1:] if r]
     idx = {k: head.index(v) for k, v in columns.items()}
     bad = [i + 2 for i, r in enumerate(body) if len(r) != len(head)]
@@ -482,12 +593,9 @@ def read_csv_checked(path: Path, columns: dict, encoding: str, c: _Check) -> pd.
     return pd.DataFrame({k: [_unneutralise(r[j]) for r in body] for k, j in idx.items()}, dtype=object)
 
 
-def read_xlsx_checked(path: Path, prof: Profile, c: _Check, limits: Limits) -> dict | None:
-    """The workbook's two sheets as canonical text frames; code cells must be text."""
+def _open_workbook(path: Path, c: _Check, limits: Limits):
+    """The workbook, or None (XLSX-UNREADABLE) when its zip is unsafe or openpyxl fails."""
     name = path.name
-    if not path.is_file():
-        c.file_missing(name, f"{name} is missing")
-        return None
     nested = check_nested_zip(path, limits)
     if nested:
         for f in nested:
@@ -496,40 +604,72 @@ def read_xlsx_checked(path: Path, prof: Profile, c: _Check, limits: Limits) -> d
     from openpyxl import load_workbook
 
     try:
-        wb = load_workbook(path, read_only=False, data_only=False)
+        return load_workbook(path, read_only=False, data_only=False)
     except Exception as exc:  # openpyxl raises many types on broken files
         c.add("XLSX-UNREADABLE", f"{name} cannot be opened ({exc.__class__.__name__})", [name])
+        return None
+
+
+def _sheet_header(wb, sheet: str, cols: dict, name: str, c: _Check):
+    """(rows, header) of a sheet that exists, is not empty and has every column, else None."""
+    if sheet not in wb.sheetnames:
+        c.add("CSV-COLUMNS", f"{name} lacks the sheet {sheet!r}", [sheet])
+        return None
+    rows = list(wb[sheet].iter_rows())
+    if not rows:
+        c.add("CSV-COLUMNS", f"{name}:{sheet} is empty", [sheet])
+        return None
+    head = [_unneutralise(str(x.value)) if x.value is not None else "" for x in rows[0]]
+    missing = [v for v in cols.values() if v not in head]
+    if missing:
+        c.add("CSV-COLUMNS", f"{name}:{sheet} lacks columns {missing}", missing)
+        return None
+    return rows, head
+
+
+def _check_sheet_formulas(rows: list, where: str, c: _Check) -> None:
+    """CSV-FORMULA: no formula cell and no text starting with = + - @."""
+    formulas = [x.coordinate for r in rows for x in r
+                if x.data_type == "f" or (isinstance(x.value, str) and x.value.startswith(FORMULA_PREFIXES))]
+    if formulas:
+        c.add("CSV-FORMULA", f"{where}: formula cells", formulas)
+
+
+def _read_sheet(wb, sheet: str, cols: dict, codes: tuple, name: str, c: _Check) -> pd.DataFrame | None:
+    """One sheet as canonical text columns; CSV-FORMULA for formula cells, XLSX-TEXT-CODES for
+    code cells not stored as text."""
+    found = _sheet_header(wb, sheet, cols, name, c)
+    if found is None:
+        return None
+    rows, head = found
+    _check_sheet_formulas(rows, f"{name}:{sheet}", c)
+    idx = {k: head.index(v) for k, v in cols.items()}
+    notext = [r[idx[k]].coordinate for r in rows[1:] for k in codes
+              if r[idx[k]].data_type != "s" or r[idx[k]].number_format != "@"]
+    if notext:
+        c.add("XLSX-TEXT-CODES", f"{name}:{sheet}: code cells not stored as text (Excel drops "
+              "leading zeros)", notext)
+    return pd.DataFrame({k: ["" if r[j].value is None else _unneutralise(str(r[j].value))
+                             for r in rows[1:]] for k, j in idx.items()}, dtype=object)
+
+
+def read_xlsx_checked(path: Path, prof: Profile, c: _Check, limits: Limits) -> dict | None:
+    """The workbook's two sheets as canonical text frames; code cells must be text."""
+    name = path.name
+    if not path.is_file():
+        c.file_missing(name, f"{name} is missing")
+        return None
+    wb = _open_workbook(path, c, limits)
+    if wb is None:
         return None
     lp = prof.lists
     spec = {"subareas": (lp["subarea_columns"], ("code", "code6")),
             "townblocks": (lp["townblock_columns"], ("key", "subarea_code"))}
     out = {}
     for sheet, (cols, codes) in spec.items():
-        if sheet not in wb.sheetnames:
-            c.add("CSV-COLUMNS", f"{name} lacks the sheet {sheet!r}", [sheet])
-            continue
-        ws = wb[sheet]
-        rows = list(ws.iter_rows())
-        if not rows:
-            c.add("CSV-COLUMNS", f"{name}:{sheet} is empty", [sheet])
-            continue
-        head = [_unneutralise(str(x.value)) if x.value is not None else "" for x in rows[0]]
-        missing = [v for v in cols.values() if v not in head]
-        if missing:
-            c.add("CSV-COLUMNS", f"{name}:{sheet} lacks columns {missing}", missing)
-            continue
-        formulas = [x.coordinate for r in rows for x in r
-                    if x.data_type == "f" or (isinstance(x.value, str) and x.value.startswith(FORMULA_PREFIXES))]
-        if formulas:
-            c.add("CSV-FORMULA", f"{name}:{sheet}: formula cells", formulas)
-        idx = {k: head.index(v) for k, v in cols.items()}
-        notext = [r[idx[k]].coordinate for r in rows[1:] for k in codes
-                  if r[idx[k]].data_type != "s" or r[idx[k]].number_format != "@"]
-        if notext:
-            c.add("XLSX-TEXT-CODES", f"{name}:{sheet}: code cells not stored as text (Excel drops "
-                  "leading zeros)", notext)
-        out[sheet] = pd.DataFrame({k: ["" if r[j].value is None else _unneutralise(str(r[j].value))
-                                       for r in rows[1:]] for k, j in idx.items()}, dtype=object)
+        frame = _read_sheet(wb, sheet, cols, codes, name, c)
+        if frame is not None:
+            out[sheet] = frame
     return out
 
 
@@ -719,8 +859,8 @@ def _lost_zeros_hint(found, expected, widths) -> str:
             "column as numbers? keep the codes as text)") if n else ""
 
 
-def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check) -> None:
-    """Numbers, names, codes and check digits, display order, limit, totals, list agreement."""
+def _check_subarea_numbers(tb, sa, c: _Check) -> None:
+    """LIMIT-SUBAREAS, SUBAREA-NUMBER (unique 1–14), SUBAREA-UNKNOWN and SUBAREA-EMPTY."""
     k = len(sa)
     nums = sa["subarea"]
     if k > MAX_SUBAREAS:
@@ -738,6 +878,10 @@ def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check) -> None:
     empty = sorted(set(nums) - used)
     if empty:
         c.add("SUBAREA-EMPTY", f"sub-areas {empty} contain no town-block", list(map(str, empty)))
+
+
+def _check_subarea_names(sa, c: _Check) -> None:
+    """The name rule (「●●地域」) and NAME-DUPLICATE."""
     names = sa["name"].astype(str)
     badname = name_problems(names)
     if badname:
@@ -745,22 +889,36 @@ def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check) -> None:
               "control characters): " + "; ".join(badname[:14]), [n for n in names if name_problem(n)])
     if names.duplicated().any():
         c.add("NAME-DUPLICATE", "sub-area names repeat", sorted(set(names[names.duplicated()])))
-    if muni:
-        exp = [f"{muni}{int(s):02d}" for s in nums]
-        badcode = [f"{code} (expected {e})" for code, e in zip(sa["code"], exp) if code != e]
-        if badcode:
-            c.add("CODE-FORMAT", "sub-area codes must be the municipality code + 2-digit sub-area number",
-                  badcode)
-        exp6 = [f"{with_check_digit(muni)}{int(s):02d}" for s in nums]
-        bad6 = [f"{code} (expected {e})" for code, e in zip(sa["code6"], exp6) if code != e]
-        if bad6:
-            c.add("CODE-CHECK-DIGIT", "6-digit sub-area codes must carry the municipality check digit "
-                  f"({with_check_digit(muni)})", bad6)
+
+
+def _check_subarea_codes(sa, muni: str | None, c: _Check) -> None:
+    """CODE-FORMAT (municipality code + 2-digit number) and CODE-CHECK-DIGIT (6-digit codes)."""
+    if not muni:
+        return
+    nums = sa["subarea"]
+    exp = [f"{muni}{int(s):02d}" for s in nums]
+    badcode = [f"{code} (expected {e})" for code, e in zip(sa["code"], exp) if code != e]
+    if badcode:
+        c.add("CODE-FORMAT", "sub-area codes must be the municipality code + 2-digit sub-area number",
+              badcode)
+    exp6 = [f"{with_check_digit(muni)}{int(s):02d}" for s in nums]
+    bad6 = [f"{code} (expected {e})" for code, e in zip(sa["code6"], exp6) if code != e]
+    if bad6:
+        c.add("CODE-CHECK-DIGIT", "6-digit sub-area codes must carry the municipality check digit "
+              f"({with_check_digit(muni)})", bad6)
+
+
+def _check_display_order(sa, c: _Check) -> None:
+    """DISPLAY-ORDER: 1..k without repeats."""
+    k = len(sa)
     order = sorted(sa["display_order"])
     if order != list(range(1, k + 1)):
         c.add("DISPLAY-ORDER", f"display order must be 1..{k} without repeats; got {order}",
               list(map(str, sa["display_order"])))
-    # totals against the town-blocks
+
+
+def _check_subarea_totals(tb, sa, c: _Check) -> None:
+    """SUBAREA-TOTALS: stated block count, population and area agree with the town-blocks."""
     g = tb.groupby("subarea")
     n_blocks = g.size()
     pop = g["population"].sum()
@@ -776,7 +934,10 @@ def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check) -> None:
                        f"stated, {n_blocks[s]} / {pop[s]} / {area[s]:.3f} counted")
     if bad:
         c.add("SUBAREA-TOTALS", "sub-area totals disagree with their town-blocks", bad)
-    # town-blocks' sub-area name / code must match the table
+
+
+def _check_block_subarea_labels(tb, sa, c: _Check) -> None:
+    """LIST-MISMATCH: town-blocks' sub-area name and code match the sub-area table."""
     t = sa.drop_duplicates("subarea").set_index("subarea")
     known = tb["subarea"].isin(t.index)
     tbk = tb[known]
@@ -785,25 +946,41 @@ def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check) -> None:
     if mism.any():
         c.add("LIST-MISMATCH", "town-blocks carry a sub-area name or code that differs from the sub-area table",
               list(tbk.loc[mism, "key"]))
-    # the sub-area lists (CSV and XLSX) must repeat the table
+
+
+def _list_areas_agree(sa, df) -> bool:
+    """The list's area_km2 per code is within tolerance of the Shapefile's."""
+    try:
+        la = dict(zip(df["code"].astype(str), pd.to_numeric(df["area_km2"], errors="coerce")))
+        return all(abs(la.get(code, np.nan) - ar) <= max(2e-3, AREA_REL_TOL * ar)
+                   for code, ar in zip(sa["code"], sa["area_km2"]))
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_subarea_list(sa, label: str, df, c: _Check) -> None:
+    """LIST-MISMATCH: one sub-area list (CSV or XLSX sheet) repeats the sub-area table."""
+    left = sa.assign(area_km2=sa["area_km2"].round(3))
+    cols = ["code", "code6", "name", "display_order", "subarea", "n_blocks", "population"]
+    a = {tuple(str(r[x]) for x in cols) for _, r in left.iterrows()}
+    b = {tuple(str(r[x]) for x in cols) for _, r in df.iterrows()}
+    if a != b or not _list_areas_agree(sa, df):
+        diff = sorted({t_[0] for t_ in a ^ b}) or list(sa["code"])
+        c.add("LIST-MISMATCH", f"the {label} differs from the sub-area Shapefile"
+              + _lost_zeros_hint(sorted({t_[0] for t_ in b - a}), sa["code"].astype(str), (7,)), diff)
+
+
+def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check) -> None:
+    """Numbers, names, codes and check digits, display order, limit, totals, list agreement."""
+    _check_subarea_numbers(tb, sa, c)
+    _check_subarea_names(sa, c)
+    _check_subarea_codes(sa, muni, c)
+    _check_display_order(sa, c)
+    _check_subarea_totals(tb, sa, c)
+    _check_block_subarea_labels(tb, sa, c)
     for label, df in (("sub-area CSV list", sub_csv), ("XLSX subareas sheet", (xlsx or {}).get("subareas"))):
-        if df is None:
-            continue
-        left = sa.assign(area_km2=sa["area_km2"].round(3))
-        cols = ["code", "code6", "name", "display_order", "subarea", "n_blocks", "population"]
-        a = {tuple(str(r[x]) for x in cols) for _, r in left.iterrows()}
-        b = {tuple(str(r[x]) for x in cols) for _, r in df.iterrows()}
-        areas_ok = True
-        try:
-            la = dict(zip(df["code"].astype(str), pd.to_numeric(df["area_km2"], errors="coerce")))
-            areas_ok = all(abs(la.get(code, np.nan) - ar) <= max(2e-3, AREA_REL_TOL * ar)
-                           for code, ar in zip(sa["code"], sa["area_km2"]))
-        except (TypeError, ValueError):
-            areas_ok = False
-        if a != b or not areas_ok:
-            diff = sorted({t_[0] for t_ in a ^ b}) or list(sa["code"])
-            c.add("LIST-MISMATCH", f"the {label} differs from the sub-area Shapefile"
-                  + _lost_zeros_hint(sorted({t_[0] for t_ in b - a}), sa["code"].astype(str), (7,)), diff)
+        if df is not None:
+            _check_subarea_list(sa, label, df, c)
 
 
 # ============================================================================ geometry

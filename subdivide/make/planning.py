@@ -179,6 +179,64 @@ def plan_by_attribute(blocks: gpd.GeoDataFrame, column: str, *, names: dict | No
     return plan, report
 
 
+def _normalised_mapping(mapping) -> tuple[pd.Series, str]:
+    """The mapping (Series, dict, or a CSV/XLSX path) as NFKC keys → stripped names, and its
+    source (the path, or "mapping")."""
+    source = "mapping"
+    if isinstance(mapping, (str, Path)):
+        source = str(mapping)
+        mapping = read_mapping(mapping)
+    mapping = pd.Series(mapping, dtype=object)
+    mapping.index = mapping.index.map(_nfkc)
+    mapping = mapping.map(lambda s: str(s).strip())
+    return mapping, source
+
+
+def _require_block_column(blocks: gpd.GeoDataFrame, column: str) -> None:
+    """A UserError (naming the columns there are) when ``column`` is not in the town-blocks."""
+    if column not in blocks.columns:
+        raise UserError(f"column {column!r} is not in the town-blocks", where=f"--by {column}",
+                        fix=f"use one of {sorted(c for c in blocks.columns if c != blocks.geometry.name)[:30]}")
+
+
+def _restore_mapping_zeros(mapping: pd.Series, lookup: pd.Series, report: PlanningReport) -> pd.Series:
+    """Mapping keys that lost their leading zero restored (first one kept), reported."""
+    restored = lost_leading_zeros(mapping.index, set(lookup))
+    if restored:
+        mapping = mapping.rename(index=restored)
+        mapping = mapping[~mapping.index.duplicated(keep="first")]
+        report.findings.append(_leading_zero_finding("MAPPING-LEADING-ZERO", "mapping", restored))
+    return mapping
+
+
+def _mapping_column_hint(blocks: gpd.GeoDataFrame, mapping: pd.Series) -> str:
+    """The fix for a mapping none of whose keys is a town-block key: keys like 花巻, 大迫 …
+    refer to a column (the text column sharing most values), not to town-block keys."""
+    keys = set(mapping.index)
+    hits = {c: len(keys & set(blocks[c].dropna().astype(str).map(_nfkc))) for c in blocks.columns
+            if c != blocks.geometry.name and (pd.api.types.is_object_dtype(blocks[c])
+                                              or pd.api.types.is_string_dtype(blocks[c]))}
+    best = max(hits, key=lambda c: hits[c], default=None)
+    if best is not None and hits[best] > 0:
+        return f"the mapping's keys look like values of {best}: add --by {best}"
+    return "add them to the mapping file"
+
+
+def _refuse_unmapped(blocks, lookup: pd.Series, target: pd.Series, mapping: pd.Series, by, source: str) -> None:
+    """PlanCheckError listing the town-blocks the mapping leaves without a sub-area."""
+    unmapped = target.isna()
+    if not unmapped.any():
+        return
+    what = blocks.loc[unmapped, "key"].tolist()
+    vals = sorted(set(lookup[unmapped])) if by else []
+    extra = f" ({by} values {vals[:10]})" if by else ""
+    fix = "add them to the mapping file"
+    if by is None and unmapped.all():
+        fix = _mapping_column_hint(blocks, mapping)
+    raise PlanCheckError(f"{int(unmapped.sum())} town-blocks are not in the mapping{extra}: {what[:20]}",
+                         where=source, fix=fix)
+
+
 def plan_from_mapping(blocks: gpd.GeoDataFrame, mapping, *, by: str | None = None,
                       muni_code: str | None = None, island_exceptions=(), allow_flagged_islands: bool = True,
                       max_subareas: int = MAX_SUBAREAS, metadata: dict | None = None
@@ -188,47 +246,20 @@ def plan_from_mapping(blocks: gpd.GeoDataFrame, mapping, *, by: str | None = Non
 
     Unmapped blocks are refused (listed); mapping keys matching nothing are reported as
     warnings. Sub-areas are ordered as they first appear in the mapping."""
-    source = "mapping"
-    if isinstance(mapping, (str, Path)):
-        source = str(mapping)
-        mapping = read_mapping(mapping)
-    mapping = pd.Series(mapping, dtype=object)
-    mapping.index = mapping.index.map(_nfkc)
-    mapping = mapping.map(lambda s: str(s).strip())
+    mapping, source = _normalised_mapping(mapping)
     blocks = coerce_townblocks(blocks.drop(columns=[SUBAREA_COLUMN], errors="ignore"))
-    if by is not None and by not in blocks.columns:
-        raise UserError(f"column {by!r} is not in the town-blocks", where=f"--by {by}",
-                        fix=f"use one of {sorted(c for c in blocks.columns if c != blocks.geometry.name)[:30]}")
+    if by is not None:
+        _require_block_column(blocks, by)
     lookup = (blocks["key"] if by is None else blocks[by].fillna("").astype(str)).map(_nfkc)
     report = PlanningReport()
-    restored = lost_leading_zeros(mapping.index, set(lookup))
-    if restored:
-        mapping = mapping.rename(index=restored)
-        mapping = mapping[~mapping.index.duplicated(keep="first")]
-        report.findings.append(_leading_zero_finding("MAPPING-LEADING-ZERO", "mapping", restored))
+    mapping = _restore_mapping_zeros(mapping, lookup, report)
     target = lookup.map(mapping)
     unknown = sorted(set(mapping.index) - set(lookup))
     if unknown:
         report.findings.append(finding("MAPPING-UNKNOWN-KEY",
                                        f"{len(unknown)} mapping keys match no town-block",
                                        tuple(unknown)))
-    unmapped = target.isna()
-    if unmapped.any():
-        what = blocks.loc[unmapped, "key"].tolist()
-        vals = sorted(set(lookup[unmapped])) if by else []
-        extra = f" ({by} values {vals[:10]})" if by else ""
-        fix = "add them to the mapping file"
-        if by is None and unmapped.all():
-            # keys like 花巻, 大迫 …: the mapping refers to a column, not to town-block keys
-            keys = set(mapping.index)
-            hits = {c: len(keys & set(blocks[c].dropna().astype(str).map(_nfkc))) for c in blocks.columns
-                    if c != blocks.geometry.name and (pd.api.types.is_object_dtype(blocks[c])
-                                                      or pd.api.types.is_string_dtype(blocks[c]))}
-            best = max(hits, key=lambda c: hits[c], default=None)
-            if best is not None and hits[best] > 0:
-                fix = f"the mapping's keys look like values of {best}: add --by {best}"
-        raise PlanCheckError(f"{int(unmapped.sum())} town-blocks are not in the mapping{extra}: {what[:20]}",
-                             where=source, fix=fix)
+    _refuse_unmapped(blocks, lookup, target, mapping, by, source)
     order = list(dict.fromkeys(mapping[mapping.isin(set(target))].tolist()))
     exc = _island_args(blocks, island_exceptions, allow_flagged_islands, report)
     meta = dict(metadata or {}, method=f"mapping {Path(source).name}" + (f" by {by}" if by else ""))
@@ -469,6 +500,102 @@ def export_assignment_csv(plan: Plan, path, *, force: bool = False, encoding: st
     return write_csv(assignment_table(plan), path, encoding=encoding, force=force)
 
 
+def _assignment_columns(df: pd.DataFrame, path) -> tuple[str, str, str | None]:
+    """The key, subarea and (optional) subarea_name columns, matched case-insensitively."""
+    lower = {c.lower(): c for c in df.columns}
+    if "key" not in lower or "subarea" not in lower:
+        raise UserError(f"{Path(path).name} needs columns key,subarea (has {list(df.columns)})", where=str(path),
+                        fix="export one with --export-csv to see the layout")
+    return lower["key"], lower["subarea"], lower.get("subarea_name")
+
+
+def _restore_assignment_zeros(df: pd.DataFrame, kc: str, blocks, report: PlanningReport) -> None:
+    """Keys that lost their leading zero restored in place, reported."""
+    restored = lost_leading_zeros(df[kc], set(blocks["key"].astype(str)))
+    if restored:
+        df[kc] = df[kc].map(lambda k: restored.get(k, k))
+        report.findings.append(_leading_zero_finding("ASSIGNMENT-LEADING-ZERO", "assignment CSV", restored))
+
+
+def _refuse_bad_assignment_rows(df: pd.DataFrame, kc: str, sc: str, path) -> None:
+    """PlanCheckError for rows without a sub-area and for town-blocks listed twice."""
+    empty = df.loc[df[sc] == "", kc]
+    if len(empty):
+        raise PlanCheckError(f"{len(empty)} rows have no sub-area: {empty.tolist()[:20]}", where=str(path))
+    dup = sorted(df.loc[df[kc].duplicated(), kc].unique())
+    if dup:
+        raise PlanCheckError(f"town-blocks listed more than once: {dup[:20]}", where=str(path),
+                             fix="list each town-block once")
+
+
+def _number_names(df: pd.DataFrame, sc: str, nc: str | None, is_num: pd.Series, base_names: dict, path) -> dict:
+    """Number (as text) → the name it stands for: its one subarea_name, else the base plan's
+    name, else 第n地域."""
+    num_name = {}
+    for n in sorted(set(df.loc[is_num, sc]), key=int):
+        given = sorted(set(df.loc[is_num & (df[sc] == n), nc])) if nc else []
+        given = [g for g in given if g]
+        if len(given) > 1:
+            raise PlanCheckError(f"sub-area {n} has several names in {nc}: {given}", where=str(path))
+        num_name[n] = given[0] if given else base_names.get(int(n), f"第{int(n)}地域")
+    return num_name
+
+
+def _mixed_labels(df: pd.DataFrame, sc: str, nc: str | None, is_num: pd.Series, base, path,
+                  report: PlanningReport) -> tuple[pd.Series, list, dict]:
+    """Numbers and names mixed (a staffer typed 東和地域 over a 4): numbers stand for their
+    sub-area's name (subarea_name column, else the base plan), not for "4地域".
+    Returns labels, order and names; reports ASSIGNMENT-MIXED."""
+    base_names = base.subareas.set_index("subarea")["name"].to_dict() if base is not None else {}
+    num_name = _number_names(df, sc, nc, is_num, base_names, path)
+    known = {default_subarea_name(v): v for v in num_name.values()}   # 東和 → 東和地域 (= 4)
+    labels = df[sc].where(~is_num, df[sc].map(num_name))
+    labels = labels.map(lambda lab: known.get(default_subarea_name(lab), lab))
+    rank = {default_subarea_name(v): k for k, v in base_names.items()}
+    rank.update({v: int(k) for k, v in num_name.items()})
+    first = {lab: i for i, lab in reversed(list(enumerate(labels)))}
+    order = sorted(first, key=lambda lab: (rank.get(lab, rank.get(default_subarea_name(lab), 10_000)),
+                                           first[lab]))
+    names = {v: v for v in num_name.values()}          # verbatim, like the plan's own names
+    report.findings.append(finding("ASSIGNMENT-MIXED",
+        f"{sc} mixes numbers and names: numbers were read as the names "
+        + ", ".join(f"{k}={v}" for k, v in num_name.items())))
+    return labels, order, names
+
+
+def _numeric_labels(df: pd.DataFrame, sc: str, nc: str | None, base, path,
+                    report: PlanningReport) -> tuple[pd.Series, list, dict]:
+    """All sub-areas given as numbers: names from subarea_name (one per number), else the
+    base plan, else 第n地域. Reports ASSIGNMENT-RENUMBERED when the numbers are not 1..k."""
+    labels = df[sc].astype(int)
+    order = sorted(labels.unique())
+    if nc:
+        nm = df.groupby(labels)[nc].agg(lambda s: sorted(set(s)))
+        clash = [int(i) for i, v in nm.items() if len(v) > 1]
+        if clash:
+            raise PlanCheckError(f"sub-areas {clash} have several names in {nc}", where=str(path))
+        names = {int(i): v[0] for i, v in nm.items()}
+    elif base is not None:
+        names = base.subareas.set_index("subarea")["name"].to_dict()
+    else:
+        names = {i: f"第{i}地域" for i in order}
+    if order != list(range(1, len(order) + 1)):
+        report.findings.append(finding("ASSIGNMENT-RENUMBERED",
+                                       f"sub-area numbers {[int(i) for i in order]} were renumbered 1..{len(order)}"))
+    return labels, order, names
+
+
+def _assignment_labels(df: pd.DataFrame, sc: str, nc: str | None, base, path,
+                       report: PlanningReport) -> tuple[pd.Series, list | None, dict | None]:
+    """Labels, order and names of the subarea column: numbers, names, or both mixed."""
+    is_num = df[sc].str.fullmatch(r"\d+")
+    if is_num.all():
+        return _numeric_labels(df, sc, nc, base, path, report)
+    if is_num.any():
+        return _mixed_labels(df, sc, nc, is_num, base, path, report)
+    return df[sc], None, None
+
+
 def plan_from_assignment_csv(blocks_or_plan, path, *, muni_code: str | None = None, island_exceptions=(),
                              allow_flagged_islands: bool = True, max_subareas: int = MAX_SUBAREAS
                              ) -> tuple[Plan, PlanningReport]:
@@ -478,68 +605,11 @@ def plan_from_assignment_csv(blocks_or_plan, path, *, muni_code: str | None = No
     base = blocks_or_plan if isinstance(blocks_or_plan, Plan) else None
     blocks = base.blocks if base is not None else blocks_or_plan
     df = read_table(path, what="assignment CSV")
-    lower = {c.lower(): c for c in df.columns}
-    if "key" not in lower or "subarea" not in lower:
-        raise UserError(f"{Path(path).name} needs columns key,subarea (has {list(df.columns)})", where=str(path),
-                        fix="export one with --export-csv to see the layout")
-    kc, sc = lower["key"], lower["subarea"]
-    nc = lower.get("subarea_name")
+    kc, sc, nc = _assignment_columns(df, path)
     report = PlanningReport()
-    restored = lost_leading_zeros(df[kc], set(blocks["key"].astype(str)))
-    if restored:
-        df[kc] = df[kc].map(lambda k: restored.get(k, k))
-        report.findings.append(_leading_zero_finding("ASSIGNMENT-LEADING-ZERO", "assignment CSV", restored))
-    empty = df.loc[df[sc] == "", kc]
-    if len(empty):
-        raise PlanCheckError(f"{len(empty)} rows have no sub-area: {empty.tolist()[:20]}", where=str(path))
-    dup = sorted(df.loc[df[kc].duplicated(), kc].unique())
-    if dup:
-        raise PlanCheckError(f"town-blocks listed more than once: {dup[:20]}", where=str(path),
-                             fix="list each town-block once")
-    is_num = df[sc].str.fullmatch(r"\d+")
-    numeric = is_num.all()
-    names = None
-    order = None
-    labels = df[sc]
-    if is_num.any() and not numeric:
-        # numbers and names mixed (a staffer typed 東和地域 over a 4): numbers stand for
-        # their sub-area's name (subarea_name column, else the base plan), not for "4地域"
-        base_names = base.subareas.set_index("subarea")["name"].to_dict() if base is not None else {}
-        num_name = {}
-        for n in sorted(set(df.loc[is_num, sc]), key=int):
-            given = sorted(set(df.loc[is_num & (df[sc] == n), nc])) if nc else []
-            given = [g for g in given if g]
-            if len(given) > 1:
-                raise PlanCheckError(f"sub-area {n} has several names in {nc}: {given}", where=str(path))
-            num_name[n] = given[0] if given else base_names.get(int(n), f"第{int(n)}地域")
-        known = {default_subarea_name(v): v for v in num_name.values()}   # 東和 → 東和地域 (= 4)
-        labels = df[sc].where(~is_num, df[sc].map(num_name))
-        labels = labels.map(lambda lab: known.get(default_subarea_name(lab), lab))
-        rank = {default_subarea_name(v): k for k, v in base_names.items()}
-        rank.update({v: int(k) for k, v in num_name.items()})
-        first = {lab: i for i, lab in reversed(list(enumerate(labels)))}
-        order = sorted(first, key=lambda lab: (rank.get(lab, rank.get(default_subarea_name(lab), 10_000)),
-                                               first[lab]))
-        names = {v: v for v in num_name.values()}          # verbatim, like the plan's own names
-        report.findings.append(finding("ASSIGNMENT-MIXED",
-            f"{sc} mixes numbers and names: numbers were read as the names "
-            + ", ".join(f"{k}={v}" for k, v in num_name.items())))
-    if numeric:
-        labels = df[sc].astype(int)
-        order = sorted(labels.unique())
-        if nc:
-            nm = df.groupby(labels)[nc].agg(lambda s: sorted(set(s)))
-            clash = [int(i) for i, v in nm.items() if len(v) > 1]
-            if clash:
-                raise PlanCheckError(f"sub-areas {clash} have several names in {nc}", where=str(path))
-            names = {int(i): v[0] for i, v in nm.items()}
-        elif base is not None:
-            names = base.subareas.set_index("subarea")["name"].to_dict()
-        else:
-            names = {i: f"第{i}地域" for i in order}
-    if numeric and order != list(range(1, len(order) + 1)):
-        report.findings.append(finding("ASSIGNMENT-RENUMBERED",
-                                       f"sub-area numbers {order} were renumbered 1..{len(order)}"))
+    _restore_assignment_zeros(df, kc, blocks, report)
+    _refuse_bad_assignment_rows(df, kc, sc, path)
+    labels, order, names = _assignment_labels(df, sc, nc, base, path, report)
     exc = list(island_exceptions)
     if base is not None:
         exc = sorted(set(exc) | set(base.island_exceptions))
