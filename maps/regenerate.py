@@ -7,9 +7,12 @@ Writes (replacing what is there; never edit these files by hand):
 
 - maps/hanamaki_review.html          the map, libraries from the CDN, 地理院タイル 淡色地図
 - maps/hanamaki_review_offline.html  the same, every library inlined (opens offline)
-- maps/report/                       report.html + PNG figures
+- maps/report/                       report.html + PNG figures + report.pdf (the A4
+                                     print packet, ``subdivide report --pdf``)
 - maps/hanamaki_review.png           with --screenshot: the offline map in headless
                                      Chromium (no basemap), for a quick look
+- maps/hanamaki_review_1024.png      with --screenshot: the same at 1024 × 700 (a small
+                                     laptop screen: no panel over the areas)
 
 The plan is the trial's: the 463 town-blocks of data/hanamaki_03205 grouped by their
 旧市町村 (OLD_MUNI) into 花巻・大迫・石鳥谷・東和; the offices are
@@ -68,13 +71,14 @@ def build(out: Path, *, progress=None) -> list[Path]:
         build_map(plan, out / "hanamaki_review_offline.html", spill=spill, points=pts, basemap="pale",
                   offline=True, title=TITLE, note=NOTE, force=True, progress=progress),
         build_report(plan, out / "report", spill=spill, title=REPORT_TITLE, note=NOTE, force=True,
-                     progress=progress),
+                     pdf=True, progress=progress),
     ]
     return written
 
 
-def screenshot(out: Path) -> Path:
-    """The offline map without basemap, rendered by headless Chromium."""
+def screenshot(out: Path) -> list[Path]:
+    """The offline map without basemap, rendered by headless Chromium (1280 × 860 and
+    1024 × 700)."""
     sys.path.insert(0, str(ROOT))
     from subdivide.present.map import build_map
     from tests.browser import Browser
@@ -82,11 +86,14 @@ def screenshot(out: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         page = build_map(sample_plan(), Path(tmp) / "shot.html", points=offices(), basemap="none",
                          offline=True, title=TITLE, note=NOTE)
-        with Browser() as b:
-            r = b.open(page)
-            if r.errors:
-                raise SystemExit(f"console errors: {r.errors}")
-            return b.screenshot(out / "hanamaki_review.png")
+        shots = []
+        for size, name in (((1280, 860), "hanamaki_review.png"), ((1024, 700), "hanamaki_review_1024.png")):
+            with Browser(width=size[0], height=size[1]) as b:
+                r = b.open(page)
+                if r.errors:
+                    raise SystemExit(f"console errors: {r.errors}")
+                shots.append(b.screenshot(out / name))
+        return shots
 
 
 def same_tree(a: Path, b: Path) -> list[str]:
@@ -125,7 +132,8 @@ def main(argv=None) -> int:
         if shutil.which("chromium") is None:
             print("chromium not found: no screenshot", file=sys.stderr)
         else:
-            print(f"wrote {screenshot(MAPS).relative_to(ROOT)}")
+            for shot in screenshot(MAPS):
+                print(f"wrote {shot.relative_to(ROOT)}")
     return 0
 
 

@@ -37,14 +37,21 @@ HOSTILE = "<script>alert(1)</script>"
 
 
 def expected_layers(distances=(2, 2.5, 3), points=False):
-    ls = [f"{x:g}" for x in distances]
+    """The overlays of the layer control: the spill bands are not there (one band at one L
+    is chosen in the spill panel, see spill_groups)."""
     out = ["細分化エリア", "町丁・字の境界"]
-    out += [f"内側コア (L={x} km)" for x in ls]
-    out += [f"外側到達範囲 (L={x} km)" for x in ls]
-    out += [f"隣接エリアへの漏れ (L={x} km)" for x in ls]
     if points:
         out.append("支所・計測地点")
     return out + ["エリア名ラベル"]
+
+
+def spill_groups(page: str) -> dict:
+    """band → {L label: layer variable} of the spill selector."""
+    import json
+
+    m = re.search(r"var groups = (\{.*?\}\});", page)
+    assert m, "no spill selector"
+    return json.loads(m.group(1))
 
 
 def plan_from(blocks, rename=None):
@@ -329,7 +336,8 @@ def test_cli_map_writes_offline_file(tmp_path, hostile_plan, capsys):
         args += ["--points", offices]
     assert main(args) == 0
     page = _unescape_js(out.read_text(encoding="utf-8"))
-    assert external_references(page) == [] and "内側コア (L=3 km)" in page and "(L=2.5 km)" not in page
+    assert external_references(page) == [] and "の内側コア (L = 3 km)" in page and "L = 2.5 km" not in page
+    assert {b: sorted(g) for b, g in spill_groups(page).items()} == {b: ["2", "3"] for b in ("core", "exposure", "reach")}
     assert "wrote" in capsys.readouterr().out
     assert main(args) == 2  # exists
     assert "already exists" in capsys.readouterr().err
@@ -423,6 +431,8 @@ def test_single_subarea_map_has_empty_exposure_layers(single_plan):
     for name in expected_layers((2,)):
         assert name in page
     assert "全域地域" in page
+    assert sorted(spill_groups(page)) == ["core", "exposure", "reach"]
+    assert "全域地域の配信が届く範囲 (L = 2 km)" in page
 
 
 def test_map_explains_itself_without_a_note(hostile_plan):
@@ -442,6 +452,89 @@ def test_map_explains_itself_without_a_note(hostile_plan):
 
 def test_points_are_kept_on_top_of_later_layers(hostile_plan, offices):
     page = render_map(hostile_plan, basemap="none", distances_km=(2,), points=offices)
-    m = re.search(r"\.on\('overlayadd', function \(\) \{\s*\[(geo_json_\w+)\]", page)
+    m = re.search(r"\.on\('overlayadd sd-spill', function \(\) \{\s*\[(geo_json_\w+)\]", page)
     assert m and f"var {m.group(1)} = L.geoJson(" in page
     assert "overlayadd" not in render_map(hostile_plan, basemap="none", distances_km=(2,))
+
+
+# ---------------------------------------------------------------------- spill panel, policy, offline
+def test_spill_bands_explain_themselves_in_words(sample_plan, sample_pages, sample_spill):
+    """Each band has a legend line per sub-area in words, with its name and L; one band at
+    one L at a time (a selector, not nine toggles); the shortest L's core shown first."""
+    offline = sample_pages[1].replace('\\"', '"')   # the panels' HTML sits in JSON strings
+    groups = spill_groups(offline)
+    assert sorted(groups) == ["core", "exposure", "reach"]
+    assert all(sorted(g) == ["2", "2.5", "3"] for g in groups.values())
+    for name in sample_plan.subareas["name"]:
+        for L in ("2", "2.5", "3"):
+            assert f"{name}の配信が届く範囲 (L = {L} km)" in offline
+            assert f"{name}の配信が隣のエリアに届く部分 (L = {L} km)" in offline
+            assert f"{name}の内側コア (L = {L} km)：" in offline
+    assert '<select class="sd-l" aria-label="漏れ距離 L">' in offline
+    assert '<option value="2" selected>L = 2 km</option>' in offline
+    assert 'value="core" checked' in offline
+    # the spill groups are outside the layer control
+    assert not re.search(r'"[^"]*(内側コア|外側到達範囲|隣接エリアへの漏れ)[^"]*" : feature_group_', offline)
+    # model figures are labelled as the geometric estimate they are
+    assert "受信確率のモデル値ではありません" in offline
+
+
+def test_values_below_the_policy_are_marked_as_the_report_marks_them(sample_plan, sample_pages, sample_spill):
+    offline = sample_pages[1].replace('\\"', '"')
+    view = spill_view(sample_plan, sample_spill)
+    below = view.shares[view.shares["core_share"] < 0.5]
+    assert 0 < len(below) < len(view.shares)
+    # legend table: ▼ and red for each share below 50 %, none for the others
+    cells = re.findall(r'<td class="sd-below" title="目安 50% 未満">▼(\d+) %</td>', offline)
+    assert sorted(int(c) for c in cells) == sorted(round(100 * v) for v in below["core_share"])
+    # spill panel: the same sub-areas flagged at the same L
+    flagged = re.findall(r'data-band="core" data-l="([0-9.]+)".*?</div>', offline)
+    assert flagged == ["2", "2.5", "3"]
+    for L, grp in below.groupby("distance_km"):
+        block = re.search(rf'data-band="core" data-l="{L:g}"(.*?)</div>', offline).group(1)
+        assert block.count("▼目安 50% 未満") == len(grp)
+    # on the map: the core polygons carry the flag and get a red outline
+    assert offline.count('"below":"1"') == len(below)
+    assert "BELOW" not in offline and "#c00000" in offline
+
+
+def test_tile_failure_is_announced(sample_pages):
+    online, _ = sample_pages
+    assert "tileerror" in online and "背景地図（地理院タイル）を読み込めません" in online
+    assert "エリア・境界・数値はこのまま表示されます" in online
+
+
+@pytest.mark.slow
+def test_package_map_is_offline_and_requests_no_tiles_by_default(sample_plan, tmp_path):
+    from subdivide.carrier.package import build_package
+    from subdivide.present.map import NO_BASEMAP_NAME, package_map_writer
+
+    out = build_package(sample_plan, tmp_path / "pkg", spill=False, review_map=package_map_writer)
+    page = (out / "map.html").read_text(encoding="utf-8")
+    assert external_references(page) == []
+    assert "leaflet@1.9.3/dist/leaflet.js" not in page
+    # the tiles are offered, 「背景地図なし」 is chosen: no request until a user asks
+    assert "cyberjapandata.gsi.go.jp" in page
+    assert not re.search(r"tile_layer_\w+\.addTo\(", page)
+    assert re.search(r"feature_group_\w+\.addTo\(", page) and NO_BASEMAP_NAME in page
+    import json
+    assert json.loads((out / "manifest.json").read_text(encoding="utf-8"))["options"]["offline_map"] is True
+    # --online-map opts out: Leaflet from the CDN, tiles on
+    online = build_package(sample_plan, tmp_path / "pkg2", spill=False, review_map=package_map_writer,
+                           offline_map=False)
+    page2 = (online / "map.html").read_text(encoding="utf-8")
+    assert external_references(page2) and re.search(r"tile_layer_\w+\.addTo\(", page2)
+
+
+@pytest.mark.slow
+def test_cli_package_offline_by_default_with_online_opt_out(sample_plan, tmp_path, capsys):
+    from subdivide.cli.main import main
+
+    plan_path = tmp_path / "s.plan.gpkg"
+    sample_plan.save(plan_path)
+    assert main(["package", str(plan_path), "--out", str(tmp_path / "a"), "--no-spill"]) == 0
+    assert external_references((tmp_path / "a" / "map.html").read_text(encoding="utf-8")) == []
+    assert main(["package", str(plan_path), "--out", str(tmp_path / "b"), "--no-spill", "--online-map"]) == 0
+    assert external_references((tmp_path / "b" / "map.html").read_text(encoding="utf-8"))
+    assert main(["package", str(plan_path), "--out", str(tmp_path / "c"), "--online-map", "--offline-map"]) == 2
+    assert "contradict" in capsys.readouterr().err and not (tmp_path / "c").exists()

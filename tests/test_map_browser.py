@@ -81,8 +81,18 @@ def screenshot_stats(path):
     return len(uniq), drawn, tuple(int(v) for v in bg)
 
 
+def choose_spill(b, band, distance=None):
+    """Pick a band (core / reach / exposure / none) and an L in the spill panel, as a user."""
+    b.eval(f"document.querySelector('.sd-spill input[value={band}]').click()")
+    if distance is not None:
+        b.eval(f"""(function () {{ const s = document.querySelector('.sd-spill select.sd-l');
+            s.value = {json.dumps(distance)}; s.dispatchEvent(new Event('change')); }})()""")
+
+
 def type_into_search(b, text):
-    """Type into the search box like a user (text, then a key release, then wait)."""
+    """Open the search (a button until clicked), type into it like a user (text, then a
+    key release, then wait)."""
+    b.eval("document.querySelector('.leaflet-control-search .search-button').click()")
     b.eval("document.querySelector('.leaflet-control-search input').focus()")
     b.call("Input.insertText", text=text)
     b.call("Input.dispatchKeyEvent", type="keyUp", key="a", code="KeyA", windowsVirtualKeyCode=65)
@@ -119,10 +129,16 @@ def test_controls_are_japanese_and_layers_toggle(browser, sample_offline):
     assert scale.endswith("km") or scale.endswith(" m")
     count = "document.querySelectorAll('.leaflet-overlay-pane path').length"
     before = browser.eval(count)
-    browser.eval("""Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))
-        .find(l => l.textContent.trim() === '外側到達範囲 (L=3 km)').querySelector('input').click()""")
-    after = browser.eval(count)
-    assert after == before + 4  # one ring per sub-area of the sample
+    choose_spill(browser, "none")
+    bare = browser.eval(count)
+    assert bare == before - 4               # the 2 km cores (one per sub-area of the sample) are gone
+    choose_spill(browser, "reach", "3")
+    assert browser.eval(count) == bare + 4  # one ring per sub-area, one L at a time
+    choose_spill(browser, "reach", "2.5")
+    assert browser.eval(count) == bare + 4
+    legend = browser.eval("Array.from(document.querySelectorAll('.sd-spill .sd-band'))"
+                          ".filter(u => u.style.display !== 'none').map(u => u.innerText).join('|')")
+    assert "花巻地域の配信が届く範囲 (L = 2.5 km)" in legend and "L = 3 km" not in legend
     browser.eval("document.querySelector('.leaflet-control-measure-toggle').dispatchEvent(new MouseEvent('mouseover'))")
 
 
@@ -228,8 +244,7 @@ def test_points_stay_above_layers_switched_on_later(browser, sample_offline):
     fills = "Array.from(document.querySelectorAll('.leaflet-overlay-pane path')).map(p => p.getAttribute('fill'))"
     n_points = browser.eval(fills).count("#d7191c")
     assert n_points == 4
-    browser.eval("""Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))
-        .find(l => l.textContent.trim() === '隣接エリアへの漏れ (L=3 km)').querySelector('input').click()""")
+    choose_spill(browser, "exposure", "3")
     after = browser.eval(fills)
     assert after[-n_points:] == ["#d7191c"] * n_points     # the points are drawn last (on top)
 
@@ -251,3 +266,97 @@ def test_legend_fits_the_window_with_fourteen_long_names(browser, synthetic_bloc
     assert overflow_x <= 1, box                      # nothing cut off on the right
     text = browser.eval("document.querySelector('.sd-legend').innerText")
     assert "<img src=x onerror=alert(1)>地域" in text and "L=3 km" in text and "内側コア" in text
+
+
+# ---------------------------------------------------------------------- the package's map, offline
+@pytest.fixture(scope="module")
+def package_map(tmp_path_factory, sample_plan):
+    """map.html of a package built by `subdivide package` with its defaults."""
+    from subdivide.cli.main import main
+
+    d = tmp_path_factory.mktemp("pkg")
+    sample_plan.save(d / "s.plan.gpkg")
+    assert main(["package", str(d / "s.plan.gpkg"), "--out", str(d / "pkg")]) == 0
+    return d / "pkg" / "map.html"
+
+
+#: sub-area polygons (the layer whose features have 人口) under any control box, sampled
+#: on a 6-px grid with elementsFromPoint (SVG fill hit-testing: the real shape, not a box)
+PANELS_OVER_AREAS = """
+(function () {
+  let layer = null;
+  for (const k of Object.keys(window)) {
+    const v = window[k];
+    if (k.startsWith('geo_json_') && v instanceof L.GeoJSON) {
+      const f = v.toGeoJSON().features;
+      if (f.length && f[0].properties && '人口' in f[0].properties && 'subarea' in f[0].properties) layer = v;
+    }
+  }
+  const paths = new Set(layer.getLayers().map(l => l._path));
+  const hits = [];
+  document.querySelectorAll('.leaflet-control').forEach(c => {
+    if (c.classList.contains('leaflet-control-attribution')) return;
+    const r = c.getBoundingClientRect();
+    for (let x = r.left + 2; x < r.right - 1; x += 6) {
+      for (let y = r.top + 2; y < r.bottom - 1; y += 6) {
+        if (document.elementsFromPoint(x, y).some(e => paths.has(e))) {
+          hits.push(c.className.split(' ').slice(0, 2).join(' ')); return;
+        }
+      }
+    }
+  });
+  return hits;
+})()
+"""
+
+
+@pytest.mark.slow
+def test_package_map_makes_no_network_request(browser, package_map, tmp_path):
+    r = browser.open(package_map, settle=1.0)
+    assert r.errors == [] and r.dialogs == []
+    assert local_only(r.requests) == []                 # nothing but file: and data:
+    bases = browser.eval("Array.from(document.querySelectorAll('.leaflet-control-layers-base input'))"
+                         ".map(i => [i.nextSibling.textContent.trim(), i.checked])")
+    assert ["背景地図なし", True] in [[n, c] for n, c in bases]   # tiles offered, not loaded
+    shot = browser.screenshot(tmp_path / "package.png")
+    colours, drawn, bg = screenshot_stats(shot)
+    assert colours > 200 and drawn > 0.2 and bg == (0xf3, 0xf3, 0xee)
+
+
+@pytest.mark.slow
+def test_without_internet_the_tiles_fail_visibly_and_the_map_still_reads(package_map, tmp_path):
+    exe = require_chromium()
+    with Browser(exe, width=1024, height=700) as b:
+        b.call("Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1,
+               uploadThroughput=-1)
+        b.open(package_map, settle=0.5)
+        assert b.eval("document.querySelector('.sd-tile-error')") is None   # nothing failed yet
+        b.eval("""Array.from(document.querySelectorAll('.leaflet-control-layers-base label'))
+            .find(l => l.textContent.trim() === '地理院タイル 淡色地図').querySelector('input').click()""")
+        b._pump(1.5)
+        note = b.eval("document.querySelector('.sd-tile-error') && document.querySelector('.sd-tile-error').innerText")
+        assert note and "背景地図（地理院タイル）を読み込めません" in note
+        visible = b.eval("(function () { const r = document.querySelector('.sd-tile-error').getBoundingClientRect();"
+                         " return r.width > 50 && r.top >= 0 && r.bottom <= innerHeight; })()")
+        assert visible
+        shot = b.screenshot(tmp_path / "no-internet.png")
+        colours, drawn, _ = screenshot_stats(shot)
+        assert colours > 200 and drawn > 0.2               # areas, borders and labels still drawn
+        labels = b.eval("Array.from(document.querySelectorAll('.sd-label')).map(e => e.innerText)")
+        assert len(labels) == 4 and any("花巻地域" in t for t in labels)
+
+
+@pytest.mark.slow
+def test_panels_do_not_cover_the_areas_at_1024x700(sample_offline, package_map, tmp_path):
+    exe = require_chromium()
+    with Browser(exe, width=1024, height=700) as b:
+        for page in (sample_offline, package_map):
+            r = b.open(page, settle=0.5)
+            assert r.errors == []
+            assert b.eval(PANELS_OVER_AREAS) == []
+            for band, L in (("reach", "3"), ("exposure", "2.5"), ("core", "2")):
+                choose_spill(b, band, L)
+                assert b.eval(PANELS_OVER_AREAS) == [], (page.name, band, L)
+            b.screenshot(tmp_path / f"{page.stem}-1024.png")
+        # the big table is folded at this size (the spill panel carries the shares); one click opens it
+        assert b.eval("document.querySelector('.sd-legend details').open") is False

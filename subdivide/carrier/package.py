@@ -41,6 +41,7 @@ from subdivide.core.errors import UserError
 from subdivide.io.output import atomic_dir, atomic_path, check_can_write, csv_bytes, sha256_file, write_gpkg, write_xlsx
 from subdivide.model.plan import Plan
 from subdivide.carrier.profiles import Profile, load_profile
+from subdivide.carrier import layer_styles
 from subdivide.core.progress import silent
 
 PACKAGE_FORMAT = "subdivide-carrier-package"
@@ -119,6 +120,17 @@ def townblock_list(plan: Plan, profile: Profile) -> pd.DataFrame:
     })
 
 
+def qgis_styles(plan: Plan, profile: Profile) -> pd.DataFrame:
+    """QGIS's ``layer_styles`` rows for the GeoPackage: both layers categorised by sub-area in
+    the review map's colours (display order), the sub-areas labelled with their names."""
+    m = plan.metrics.sort_values("display_order", kind="stable")
+    subs = [(int(n), str(nm)) for n, nm in zip(m["subarea"], m["name"])]
+    gp, sf, tf = profile.geopackage, profile.subarea_fields, profile.townblock_fields
+    return layer_styles.layer_styles_table(subs, {
+        gp["subareas_layer"]: (sf["subarea"], sf["name"], layer_styles.SUBAREA_LOOK),
+        gp["townblocks_layer"]: (tf["subarea"], None, layer_styles.TOWNBLOCK_LOOK)})
+
+
 # ---------------------------------------------------------------------------- writers
 def check_encodable(df: pd.DataFrame, encoding: str, *, where: str,
                     max_bytes: int | None = MAX_DBF_TEXT_BYTES) -> None:
@@ -178,7 +190,7 @@ def write_lists(plan: Plan, directory: Path, profile: Profile, *, encoding: str)
 
 
 def write_extras(plan: Plan, directory: Path, profile: Profile, *, spill=True, review_map=True,
-                 offline_map: bool = False, csv_encoding: str = "utf-8-sig") -> dict:
+                 offline_map: bool = True, csv_encoding: str = "utf-8-sig") -> dict:
     """Spill summary and review map. ``review_map`` is the map writer, a callable
     ``(plan, path, *, spill, offline)`` (the presentation layer's, passed in by the caller:
     this layer draws nothing itself), or None/False for none. Returns what was written
@@ -247,7 +259,7 @@ def manifest_dict(plan: Plan, profile: Profile, directory: Path, *, inputs: dict
 
 def write_package_files(plan: Plan, directory: Path, profile: Profile, *, csv_encoding: str,
                         inputs: dict, options: dict, spill=True, review_map=True,
-                        offline_map: bool = False, progress=silent) -> Path:
+                        offline_map: bool = True, progress=silent) -> Path:
     """Write every package file into an existing empty ``directory``; returns the manifest path."""
     sp = profile.shapefile
     progress("town-block Shapefile", 0, 6)
@@ -257,7 +269,8 @@ def write_package_files(plan: Plan, directory: Path, profile: Profile, *, csv_en
     write_shapefile(sa, directory, sp["subareas"], profile)
     progress("GeoPackage", 2, 6)
     gp = profile.geopackage
-    write_gpkg({gp["townblocks_layer"]: tb, gp["subareas_layer"]: sa}, directory / gp["file"])
+    write_gpkg({gp["townblocks_layer"]: tb, gp["subareas_layer"]: sa,
+                layer_styles.TABLE: qgis_styles(plan, profile)}, directory / gp["file"])
     progress("area-code lists", 3, 6)
     write_lists(plan, directory, profile, encoding=csv_encoding)
     progress("spill summary and review map", 4, 6)
@@ -310,7 +323,7 @@ def _package_entries(profile: Profile):
 
 def build_package(plan: Plan, out: str | os.PathLike, *, profile: Profile | str | None = None,
                   csv_encoding: str | None = None, inputs: dict | None = None, spill=True,
-                  review_map=None, offline_map: bool = False, force: bool = False,
+                  review_map=None, offline_map: bool = True, force: bool = False,
                   progress=silent) -> Path:
     """Write the carrier package for ``plan`` to ``out`` (a directory, or a ``.zip``).
 
@@ -319,7 +332,9 @@ def build_package(plan: Plan, out: str | os.PathLike, *, profile: Profile | str 
     a name to an input file recorded with its sha256 (e.g. ``{"plan": "x.plan.gpkg"}``).
     ``spill``: True (compute with :func:`subdivide.analysis.spill.spill_report` when available),
     False, or a ready SpillReport. ``review_map``: a map writer ``(plan, path, *, spill,
-    offline)`` such as :func:`subdivide.present.map.package_map_writer`, or None. Returns ``out``.
+    offline)`` such as :func:`subdivide.present.map.package_map_writer`, or None.
+    ``offline_map`` (default True): the map inlines every library, so it opens with no
+    internet (carrier and LGWAN networks often have none). Returns ``out``.
     """
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     enc = (csv_encoding or prof.lists["encoding"]).lower().replace("_", "-")
@@ -340,7 +355,7 @@ def build_package(plan: Plan, out: str | os.PathLike, *, profile: Profile | str 
         if not Path(p).is_file():
             raise UserError(f"input {name} {p} is not a file", where=str(p))
     options = {"csv_encoding": enc, "spill": bool(spill is not False and spill is not None),
-               "review_map": callable(review_map), "offline_map": bool(offline_map),
+               "review_map": callable(review_map), "offline_map": bool(offline_map) and callable(review_map),
                "zip": out.suffix.lower() == ".zip"}
     kw = dict(csv_encoding=enc, inputs=inputs, options=options, spill=spill, review_map=review_map,
               offline_map=offline_map, progress=progress)

@@ -7,15 +7,22 @@
   with no basemap;
 - town-block borders with tooltips (name, key, population, sub-area) and a search by
   town-block name;
-- layers (layer control): the inward core at each L, the outward reach at each L, the
-  neighbour exposure at each L (DOMAIN.md §3), carrier footprints and sites when given,
-  office or measurement points;
+- the spill panel 「電波の漏れ」: one band at one L at a time (radio buttons for the inward
+  core, the outward reach or the neighbour exposure — DOMAIN.md §3 — and a selector for
+  L), each with a legend line per sub-area in words (「花巻地域の配信が届く範囲 (L = 2 km)」);
+  shares below the policy (50 %) marked as the report marks them (▼, red; a red outline
+  on the map);
+- layers (layer control): carrier footprints and sites when given, office or
+  measurement points, labels;
 - 地理院タイル 淡色 / 標準 / 写真 with the required attribution, or no basemap at all;
 - fullscreen, a metric scale bar, a measure tool (Japanese), a short explanation box.
 
 ``offline=True`` inlines every script, stylesheet and image (``subdivide/assets/web``),
 so the file opens on a machine with no internet; only basemap tiles then need the
-network, and with ``basemap="none"`` the page makes no request at all.
+network, and with ``basemap="none"`` (or ``basemap_on=False``: tiles offered, none
+shown — the package's map) the page makes no request at all. When tiles fail to load
+(``tileerror``) the title box says so; the map reads without them. Panels leave the
+areas clear down to a 1024 × 700 window.
 
 Display geometry is simplified as a coverage (``shapely.coverage_simplify``) in the
 plan's projected CRS, so neighbouring town-blocks keep exactly one shared border (no
@@ -43,15 +50,16 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
-from subdivide.core.constants import DEFAULT_DISTANCES_KM
+from subdivide.core.constants import DEFAULT_DISTANCES_KM, DEFAULT_TARGET_SHARE
 from subdivide.core.errors import UserError
+from subdivide.core.palette import PALETTE, subarea_colours  # noqa: F401 (re-exported)
 from subdivide.model.areal import zone_population
 from subdivide.model.reach import spill_territory
 from subdivide.io.output import atomic_path, check_can_write
@@ -67,12 +75,6 @@ DEFAULT_TOLERANCE_M = 15.0
 #: lat/lon decimals in the page (1e-6° ≈ 0.1 m)
 COORD_DECIMALS = 6
 
-#: 14 distinct colours (the carriers allow at most 14 sub-areas); colour-blind-aware
-#: first (Okabe–Ito), then distinct extras
-PALETTE = (
-    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-    "#7F3C8D", "#11A579", "#3969AC", "#F2B701", "#E73F74", "#80BA5A", "#A5AA99",
-)
 
 GSI_ATTRIBUTION = ('<a href="https://maps.gsi.go.jp/development/ichiran.html" '
                    'target="_blank" rel="noopener">地理院タイル</a>')
@@ -85,6 +87,25 @@ BASEMAPS = {
 }
 BASEMAP_CHOICES = (*BASEMAPS, "none")
 NO_BASEMAP_NAME = "背景地図なし"
+#: shown when basemap tiles fail to load (Leaflet's ``tileerror``)
+TILE_ERROR_TEXT = ("背景地図（地理院タイル）を読み込めません。インターネットに接続されていない可能性があります。"
+                   "エリア・境界・数値はこのまま表示されます。")
+
+#: the spill bands the selector offers: key → (selector label, legend text after the name)
+SPILL_BANDS = {
+    "core": ("内側コア（隣の配信が届かない範囲）", "の内側コア"),
+    "reach": ("配信が届く範囲（境界の外）", "の配信が届く範囲"),
+    "exposure": ("隣のエリアへの漏れ", "の配信が隣のエリアに届く部分"),
+}
+#: what each band is, above its legend lines
+SPILL_BAND_HELP = {
+    "core": "内側コア＝境界から L 以上内側。隣のエリア宛ての配信が届かないと見込まれる範囲。数値は非到達率（その面積の割合）。",
+    "reach": "エリア宛ての配信が境界を越えて届くと見込まれる範囲（境界から L km まで）。",
+    "exposure": "その範囲のうち隣のエリアに入る部分。ここにいる人は隣のエリア宛てのメールも受け取ります。",
+}
+
+#: how values below the policy are marked (as the report marks them: red, bold)
+BELOW_COLOUR = "#c00000"
 
 ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "web"
 
@@ -218,11 +239,6 @@ def js_string(text: str, *, ascii: bool = False) -> str:
 def km_label(distance_km: float) -> str:
     """'2', '2.5' — how a spill distance appears in layer names."""
     return f"{float(distance_km):g}"
-
-
-def subarea_colours(subareas: Sequence[int]) -> dict[int, str]:
-    """Sub-area number → colour, by position in the display order (stable)."""
-    return {int(s): PALETTE[i % len(PALETTE)] for i, s in enumerate(subareas)}
 
 
 def _fmt_int(x) -> str:
@@ -589,7 +605,7 @@ PAGE_CSS = """
             box-shadow: 0 1px 5px rgba(0,0,0,0.35); max-width: 420px; line-height: 1.45; color: #222; }
   .sd-box summary { cursor: pointer; font-weight: bold; }
   .sd-title { font-size: 15px; font-weight: bold; }
-  .sd-legend { max-height: calc(100vh - 420px); min-height: 60px; overflow-y: auto; }
+  .sd-legend { max-height: calc(100vh - 420px); overflow-y: auto; }
   .sd-legend table { border-collapse: collapse; font-size: 12px; }
   .sd-legend th, .sd-legend td { padding: 1px 5px; text-align: right; white-space: nowrap; }
   .sd-legend th { border-bottom: 1px solid #999; font-weight: bold; }
@@ -604,6 +620,16 @@ PAGE_CSS = """
   .sd-info p { margin: 4px 0; }
   .sd-note { color: #8a1c00; font-size: 12px; }
   .sd-caution { color: #555; }
+  .sd-below { color: #c00000; font-weight: bold; }
+  .sd-spill { max-width: 300px; font-size: 12px; }
+  .sd-spill label { display: block; white-space: nowrap; }
+  .sd-spill ul { margin: 2px 0 0; padding-left: 0; list-style: none; max-height: 160px; overflow-y: auto; }
+  .sd-spill .sd-key { margin: 3px 0 0; font-size: 11px; }
+  .sd-spill .sd-below { white-space: nowrap; }
+  .sd-spill li { margin: 1px 0; }
+  .sd-spill li.sd-below-row { outline: 2px solid #c00000; outline-offset: -1px; }
+  .sd-tile-error { font-size: 12px; color: #8a1c00; border-left: 4px solid #c00000; padding-left: 5px;
+                   margin-bottom: 4px; }
   .sd-head { max-width: 330px; }
   .sd-label-icon { background: none; border: none; }
   .sd-label { position: absolute; transform: translate(-50%, -50%); white-space: nowrap;
@@ -631,13 +657,15 @@ def _geojson_dict(geoms, props: pd.DataFrame) -> dict:
     return {"type": "FeatureCollection", "features": feats}
 
 
-def _legend_html(view: SpillView, metrics: pd.DataFrame, colours: dict[int, str], distances, esc) -> str:
-    """The legend table (HTML); ``esc`` puts user text in (:meth:`TextSlots.html`)."""
+def _legend_html(view: SpillView, metrics: pd.DataFrame, colours: dict[int, str], distances, esc,
+                 target_share: float = DEFAULT_TARGET_SHARE) -> str:
+    """The legend table (HTML); ``esc`` puts user text in (:meth:`TextSlots.html`). Shares
+    below ``target_share`` are marked (red, bold, ▼) as the report marks them."""
     head = "".join(f"<th>L={km_label(L)} km</th>" for L in distances)
     rows = []
     for r in metrics.itertuples(index=False):
         shares = view.shares[view.shares["subarea"] == r.subarea].set_index("distance_km")["core_share"]
-        cells = "".join(f"<td>{_fmt_pct(shares.get(float(L), np.nan))}</td>" if float(L) in shares.index
+        cells = "".join(_share_cell(shares.get(float(L)), target_share) if float(L) in shares.index
                         else "<td>–</td>" for L in distances)
         rows.append(
             f'<tr><td><span class="sd-swatch" style="background:{colours[int(r.subarea)]}"></span></td>'
@@ -649,10 +677,19 @@ def _legend_html(view: SpillView, metrics: pd.DataFrame, colours: dict[int, str]
         f'<th>人口</th>{head}</tr>'
         f'<tr><th colspan="5"></th><th colspan="{len(distances)}">非到達率（内側コアの割合）</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
-        f'<p class="sd-key"><span class="sd-core-key"></span> 濃い色・点線の内側＝内側コア'
+        f'<p class="sd-key"><span class="sd-below">▼赤字</span>＝目安 {target_share:.0%} 未満。'
+        f'<span class="sd-core-key"></span> 濃い色・点線の内側＝内側コア'
         f"（境界から L km 以上内側：隣のエリア宛ての配信が届かないと見込まれる範囲）。"
         f"非到達率＝内側コアの面積 ÷ エリアの面積。</p></details>"
     )
+
+
+def _share_cell(value, target_share: float) -> str:
+    if value is None or pd.isna(value):
+        return "<td>–</td>"
+    if float(value) < target_share:
+        return f'<td class="sd-below" title="目安 {target_share:.0%} 未満">▼{_fmt_pct(value)}</td>'
+    return f"<td>{_fmt_pct(value)}</td>"
 
 
 def _info_html(distances, note: str | None, esc) -> str:
@@ -667,7 +704,8 @@ def _info_html(distances, note: str | None, esc) -> str:
         "<p><b>外側到達範囲</b>：そのエリア宛ての配信が境界の外で届く範囲（境界から L km）。"
         "<b>隣接エリアへの漏れ</b>：その範囲のうち他のエリアに入る部分（色は配信元エリアの色）。"
         "人口は町丁・字の人口を面積で按分した概算です。</p>",
-        "<p>レイヤ（表示する項目）は右上で切り替えます。町丁・字にマウスを重ねると名称・人口が"
+        "<p>漏れの表示（内側コア・配信が届く範囲・隣のエリアへの漏れ）と漏れ距離 L は右上の「電波の漏れ」で"
+        "一つずつ選びます。その他のレイヤ（表示する項目）も右上で切り替えます。町丁・字にマウスを重ねると名称・人口が"
         "表示されます。左上の検索欄で町丁・字名を探せます。</p>",
         '<p class="sd-caution">ご注意：漏れの範囲は「境界から一律 L km 届く」と仮定した目安で、'
         "実際の電波の届き方は地形や基地局の位置で変わります。境界線は表示のため簡略化しています。</p>",
@@ -719,6 +757,17 @@ class _Page:
     names: dict
     tolerance_m: float
     shares: pd.DataFrame   # core share: index sub-area, columns L
+    target_share: float = DEFAULT_TARGET_SHARE
+    spill_groups: dict = None   # band → {L label: folium variable name}
+
+    @property
+    def default_l(self) -> float:
+        """The L shown first: the shortest (2 km by default)."""
+        return float(self.distances[0])
+
+    def below(self, s: int, L: float) -> bool:
+        """Is the unreached share of ``s`` at ``L`` below the policy (as the report marks it)?"""
+        return float(L) in self.shares.columns and bool(self.shares.loc[s, float(L)] < self.target_share)
 
     @property
     def esc(self):
@@ -761,18 +810,20 @@ def _new_page(plan, view, distances, bounds, title, tolerance_m) -> _Page:
                  view=view, distances=distances,
                  colours=subarea_colours(plan.subareas["subarea"].astype(int).tolist()),
                  names=dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"])),
-                 tolerance_m=tolerance_m,
+                 tolerance_m=tolerance_m, spill_groups={},
                  shares=view.shares.pivot_table(index="subarea", columns="distance_km", values="core_share"))
 
 
-def _add_basemaps(p: _Page, basemap: str) -> None:
+def _add_basemaps(p: _Page, basemap: str, basemap_on: bool = True) -> None:
+    """地理院タイル in the layer control, ``basemap`` first; with ``basemap_on=False`` they
+    are offered but 「背景地図なし」 is chosen, so the page requests no tile until asked."""
     if basemap == "none":
         return
     for k in [basemap] + [k for k in BASEMAPS if k != basemap]:
         lname, url = BASEMAPS[k]
         p.folium.TileLayer(tiles=url, attr=GSI_ATTRIBUTION, name=lname, max_native_zoom=18, max_zoom=18,
-                           min_zoom=5, overlay=False, control=True, show=(k == basemap)).add_to(p.m)
-    p.folium.FeatureGroup(name=NO_BASEMAP_NAME, overlay=False, control=True, show=False).add_to(p.m)
+                           min_zoom=5, overlay=False, control=True, show=(k == basemap and basemap_on)).add_to(p.m)
+    p.folium.FeatureGroup(name=NO_BASEMAP_NAME, overlay=False, control=True, show=not basemap_on).add_to(p.m)
 
 
 def _add_subareas(p: _Page, sub_geom_4326) -> None:
@@ -819,39 +870,133 @@ def _add_townblocks(p: _Page, bgeom_4326, progress):
     return layer
 
 
-def _spill_layer(p: _Page, name: str, show: bool, geoms, props, style, fields, aliases) -> None:
-    g = p.folium.FeatureGroup(name=name, overlay=True, show=show).add_to(p.m)
+def _spill_layer(p: _Page, band: str, L, geoms, props, style, fields, aliases) -> None:
+    """One band at one L as a group outside the layer control (the spill selector,
+    :func:`_spill_control`, shows one at a time)."""
+    g = p.folium.FeatureGroup(name=f"{band} {km_label(L)}", overlay=True, control=False,
+                              show=(band == "core" and float(L) == p.default_l)).add_to(p.m)
     _add_geojson(p.folium, g, _geojson_dict(to_display(geoms, p.plan.crs, tolerance_m=p.tolerance_m), props),
                  style_by=style, tooltip_fields=fields, aliases=aliases)
+    p.spill_groups.setdefault(band, {})[km_label(L)] = g.get_name()
+
+
+def _core_style(p: _Page):
+    def style(f):
+        below = f["properties"]["below"] == "1"
+        return _style(p.colours[int(f["properties"]["subarea"])], weight=3.5 if below else 1.5,
+                      fill_opacity=0.55, dash="4 3", line=BELOW_COLOUR if below else "#333")
+    return style
 
 
 def _add_spill_layers(p: _Page, progress) -> None:
-    """Inward core, outward reach and neighbour exposure at each L."""
+    """Inward core, outward reach and neighbour exposure at each L (one shown at a time)."""
     progress("map: spill layers", 0, len(p.distances))
     nums = p.plan.dissolved["subarea"].astype(int).to_numpy()
-    geoms_by_l = {float(L): spill_geometry(p.plan, L) for L in p.distances}
     for i, L in enumerate(p.distances):
-        props = pd.DataFrame({"subarea": [str(s) for s in nums], "名称": [p.esc(p.names[s]) for s in nums],
-                              "非到達率": [p.share_text(s, L) for s in nums]})
-        _spill_layer(p, f"内側コア (L={km_label(L)} km)", i == 0, geoms_by_l[float(L)][0], props,
-                     lambda f: _style(p.colours[int(f["properties"]["subarea"])], weight=1.5, fill_opacity=0.55,
-                                      dash="4 3", line="#333"),
-                     ["名称", "非到達率"], ["内側コア", "非到達率"])
-    for L in p.distances:
-        props = pd.DataFrame({"subarea": [str(s) for s in nums], "名称": [p.esc(p.names[s]) for s in nums],
-                              "L": f"{km_label(L)} km"})
-        _spill_layer(p, f"外側到達範囲 (L={km_label(L)} km)", False, geoms_by_l[float(L)][1], props,
+        core, reach = spill_geometry(p.plan, L)
+        below = [p.below(s, L) for s in nums]
+        props = pd.DataFrame({
+            "subarea": [str(s) for s in nums], "名称": [p.esc(p.names[s]) for s in nums],
+            "非到達率": [p.share_text(s, L) + (f"（目安 {p.target_share:.0%} 未満）" if b else "")
+                      for s, b in zip(nums, below)],
+            "below": ["1" if b else "0" for b in below], "L": f"{km_label(L)} km"})
+        _spill_layer(p, "core", L, core, props, _core_style(p),
+                     ["名称", "L", "非到達率"], ["内側コア", "漏れ距離 L", "非到達率"])
+        _spill_layer(p, "reach", L, reach, props[["subarea", "名称", "L"]],
                      lambda f: _style(p.colours[int(f["properties"]["subarea"])], weight=1.5, fill_opacity=0.18,
                                       dash="6 4"),
-                     ["名称", "L"], ["配信元エリア", "漏れ距離 L"])
-    for i, L in enumerate(p.distances):
-        ex = exposure_geometry(p.plan, L, reach=geoms_by_l[float(L)][1])
-        _spill_layer(p, f"隣接エリアへの漏れ (L={km_label(L)} km)", False, ex.geometry.values,
-                     _exposure_props(p, ex, L),
+                     ["名称", "L"], ["この配信元の配信が届く範囲", "漏れ距離 L"])
+        ex = exposure_geometry(p.plan, L, reach=reach)
+        _spill_layer(p, "exposure", L, ex.geometry.values, _exposure_props(p, ex, L),
                      lambda f: _style(p.colours[int(f["properties"]["src"])], weight=1, fill_opacity=0.5,
                                       line="#b00000", dash="2 2"),
                      ["from", "to", "area", "pop"], ["配信元", "受信するエリア", "面積", "人口（概算）"])
         progress("map: spill layers", i + 1, len(p.distances))
+
+
+def _spill_legend_html(p: _Page, band: str, L) -> str:
+    """The legend of one band at one L, in words, one line per sub-area (names through
+    slots). Hidden until the selector shows it."""
+    rows = []
+    for s in p.plan.subareas["subarea"].astype(int):
+        sw = f'<span class="sd-swatch sd-{band}-key" style="background:{p.colours[s]}"></span>'
+        name = p.esc_a(p.names[s])
+        if band == "core":
+            below = p.below(s, L)
+            flag = (f' <span class="sd-below">▼目安 {p.target_share:.0%} 未満</span>' if below else "")
+            rows.append(f'<li class="{"sd-below-row" if below else ""}">{sw} {name}{SPILL_BANDS[band][1]}'
+                        f" (L = {km_label(L)} km)：{p.share_text(s, L)}{flag}</li>")
+        else:
+            rows.append(f"<li>{sw} {name}{SPILL_BANDS[band][1]} (L = {km_label(L)} km)</li>")
+    return (f'<div class="sd-band" data-band="{band}" data-l="{km_label(L)}" style="display:none">'
+            f'<p class="sd-key">{SPILL_BAND_HELP[band]}</p><ul>' + "".join(rows) + "</ul></div>")
+
+
+def _spill_control_html(p: _Page) -> str:
+    """The spill panel: what to show (one band or none) and L (one at a time), and the
+    legend in words of what is shown."""
+    opts = "".join(f'<option value="{km_label(L)}"{" selected" if float(L) == p.default_l else ""}>'
+                   f"L = {km_label(L)} km</option>" for L in p.distances)
+    bands = "".join(
+        f'<label><input type="radio" name="sd-band" value="{k}"{" checked" if k == "core" else ""}> {v[0]}</label>'
+        for k, v in SPILL_BANDS.items())
+    legends = "".join(_spill_legend_html(p, band, L) for band in SPILL_BANDS for L in p.distances)
+    return (
+        '<details open><summary>電波の漏れ（実証で 1.6–3.3 km）</summary>'
+        f'<div class="sd-spill-choice">{bands}<label><input type="radio" name="sd-band" value="none"> 表示しない</label>'
+        f'</div><div>漏れ距離 <select class="sd-l" aria-label="漏れ距離 L">{opts}</select></div>'
+        f"{legends}"
+        '<p class="sd-key">L＝配信が境界を越えて届く距離の仮定（一律 L km とした目安で、受信確率の'
+        f'モデル値ではありません）。<span class="sd-below">赤枠</span>＝非到達率が目安 {p.target_share:.0%} 未満。</p></details>')
+
+
+_SPILL_JS = """
+(function () {
+    var groups = {groups};
+    var box = document.querySelector('.sd-spill');
+    var sel = box.querySelector('select.sd-l');
+    function show() {
+        var band = box.querySelector('input[name=sd-band]:checked').value, l = sel.value;
+        Object.keys(groups).forEach(function (b) {
+            Object.keys(groups[b]).forEach(function (k) {
+                var g = window[groups[b][k]], on = (b === band && k === l);
+                if (on && !{map}.hasLayer(g)) { {map}.addLayer(g); }
+                if (!on && {map}.hasLayer(g)) { {map}.removeLayer(g); }
+            });
+        });
+        box.querySelectorAll('.sd-band').forEach(function (u) {
+            u.style.display = (u.dataset.band === band && u.dataset.l === l) ? '' : 'none';
+        });
+        {map}.fire('sd-spill');
+    }
+    // a small window (1024 × 700): the spill panel carries the shares, so fold the big table
+    if (window.innerHeight < 820 || window.innerWidth < 1100) {
+        document.querySelectorAll('.sd-legend details').forEach(function (d) { d.open = false; });
+    }
+    sel.addEventListener('change', show);
+    box.querySelectorAll('input[name=sd-band]').forEach(function (r) { r.addEventListener('change', show); });
+    show();
+})();
+"""
+
+#: a visible note when basemap tiles fail (no internet); the map stays legible without them
+_TILE_ERROR_JS = """
+(function () {
+    var shown = false;
+    function note() {
+        if (shown) { return; }
+        shown = true;
+        var d = document.createElement('div'), head = document.querySelector('.sd-head');
+        d.className = 'sd-tile-error';
+        d.setAttribute('role', 'status');
+        d.textContent = {text};
+        head.insertBefore(d, head.firstChild);
+    }
+    function watch(l) { if (l instanceof L.TileLayer) { l.on('tileerror', note); } }
+    {map}.eachLayer(watch);
+    {map}.on('layeradd', function (e) { watch(e.layer); });
+})();
+"""
 
 
 def _exposure_props(p: _Page, ex, L) -> pd.DataFrame:
@@ -914,25 +1059,29 @@ def _add_controls(p: _Page, blk_layer, bounds, title, note) -> None:
                            secondary_area_unit="hectares", localization="ja",
                            units={"sqkilometers": {"factor": 1e-6, "display": "km²", "decimals": 2}}).add_to(m)
     plugins.Search(layer=blk_layer, search_label="search", geom_type="Polygon", placeholder="町丁・字名で検索",
-                   collapsed=False, position="topleft").add_to(m)
+                   collapsed=True, position="topleft").add_to(m)
     p.Script("L.control.scale({imperial: false, metric: true, maxWidth: 200, position: 'bottomleft'})"
              ".addTo({map});").add_to(m)
     heading = p.esc_a(title or "細分化エリア 審議用地図")
     note_html = f'<div class="sd-note">{p.esc_a(note)}</div>' if note else ""
     HtmlControl(f'<div class="sd-title">{heading}</div>{note_html}', "bottomleft", "sd-box sd-head").add_to(m)
-    HtmlControl(_legend_html(p.view, p.plan.metrics, p.colours, p.distances, p.esc_a), "bottomright",
-                "sd-box sd-legend").add_to(m)
+    HtmlControl(_spill_control_html(p), "topright", "sd-box sd-spill").add_to(m)
+    HtmlControl(_legend_html(p.view, p.plan.metrics, p.colours, p.distances, p.esc_a, p.target_share),
+                "bottomright", "sd-box sd-legend").add_to(m)
     HtmlControl(_info_html(p.distances, note, p.esc_a), "bottomleft", "sd-box sd-info").add_to(m)
+    p.Script(_SPILL_JS.replace("{groups}", json.dumps(p.spill_groups, sort_keys=True))).add_to(m)
+    p.Script(_TILE_ERROR_JS.replace("{text}", json.dumps(TILE_ERROR_TEXT, ensure_ascii=True))).add_to(m)
     p.Script(_SEARCH_JS.replace("{search}", f"{blk_layer.get_name()}searchControl")
              .replace("{layer}", blk_layer.get_name())).add_to(m)
     # keep the area clear of the layer control (right) and the legend (bottom)
-    m.fit_bounds(bounds, padding_top_left=(40, 20), padding_bottom_right=(280, 60))
+    # (the spill panel is about 320 px wide; the search is a button until opened)
+    m.fit_bounds(bounds, padding_top_left=(60, 20), padding_bottom_right=(330, 60))
 
 
 # ---------------------------------------------------------------------- the map
 def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=None, sites=None,
                points=None, basemap: str = "pale", offline: bool = False, title: str | None = None,
-               note: str | None = None, tolerance_m: float = DEFAULT_TOLERANCE_M,
+               note: str | None = None, tolerance_m: float = DEFAULT_TOLERANCE_M, basemap_on: bool = True,
                progress: Progress = silent) -> str:
     """The map page as HTML text (see :func:`build_map`)."""
     if basemap not in BASEMAP_CHOICES:
@@ -944,7 +1093,7 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
     sub_geom, sub_geom_4326, bgeom_4326, bounds = _display_geometry(plan, tolerance_m)
     with deterministic_ids(), compact_json():
         p = _new_page(plan, view, distances, bounds, title, tolerance_m)
-        _add_basemaps(p, basemap)
+        _add_basemaps(p, basemap, basemap_on)
         _add_subareas(p, sub_geom_4326)
         blk_layer = _add_townblocks(p, bgeom_4326, progress)
         _add_spill_layers(p, progress)
@@ -956,7 +1105,7 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
 
 
 _POINTS_ON_TOP_JS = """
-{map}.on('overlayadd', function () {
+{map}.on('overlayadd sd-spill', function () {
     [{layers}].forEach(function (g) { if ({map}.hasLayer(g)) { g.bringToFront(); } });
 });
 """
@@ -1085,7 +1234,7 @@ def _add_points(folium, m, pts: gpd.GeoDataFrame, *, group_col, base_name, colou
 def build_map(plan, path, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=None, sites=None,
               points=None, basemap: str = "pale", offline: bool = False, force: bool = False,
               title: str | None = None, note: str | None = None, tolerance_m: float = DEFAULT_TOLERANCE_M,
-              inputs=(), progress: Progress = silent) -> Path:
+              inputs=(), basemap_on: bool = True, progress: Progress = silent) -> Path:
     """Write the council-review map of ``plan`` to ``path`` (one HTML file, UTF-8).
 
     Parameters
@@ -1104,6 +1253,8 @@ def build_map(plan, path, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, cove
     title / note: page heading; a caution shown in the explanation box (e.g. that the
         geometry is approximate).
     tolerance_m: display simplification (m) of the town-block coverage.
+    basemap_on: False offers the tiles in the layer control but opens with 「背景地図なし」
+        (no request until a user picks a basemap; the package's offline map).
 
     Refuses to overwrite ``path`` unless ``force``, and always when ``path`` is one of
     ``inputs`` (e.g. the plan file); writes atomically.
@@ -1111,12 +1262,16 @@ def build_map(plan, path, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, cove
     out = check_can_write(path, force, inputs=inputs)
     page = render_map(plan, spill=spill, distances_km=distances_km, coverage=coverage, sites=sites,
                       points=points, basemap=basemap, offline=offline, title=title, note=note,
-                      tolerance_m=tolerance_m, progress=progress)
+                      tolerance_m=tolerance_m, basemap_on=basemap_on, progress=progress)
     with atomic_path(out, force=force, inputs=inputs) as tmp:
         tmp.write_bytes(page.encode("utf-8"))
     return out
 
 
-def package_map_writer(plan, path, *, spill=None, offline: bool = False) -> None:
-    """The review map as the carrier package embeds it (``build_package(review_map=...)``)."""
-    build_map(plan, path, offline=offline, spill=spill, force=False)
+def package_map_writer(plan, path, *, spill=None, offline: bool = True) -> None:
+    """The review map as the carrier package embeds it (``build_package(review_map=...)``).
+
+    Offline (the default) it inlines every library and opens with 「背景地図なし」: it makes
+    no network request at all (carrier and LGWAN networks often have no internet); the
+    地理院タイル stay in the layer control, and if they cannot load the map says so."""
+    build_map(plan, path, offline=offline, spill=spill, force=False, basemap_on=not offline)

@@ -7,7 +7,7 @@
   polygon models at each spill distance L), the figures and the neighbour-exposure
   table, in Japanese;
 - ``unreached_curve.png`` — unreached share against area: the circle-model curve
-  ``(r − L)² / r²`` for L = 1, 2, 3 km, each sub-area plotted at its area and its exact
+  ``(r − L)² / r²`` for L = 2, 2.5, 3 km (the L values in use), each sub-area plotted at its area and its exact
   polygon share (inward buffer) for each L — shapes below the curve lose more to spill
   than a circle of the same area;
 - ``exposure_matrix.png`` — the neighbour exposure matrix as a heat map per L: row =
@@ -40,8 +40,9 @@ from subdivide.present.map import escape_text, km_label, spill_view
 from subdivide.io.output import atomic_dir, check_can_write
 from subdivide.core.progress import Progress, silent
 
-#: spill distances (km) of the unreached-share-versus-area curve
-CURVE_DISTANCES_KM = (1.0, 2.0, 3.0)
+#: spill distances (km) of the unreached-share-versus-area curve: the L values in use
+#: (the trial measured 1.6–3.3 km; 1 km is below anything observed)
+CURVE_DISTANCES_KM = DEFAULT_DISTANCES_KM
 #: figure resolution (dots per inch) — fixed for byte-identical PNGs
 DPI = 110
 #: CJK fonts tried, in order (matplotlib family names)
@@ -64,6 +65,8 @@ TICK_CHARS = 12
 STACK_EXPOSURE_ABOVE = 6
 
 REPORT_FILES = ("report.html", "unreached_curve.png", "exposure_matrix.png", "subareas.png")
+#: the print packet (A4 PDF, :mod:`subdivide.present.packet`) written with ``pdf=True``
+PACKET_FILE = "report.pdf"
 
 
 # ---------------------------------------------------------------------- fonts
@@ -262,41 +265,47 @@ def unreached_curve_figure(points: pd.DataFrame, names: dict, *, font: str | Non
     ``subareas-L{L}`` (one point per sub-area)."""
     from matplotlib import rc_context
 
-    from subdivide.analysis.spill import circle_unreached_share
-
-    lab = Labels(font)
     with rc_context(_rc(font)):
         fig = _figure(8.0, 5.2, font)
-        ax = fig.add_subplot()
-        dists = sorted(points["distance_km"].unique())
-        amax = max(1000.0, float(points["area_km2"].max()) * 1.3)
-        amin = min(1.0, float(points["area_km2"].min()) * 0.7)
-        x = np.geomspace(amin, amax, 400)
-        for i, L in enumerate(dists):
-            c = CURVE_COLOURS[i % len(CURVE_COLOURS)]
-            ax.plot(x, circle_unreached_share(x * 1e6, L * 1000.0), color=c, lw=1.8,
-                    label=lab(f"円モデル L = {km_label(L)} km", f"circle model L = {km_label(L)} km"))
-            p = points[points["distance_km"] == L].sort_values("subarea", kind="stable")
-            ax.scatter(p["area_km2"], p["core_share"], s=46, color=c, edgecolor="#111", linewidth=0.7,
-                       zorder=3, gid=f"subareas-L{km_label(L)}",
-                       label=lab(f"各エリアの実形状 L = {km_label(L)} km", f"sub-areas (exact shape) L = {km_label(L)} km"))
-            for s, a, v in zip(p["subarea"], p["area_km2"], p["core_share"]):
-                ax.annotate(str(int(s)), (a, v), xytext=(4, 3), textcoords="offset points", fontsize=8, color="#111")
-        ax.axhline(target_share, color="#888", ls="--", lw=1)
-        ax.text(amax * 0.95, target_share + 0.015, lab(f"目安 {target_share:.0%}", f"target {target_share:.0%}"),
-                color="#555", fontsize=8, ha="right")
-        ax.set_xscale("log")
-        ax.set_xlim(amin, amax)
-        ax.xaxis.set_major_formatter(_plain_formatter())  # 1, 10, 100 — not 10⁰, 10¹, 10²
-        ax.set_ylim(0, 1)
-        ax.yaxis.set_major_formatter(_pct_formatter())
-        ax.set_xlabel(lab("エリアの面積 (km²、対数目盛)", "sub-area area (km², log scale)"))
-        ax.set_ylabel(lab("非到達率（隣接エリアの配信が届かない割合）", "unreached share (not reached by neighbours)"))
-        ax.set_title(lab("非到達率と面積：円モデルの曲線と各エリア（番号）", "Unreached share vs area: circle model and sub-areas (numbers)"),
-                     fontsize=11)
-        ax.grid(True, which="both", color="#ddd", lw=0.6)
-        ax.legend(fontsize=8, loc="upper left", ncols=1, framealpha=0.9)
+        draw_unreached_curve(fig.add_subplot(), points, Labels(font), target_share=target_share)
     return fig
+
+
+def draw_unreached_curve(ax, points: pd.DataFrame, lab: "Labels", *, target_share: float = 0.5,
+                         title: bool = True) -> None:
+    """Draw the curves and the sub-area markers of :func:`unreached_curve_figure` on ``ax``
+    (also used by the print packet)."""
+    from subdivide.analysis.spill import circle_unreached_share
+
+    dists = sorted(points["distance_km"].unique())
+    amax = max(1000.0, float(points["area_km2"].max()) * 1.3)
+    amin = min(1.0, float(points["area_km2"].min()) * 0.7)
+    x = np.geomspace(amin, amax, 400)
+    for i, L in enumerate(dists):
+        c = CURVE_COLOURS[i % len(CURVE_COLOURS)]
+        ax.plot(x, circle_unreached_share(x * 1e6, L * 1000.0), color=c, lw=1.8,
+                label=lab(f"円モデル L = {km_label(L)} km", f"circle model L = {km_label(L)} km"))
+        p = points[points["distance_km"] == L].sort_values("subarea", kind="stable")
+        ax.scatter(p["area_km2"], p["core_share"], s=46, color=c, edgecolor="#111", linewidth=0.7,
+                   zorder=3, gid=f"subareas-L{km_label(L)}",
+                   label=lab(f"各エリアの実形状 L = {km_label(L)} km", f"sub-areas (exact shape) L = {km_label(L)} km"))
+        for s, a, v in zip(p["subarea"], p["area_km2"], p["core_share"]):
+            ax.annotate(str(int(s)), (a, v), xytext=(4, 3), textcoords="offset points", fontsize=8, color="#111")
+    ax.axhline(target_share, color="#888", ls="--", lw=1)
+    ax.text(amax * 0.95, target_share + 0.015, lab(f"目安 {target_share:.0%}", f"target {target_share:.0%}"),
+            color="#555", fontsize=8, ha="right")
+    ax.set_xscale("log")
+    ax.set_xlim(amin, amax)
+    ax.xaxis.set_major_formatter(_plain_formatter())  # 1, 10, 100 — not 10⁰, 10¹, 10²
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(_pct_formatter())
+    ax.set_xlabel(lab("エリアの面積 (km²、対数目盛)", "sub-area area (km², log scale)"))
+    ax.set_ylabel(lab("非到達率（隣接エリアの配信が届かない割合）", "unreached share (not reached by neighbours)"))
+    if title:
+        ax.set_title(lab("非到達率と面積：円モデルの曲線と各エリア（番号）",
+                         "Unreached share vs area: circle model and sub-areas (numbers)"), fontsize=11)
+    ax.grid(True, which="both", color="#ddd", lw=0.6)
+    ax.legend(fontsize=8, loc="upper left", ncols=1, framealpha=0.9)
 
 
 def _short(text: str, limit: int = TICK_CHARS) -> str:
@@ -454,11 +463,15 @@ def _glyph_note(replaced: dict[str, str]) -> str:
 
 
 def render_report_html(plan, view, distances, curve_distances, *, title: str | None, note: str | None,
-                       target_share: float = 0.5, replaced: dict[str, str] | None = None) -> str:
+                       target_share: float = 0.5, replaced: dict[str, str] | None = None,
+                       packet: str | None = None) -> str:
     names = dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"]))
     mid = distances[len(distances) // 2]
     heading = escape_text(title or f"細分化エリア案 要約（団体コード {plan.muni_code}）")
     note_html = (f'<p class="note">{escape_text(note)}</p>' if note else "") + _glyph_note(replaced or {})
+    if packet:
+        note_html += f'<p class="packet">印刷用（A4 PDF）：<a href="{escape_text(packet)}">{escape_text(packet)}</a></p>'
+
     ls = "、".join(km_label(L) for L in distances)
     key = "、".join(f"{s} {escape_text(n)}" for s, n in names.items())
     return f"""<!DOCTYPE html>
@@ -506,25 +519,27 @@ def earlier_report(folder) -> set[str] | None:
     holds every file of :data:`REPORT_FILES` and nothing else. None otherwise."""
     folder = Path(folder)
     names = {p.name for p in folder.iterdir()}
-    return set(REPORT_FILES) if names == set(REPORT_FILES) and all((folder / n).is_file() for n in names) else None
+    ok = names in (set(REPORT_FILES), set(REPORT_FILES) | {PACKET_FILE})
+    return names if ok and all((folder / n).is_file() for n in names) else None
 
 
 def build_report(plan, out_dir, *, spill=None, distances_km=DEFAULT_DISTANCES_KM,
                  curve_distances_km=CURVE_DISTANCES_KM, title: str | None = None, note: str | None = None,
-                 force: bool = False, inputs=(), progress: Progress = silent) -> Path:
+                 force: bool = False, inputs=(), pdf: bool = False, progress: Progress = silent) -> Path:
     """Write the summary report of ``plan`` into the folder ``out_dir`` (see the module
     docstring for the files); returns the path of ``report.html``.
 
     spill: a ``SpillReport`` (computed when None) for the table and the exposure matrix.
     distances_km: spill distances L (km) of the table and the matrix;
-    curve_distances_km: those of the curve figure (1, 2, 3 km).
+    curve_distances_km: those of the curve figure (2, 2.5, 3 km).
+    pdf: also write the A4 print packet ``report.pdf`` (:func:`subdivide.present.packet.render_packet`).
     The folder is replaced atomically, only with ``force`` when it exists, and only if it
     holds nothing but an earlier report (never one of ``inputs``, e.g. the plan file).
     """
     out = check_can_write(out_dir, force, folder=True, inputs=inputs, command="report", owned=earlier_report)
     curve_d = tuple(sorted({float(x) for x in curve_distances_km}))
     if not curve_d or min(curve_d) <= 0:
-        raise UserError("curve distances must be positive kilometres", fix="e.g. 1,2,3")
+        raise UserError("curve distances must be positive kilometres", fix="e.g. 2,2.5,3")
     progress("report: spill figures", 0, 0)
     view = spill_view(plan, spill, distances_km)
     distances = tuple(sorted(view.shares["distance_km"].unique()))
@@ -535,7 +550,14 @@ def build_report(plan, out_dir, *, spill=None, distances_km=DEFAULT_DISTANCES_KM
     shown = {s: (str(n) if lab.ja else f"Area {s}") for s, n in names.items()}
     font = tuple(glyphs.prepare(shown.values())) if lab.ja else cjk
     shown = {s: glyphs.drawable(n) for s, n in shown.items()}
-    page = render_report_html(plan, view, distances, curve_d, title=title, note=note, replaced=glyphs.replaced)
+    page = render_report_html(plan, view, distances, curve_d, title=title, note=note, replaced=glyphs.replaced,
+                              packet=PACKET_FILE if pdf else None)
+    packet = None
+    if pdf:
+        from subdivide.present.packet import render_packet
+
+        packet = render_packet(plan, spill=spill, distances_km=distances, curve_distances_km=curve_d, title=title,
+                               note=note, progress=progress)
     order = plan.subareas["subarea"].astype(int).tolist()
     with atomic_dir(out, force=force, command="report", inputs=inputs, owned=earlier_report) as tmp:
         progress("report: figures", 0, 3)
@@ -547,4 +569,6 @@ def build_report(plan, out_dir, *, spill=None, distances_km=DEFAULT_DISTANCES_KM
         save_png(subarea_map_figure(plan, shown, font=font), tmp / "subareas.png")
         progress("report: figures", 3, 3)
         (tmp / "report.html").write_bytes(page.encode("utf-8"))
+        if packet is not None:
+            packet.save(tmp / PACKET_FILE)
     return out / "report.html"

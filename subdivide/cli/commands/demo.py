@@ -8,7 +8,8 @@ Every stage a municipality or a carrier runs, in order, written into one folder:
 4. ``04_coverage`` synthetic carrier sites (7 km apart) → coverage → footprints;
 5. ``05_package``  the carriers' submission package (zip), validated;
 6. ``06_registry`` registered in a national registry (SQLite);
-7. ``07_map``      the council review map (offline HTML) and the summary report.
+7. ``07_map``      the council review map (offline HTML), the summary report and the
+   print packet (A4 PDF).
 
 The folder is written atomically: it appears only when every stage succeeded.
 """
@@ -65,8 +66,10 @@ def run(args) -> int:
         (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                                           encoding="utf-8")
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; outputs in {Path(args.out).resolve()}/")
-    for name, path in summary["outputs"].items():
-        print(f"  {name:24} {path}")
+    from subdivide.core.i18n import display_width
+
+    for name, path in summary["outputs"].items():   # aligned by display width (a kanji is two columns)
+        print(f"  {name}{' ' * max(1, 25 - display_width(name))}{path}")
     return 0
 
 
@@ -185,22 +188,35 @@ def run_pipeline(sample: Path, out: Path, *, isd_km: float = 7.0, say=print, pro
     d.mkdir()
     reg = Registry(d / "registry.sqlite")
     rec = reg.register(pkg, actor="demo", name="花巻市")
-    say(f"registered {rec.get('muni_code')} {rec.get('muni_name')}: {rec.get('n_subareas')} sub-areas; "
-        f"{reg.active_count()} of 25 municipalities active")
+    say(registry_line(rec, reg.active_count()))
     outputs["registry"] = "06_registry/registry.sqlite"
 
     # 7. map and report ---------------------------------------------------------------
-    _stage(say, "7. council review map and summary report (subdivide map / report)")
+    _stage(say, "7. council map, summary report and print packet (subdivide map / report --pdf)")
     d = out / "07_map"
     d.mkdir()
     build_map(plan, d / "hanamaki_review.html", spill=report, points=offices, offline=True,
               coverage=coverage, sites=sites, title="花巻市 緊急速報メール 細分化案（サンプル）",
               note=SAMPLE_NOTE, progress=progress)
-    build_report(plan, d / "report", spill=report, note=SAMPLE_NOTE, progress=progress)
-    say("map: 07_map/hanamaki_review.html (opens offline); report: 07_map/report/report.html")
+    build_report(plan, d / "report", spill=report, note=SAMPLE_NOTE, pdf=True, progress=progress)
+    say("map: 07_map/hanamaki_review.html (opens offline); report: 07_map/report/report.html; "
+        "print packet (A4 PDF): 07_map/report/report.pdf")
     outputs["map"] = "07_map/hanamaki_review.html"
     outputs["report"] = "07_map/report/report.html"
+    outputs["print packet"] = "07_map/report/report.pdf"
     return summary
+
+
+def registry_line(shown: dict, n_active: int) -> str:
+    """The registry stage's line from ``Registry.show`` (the active registration)."""
+    from subdivide.core.constants import MAX_MUNICIPALITIES
+
+    active = shown.get("active")
+    if not active:
+        raise UserError(f"{shown.get('muni_code')} has no active registration after registering it")
+    return (f"registered {active['muni_code']} {active['muni_name'] or '(no name)'}: "
+            f"{active['n_subareas']} sub-areas, {active['n_townblocks']:,} town-blocks "
+            f"(registration #{active['id']}); {n_active} of {MAX_MUNICIPALITIES} municipalities active")
 
 
 def _input(path: Path) -> dict:
