@@ -136,7 +136,10 @@ def test_command_lines_are_accepted_by_the_cli(sample_shp, tmp_path):
     assert (a.plan, a.out, a.distances, a.target, a.points, a.point_name, a.encoding, a.progress) == (
         "p.gpkg", "out", "2,3", "0.4", "o.geojson", "office_name", "cp932", True)
     a = _parse(commands.package_args("p.gpkg", "k.zip", csv_encoding="cp932", review_map=False, offline_map=True))
-    assert (a.out, a.csv_encoding, a.no_map, a.no_spill, a.offline_map) == ("k.zip", "cp932", True, False, False)
+    assert (a.out, a.csv_encoding, a.no_map, a.no_spill, a.online_map) == ("k.zip", "cp932", True, False, False)
+    a = _parse(commands.package_args("p.gpkg", "k.zip", offline_map=False))
+    assert (a.no_map, a.online_map) == (False, True)
+    assert not _parse(commands.package_args("p.gpkg", "k.zip")).online_map   # offline by default, as the CLI
     a = _parse(commands.validate_args("k.zip", "v.json", outline="o.geojson", spill_km="2,3", target_share=0.5))
     assert (a.package, a.json, a.outline, a.spill_km, a.target_share) == (["k.zip"], "v.json", "o.geojson",
                                                                            "2,3", 0.5)

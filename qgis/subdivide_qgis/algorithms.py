@@ -305,7 +305,7 @@ class PackageAlgorithm(SubdivideAlgorithm):
                                                      defaultValue=0))
         self.addParameter(QgsProcessingParameterBoolean("SPILL", "Include the spill summary", True))
         self.addParameter(QgsProcessingParameterBoolean("MAP", "Include the review map", True))
-        self.addParameter(QgsProcessingParameterBoolean("OFFLINE_MAP", "Review map opens offline", False))
+        self.addParameter(QgsProcessingParameterBoolean("OFFLINE_MAP", "Review map opens offline", True))
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Package (zip)", "Zip files (*.zip)"))
         for key, label in (("SUBAREAS", "sub-areas 細分化エリア"), ("TOWNBLOCKS", "town-blocks 町丁・字")):
             self.addOutput(QgsProcessingOutputVectorLayer(key, label, QgsProcessing.TypeVectorPolygon))

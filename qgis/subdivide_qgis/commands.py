@@ -116,12 +116,12 @@ def spill_args(plan_gpkg: str, out_dir: str, *, distances: str = "2,2.5,3", targ
 
 
 def package_args(plan_gpkg: str, out_zip: str, *, profile: str | None = None, csv_encoding: str | None = None,
-                 spill: bool = True, review_map: bool = True, offline_map: bool = False) -> list[str]:
+                 spill: bool = True, review_map: bool = True, offline_map: bool = True) -> list[str]:
     if csv_encoding is not None and csv_encoding not in CSV_ENCODINGS:
         raise ValueError(f"csv encoding {csv_encoding!r}")
     return ["package", plan_gpkg, "--out", out_zip, *_opt("--profile", profile),
             *_opt("--csv-encoding", csv_encoding), *_flag("--no-spill", not spill),
-            *_flag("--no-map", not review_map), *_flag("--offline-map", offline_map and review_map), "--progress"]
+            *_flag("--no-map", not review_map), *_flag("--online-map", review_map and not offline_map), "--progress"]
 
 
 def validate_args(package: str, json_out: str, *, profile: str | None = None, outline: str | None = None,
