@@ -79,132 +79,157 @@ def _stage(say, title: str) -> None:
 
 def run_pipeline(sample: Path, out: Path, *, isd_km: float = 7.0, say=print, progress=silent) -> dict:
     """Run every stage; returns a summary dict (figures and output paths)."""
-    from subdivide.io.output import write_csv
-    import geopandas as gpd
-    import pandas as pd
+    demo = _Pipeline(sample, out, isd_km=isd_km, say=say, progress=progress)
+    for stage in (demo.info, demo.plans, demo.spill, demo.coverage, demo.package, demo.registry, demo.map):
+        stage()
+    return demo.summary
 
-    from subdivide.analysis.coverage import footprint_report
-    from subdivide.present.map import build_map, package_map_writer
-    from subdivide.carrier.package import build_package
-    from subdivide.make.planning import plan_by_attribute
-    from subdivide.make.regionalize import regionalize
-    from subdivide.carrier.registry import Registry
-    from subdivide.present.report import build_report
-    from subdivide.analysis.sites import coverage_from_sites, synthetic_sites
-    from subdivide.analysis.spill import spill_report, office_check, DEFAULT_DISTANCES_KM, format_summary
-    from subdivide.io.townblocks import read_townblocks
-    from subdivide.carrier.validation import validate_package
-    from subdivide.cli.commands.spill import _points_summary
 
-    outputs: dict[str, str] = {}
-    summary: dict = {"outputs": outputs}
+class _Pipeline:
+    """The demo's seven stages, each a method writing its numbered folder; what a later
+    stage needs (the plan, the spill report, the outline …) is kept as an attribute."""
 
-    # 1. town-blocks ---------------------------------------------------------------
-    _stage(say, "1. town-blocks (subdivide info)")
-    shp = sample / "h27ka03205.shp"
-    blocks, info = read_townblocks(shp, progress=progress)
-    d = out / "01_info"
-    d.mkdir()
-    (d / "info.txt").write_text(info.to_text() + "\n", encoding="utf-8")
-    (d / "info.json").write_text(json.dumps(info.to_dict(), ensure_ascii=False, indent=2, sort_keys=True) + "\n",
-                                 encoding="utf-8")
-    say(info.to_text())
-    summary["townblocks"] = {"records": info.records_in, "blocks": len(blocks),
-                             "population": int(blocks["population"].sum()),
-                             "households": int(blocks["households"].sum())}
-    outputs["info"] = "01_info/info.txt"
+    def __init__(self, sample: Path, out: Path, *, isd_km: float, say, progress):
+        self.sample, self.out, self.isd_km, self.say, self.progress = sample, out, isd_km, say, progress
+        self.shp = sample / "h27ka03205.shp"
+        self.outputs: dict[str, str] = {}
+        self.summary: dict = {"outputs": self.outputs}
 
-    # 2. plans ------------------------------------------------------------------------
-    _stage(say, "2. plan by 旧市町村 and automatic k = 4 (subdivide plan)")
-    d = out / "02_plan"
-    d.mkdir()
-    plan, _ = plan_by_attribute(blocks, "OLD_MUNI", metadata={"inputs": [_input(shp)]})
-    plan.save(d / "hanamaki_old_muni.plan.gpkg")
-    outputs["plan (旧市町村)"] = "02_plan/hanamaki_old_muni.plan.gpkg"
-    result = regionalize(blocks, k=[4], seed=0, progress=progress)
-    auto = result.pick(4)
-    auto.save(d / "hanamaki_auto_k4.plan.gpkg")
-    write_csv(result.table, d / "auto_candidates.csv")
-    outputs["plan (automatic k=4)"] = "02_plan/hanamaki_auto_k4.plan.gpkg"
-    cols = ["subarea", "name", "code", "n_blocks", "population", "area_km2", "polsby_popper"]
-    both = pd.concat([plan.metrics[cols].assign(plan="旧市町村"),
-                      auto.metrics[cols].assign(plan="auto k=4")], ignore_index=True)
-    write_csv(both.round(3), d / "plans_compared.csv")
-    say("by 旧市町村:\n" + plan.metrics[cols].round(2).to_string(index=False))
-    say("automatic, k = 4 (seed 0):\n" + auto.metrics[cols].round(2).to_string(index=False))
-    summary["plan"] = plan.metrics[cols].round(3).to_dict(orient="records")
-    summary["plan_auto_k4"] = auto.metrics[cols].round(3).to_dict(orient="records")
+    def _folder(self, name: str) -> Path:
+        d = self.out / name
+        d.mkdir()
+        return d
 
-    # 3. spill ------------------------------------------------------------------------
-    _stage(say, "3. spill at L = 2.0 / 2.5 / 3.0 km (subdivide spill)")
-    offices = gpd.read_file(sample / "offices.geojson")
-    report = spill_report(plan, progress=progress)
-    report.extra["points"] = office_check(plan, offices, DEFAULT_DISTANCES_KM, point_name="office_name")
-    report.write(out / "03_spill")
-    say(format_summary(report))
-    say(_points_summary(report.extra["points"], DEFAULT_DISTANCES_KM))
-    outputs["spill"] = "03_spill/spill_subareas.csv"
+    def info(self) -> None:
+        from subdivide.io.townblocks import read_townblocks
 
-    # 4. coverage ---------------------------------------------------------------------
-    _stage(say, f"4. carrier footprints from synthetic sites {isd_km:g} km apart (subdivide spill --coverage)")
-    d = out / "04_coverage"
-    d.mkdir()
-    outline = gpd.read_file(sample / "outline.geojson").to_crs(plan.crs)
-    sites = synthetic_sites(outline, isd_km=isd_km, seed=0, carriers=("A", "B"), crs=plan.crs)
-    coverage = coverage_from_sites(sites, crs=plan.crs)
-    from subdivide.io.output import write_gpkg
-    extra_geoms = [c for c in coverage.columns
-                   if c != coverage.geometry.name and isinstance(coverage[c], gpd.GeoSeries)]
-    write_gpkg({"coverage": coverage.drop(columns=extra_geoms)}, d / "synthetic_coverage.gpkg")
-    fp = footprint_report(plan, coverage)
-    for name, table in fp.items():
-        write_csv(table, d / f"footprint_{name}.csv")
-    show = fp["footprints"][[c for c in ("subarea", "carrier", "footprint_km2", "over_alert_km2",
-                                          "under_alert_km2", "overshoot_p95_km", "overshoot_max_km")
-                             if c in fp["footprints"].columns]]
-    say(show.round(2).to_string(index=False))
-    outputs["footprints"] = "04_coverage/footprint_footprints.csv"
+        _stage(self.say, "1. town-blocks (subdivide info)")
+        self.blocks, info = read_townblocks(self.shp, progress=self.progress)
+        d = self._folder("01_info")
+        (d / "info.txt").write_text(info.to_text() + "\n", encoding="utf-8")
+        (d / "info.json").write_text(json.dumps(info.to_dict(), ensure_ascii=False, indent=2, sort_keys=True) + "\n",
+                                     encoding="utf-8")
+        self.say(info.to_text())
+        b = self.blocks
+        self.summary["townblocks"] = {"records": info.records_in, "blocks": len(b),
+                                      "population": int(b["population"].sum()),
+                                      "households": int(b["households"].sum())}
+        self.outputs["info"] = "01_info/info.txt"
 
-    # 5. package + validation ---------------------------------------------------------
-    _stage(say, "5. submission package and carrier-side validation (subdivide package / validate)")
-    d = out / "05_package"
-    d.mkdir()
-    pkg = d / "hanamaki_03205_package.zip"
-    build_package(plan, pkg, spill=report, review_map=package_map_writer, inputs={"townblocks": shp}, progress=progress)
-    val = validate_package(pkg, outline=outline)
-    val = dataclasses.replace(val, package=pkg.relative_to(out).as_posix())  # not the temp folder
-    (d / "validation.json").write_text(val.to_json() + "\n", encoding="utf-8")
-    (d / "validation.txt").write_text(val.table() + "\n", encoding="utf-8")
-    say(val.table())
-    if val.status != 0:
-        raise UserError("the demo package did not validate clean", where=str(pkg))
-    outputs["package"] = "05_package/hanamaki_03205_package.zip"
-    outputs["validation"] = "05_package/validation.txt"
-    summary["validation_status"] = val.status
+    def plans(self) -> None:
+        import pandas as pd
 
-    # 6. registry ---------------------------------------------------------------------
-    _stage(say, "6. national registry (subdivide registry register)")
-    d = out / "06_registry"
-    d.mkdir()
-    reg = Registry(d / "registry.sqlite")
-    rec = reg.register(pkg, actor="demo", name="花巻市")
-    say(registry_line(rec, reg.active_count()))
-    outputs["registry"] = "06_registry/registry.sqlite"
+        from subdivide.io.output import write_csv
+        from subdivide.make.planning import plan_by_attribute
+        from subdivide.make.regionalize import regionalize
 
-    # 7. map and report ---------------------------------------------------------------
-    _stage(say, "7. council map, summary report and print packet (subdivide map / report --pdf)")
-    d = out / "07_map"
-    d.mkdir()
-    build_map(plan, d / "hanamaki_review.html", spill=report, points=offices, offline=True,
-              coverage=coverage, sites=sites, title="花巻市 緊急速報メール 細分化案（サンプル）",
-              note=SAMPLE_NOTE, progress=progress)
-    build_report(plan, d / "report", spill=report, note=SAMPLE_NOTE, pdf=True, progress=progress)
-    say("map: 07_map/hanamaki_review.html (opens offline); report: 07_map/report/report.html; "
-        "print packet (A4 PDF): 07_map/report/report.pdf")
-    outputs["map"] = "07_map/hanamaki_review.html"
-    outputs["report"] = "07_map/report/report.html"
-    outputs["print packet"] = "07_map/report/report.pdf"
-    return summary
+        _stage(self.say, "2. plan by 旧市町村 and automatic k = 4 (subdivide plan)")
+        d = self._folder("02_plan")
+        plan, _ = plan_by_attribute(self.blocks, "OLD_MUNI", metadata={"inputs": [_input(self.shp)]})
+        plan.save(d / "hanamaki_old_muni.plan.gpkg")
+        self.outputs["plan (旧市町村)"] = "02_plan/hanamaki_old_muni.plan.gpkg"
+        result = regionalize(self.blocks, k=[4], seed=0, progress=self.progress)
+        auto = result.pick(4)
+        auto.save(d / "hanamaki_auto_k4.plan.gpkg")
+        write_csv(result.table, d / "auto_candidates.csv")
+        self.outputs["plan (automatic k=4)"] = "02_plan/hanamaki_auto_k4.plan.gpkg"
+        cols = ["subarea", "name", "code", "n_blocks", "population", "area_km2", "polsby_popper"]
+        both = pd.concat([plan.metrics[cols].assign(plan="旧市町村"),
+                          auto.metrics[cols].assign(plan="auto k=4")], ignore_index=True)
+        write_csv(both.round(3), d / "plans_compared.csv")
+        self.say("by 旧市町村:\n" + plan.metrics[cols].round(2).to_string(index=False))
+        self.say("automatic, k = 4 (seed 0):\n" + auto.metrics[cols].round(2).to_string(index=False))
+        self.summary["plan"] = plan.metrics[cols].round(3).to_dict(orient="records")
+        self.summary["plan_auto_k4"] = auto.metrics[cols].round(3).to_dict(orient="records")
+        self.plan = plan
+
+    def spill(self) -> None:
+        import geopandas as gpd
+
+        from subdivide.analysis.spill import DEFAULT_DISTANCES_KM, format_summary, office_check, spill_report
+        from subdivide.cli.commands.spill import _points_summary
+
+        _stage(self.say, "3. spill at L = 2.0 / 2.5 / 3.0 km (subdivide spill)")
+        self.offices = gpd.read_file(self.sample / "offices.geojson")
+        report = spill_report(self.plan, progress=self.progress)
+        report.extra["points"] = office_check(self.plan, self.offices, DEFAULT_DISTANCES_KM, point_name="office_name")
+        report.write(self.out / "03_spill")
+        self.say(format_summary(report))
+        self.say(_points_summary(report.extra["points"], DEFAULT_DISTANCES_KM))
+        self.outputs["spill"] = "03_spill/spill_subareas.csv"
+        self.report = report
+
+    def coverage(self) -> None:
+        import geopandas as gpd
+
+        from subdivide.analysis.coverage import footprint_report
+        from subdivide.analysis.sites import coverage_from_sites, synthetic_sites
+        from subdivide.io.output import write_csv, write_gpkg
+
+        _stage(self.say, f"4. carrier footprints from synthetic sites {self.isd_km:g} km apart (subdivide spill --coverage)")
+        d = self._folder("04_coverage")
+        crs = self.plan.crs
+        self.outline = gpd.read_file(self.sample / "outline.geojson").to_crs(crs)
+        self.sites = synthetic_sites(self.outline, isd_km=self.isd_km, seed=0, carriers=("A", "B"), crs=crs)
+        coverage = self.cov = coverage_from_sites(self.sites, crs=crs)
+        extra_geoms = [c for c in coverage.columns
+                       if c != coverage.geometry.name and isinstance(coverage[c], gpd.GeoSeries)]
+        write_gpkg({"coverage": coverage.drop(columns=extra_geoms)}, d / "synthetic_coverage.gpkg")
+        fp = footprint_report(self.plan, coverage)
+        for name, table in fp.items():
+            write_csv(table, d / f"footprint_{name}.csv")
+        show = fp["footprints"][[c for c in ("subarea", "carrier", "footprint_km2", "over_alert_km2",
+                                              "under_alert_km2", "overshoot_p95_km", "overshoot_max_km")
+                                 if c in fp["footprints"].columns]]
+        self.say(show.round(2).to_string(index=False))
+        self.outputs["footprints"] = "04_coverage/footprint_footprints.csv"
+
+    def package(self) -> None:
+        from subdivide.carrier.package import build_package
+        from subdivide.carrier.validation import validate_package
+        from subdivide.present.map import package_map_writer
+
+        _stage(self.say, "5. submission package and carrier-side validation (subdivide package / validate)")
+        d = self._folder("05_package")
+        pkg = self.pkg = d / "hanamaki_03205_package.zip"
+        build_package(self.plan, pkg, spill=self.report, review_map=package_map_writer,
+                      inputs={"townblocks": self.shp}, progress=self.progress)
+        val = validate_package(pkg, outline=self.outline)
+        val = dataclasses.replace(val, package=pkg.relative_to(self.out).as_posix())  # not the temp folder
+        (d / "validation.json").write_text(val.to_json() + "\n", encoding="utf-8")
+        (d / "validation.txt").write_text(val.table() + "\n", encoding="utf-8")
+        self.say(val.table())
+        if val.status != 0:
+            raise UserError("the demo package did not validate clean", where=str(pkg))
+        self.outputs["package"] = "05_package/hanamaki_03205_package.zip"
+        self.outputs["validation"] = "05_package/validation.txt"
+        self.summary["validation_status"] = val.status
+
+    def registry(self) -> None:
+        from subdivide.carrier.registry import Registry
+
+        _stage(self.say, "6. national registry (subdivide registry register)")
+        d = self._folder("06_registry")
+        reg = Registry(d / "registry.sqlite")
+        rec = reg.register(self.pkg, actor="demo", name="花巻市")
+        self.say(registry_line(rec, reg.active_count()))
+        self.outputs["registry"] = "06_registry/registry.sqlite"
+
+    def map(self) -> None:
+        from subdivide.present.map import build_map
+        from subdivide.present.report import build_report
+
+        _stage(self.say, "7. council map, summary report and print packet (subdivide map / report --pdf)")
+        d = self._folder("07_map")
+        build_map(self.plan, d / "hanamaki_review.html", spill=self.report, points=self.offices, offline=True,
+                  coverage=self.cov, sites=self.sites, title="花巻市 緊急速報メール 細分化案（サンプル）",
+                  note=SAMPLE_NOTE, progress=self.progress)
+        build_report(self.plan, d / "report", spill=self.report, note=SAMPLE_NOTE, pdf=True, progress=self.progress)
+        self.say("map: 07_map/hanamaki_review.html (opens offline); report: 07_map/report/report.html; "
+                 "print packet (A4 PDF): 07_map/report/report.pdf")
+        self.outputs["map"] = "07_map/hanamaki_review.html"
+        self.outputs["report"] = "07_map/report/report.html"
+        self.outputs["print packet"] = "07_map/report/report.pdf"
 
 
 def registry_line(shown: dict, n_active: int) -> str:
