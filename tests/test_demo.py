@@ -3,6 +3,7 @@ prints checked against what it wrote (no line says None or nan)."""
 import hashlib
 import json
 import re
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -11,7 +12,7 @@ from subdivide.cli.main import main
 
 STAGES = [
     "1. town-blocks (subdivide info)",
-    "2. plan by 旧市町村 and automatic k = 4 (subdivide plan)",
+    "2. plan by 旧市町村, and automatically for k = 1–14 (subdivide plan)",
     "3. spill at L = 2.0 / 2.5 / 3.0 km (subdivide spill)",
     "4. carrier footprints from synthetic sites 7 km apart (subdivide spill --coverage)",
     "5. submission package and carrier-side validation (subdivide package / validate)",
@@ -49,6 +50,7 @@ def _expected_stage_lines(a, summary) -> dict[str, list[str]]:
     from subdivide.analysis.spill import DEFAULT_DISTANCES_KM, format_summary, office_check, spill_report
     from subdivide.carrier.registry import Registry
     from subdivide.cli.commands.demo import registry_line
+    from subdivide.cli.commands.plan import curve_text
     from subdivide.cli.commands.spill import _points_summary
     from subdivide.model.plan import read_plan
     from conftest import SAMPLE_DIR
@@ -56,6 +58,8 @@ def _expected_stage_lines(a, summary) -> dict[str, list[str]]:
     cols = ["subarea", "name", "code", "n_blocks", "population", "area_km2", "polsby_popper"]
     plan = read_plan(a / "02_plan" / "hanamaki_old_muni.plan.gpkg")
     auto = read_plan(a / "02_plan" / "hanamaki_auto_k4.plan.gpkg")
+    planner = auto.metadata["planner"]      # the planner's curve, kept in the plan it made
+    assert planner["curve"] == summary["planner"]["curve"]
     report = spill_report(plan)
     offices = gpd.read_file(SAMPLE_DIR / "offices.geojson")
     points = office_check(plan, offices, DEFAULT_DISTANCES_KM, point_name="office_name")
@@ -66,7 +70,10 @@ def _expected_stage_lines(a, summary) -> dict[str, list[str]]:
     lines = lambda text: [x for x in text.splitlines() if x.strip()]  # noqa: E731
     return {
         STAGES[0]: lines((a / "01_info" / "info.txt").read_text(encoding="utf-8")),
-        STAGES[1]: lines("by 旧市町村:\n" + plan.metrics[cols].round(2).to_string(index=False) + "\n"
+        STAGES[1]: lines(curve_text(SimpleNamespace(curve=pd.DataFrame(planner["curve"]),
+                                                    recommended_k=planner["recommended_k"])) + "\n"
+                         + planner["summary"] + "\n"
+                         + "by 旧市町村:\n" + plan.metrics[cols].round(2).to_string(index=False) + "\n"
                          + "automatic, k = 4 (seed 0):\n" + auto.metrics[cols].round(2).to_string(index=False)),
         STAGES[2]: lines(format_summary(report) + "\n" + _points_summary(points, DEFAULT_DISTANCES_KM)),
         STAGES[3]: lines(fp.round(2).to_string(index=False)),
@@ -126,6 +133,7 @@ def test_demo_runs_every_stage_prints_what_it_wrote_and_is_reproducible(sample_s
 
 def test_registry_line_names_the_municipality_and_counts():
     from subdivide.cli.commands.demo import registry_line
+    from subdivide.cli.commands.plan import curve_text
     from subdivide.core.errors import UserError
 
     shown = {"muni_code": "03205", "active": {"id": 3, "muni_code": "03205", "muni_name": "花巻市",

@@ -261,3 +261,26 @@ def test_a_character_the_cjk_font_lacks_falls_back_to_another_installed_font():
     assert code in _charmap(_font_path(families[2]))
     assert check.drawable(f"山{chr(code)}") == f"山{chr(code)}" and check.replaced == {}
     assert check.drawable(f"山{RARE}") == "山〓〓" and check.replaced == {f"山{RARE}": RARE}
+
+
+def test_report_draws_the_planners_curve_for_an_automatic_plan(sample_blocks, tmp_path):
+    """A plan made by `plan --auto` carries the planner's curve; the report draws it with the
+    recommended k marked, and the HTML says what it shows (issue 12)."""
+    from subdivide.cli.commands.plan import planner_record
+    from subdivide.make.regionalize import regionalize
+    from subdivide.present.report import PLANNER_FILE, build_report
+
+    res = regionalize(sample_blocks, k=range(2, 5), seed=0, restarts=2)
+    plan = res.recommended
+    plan.metadata["planner"] = planner_record(res, "alerts")
+    assert [r["k"] for r in plan.metadata["planner"]["curve"]] == sorted(res.curve["k"].tolist())
+    html_path = build_report(plan, tmp_path / "r", distances_km=(2.0,))
+    page = html_path.read_text(encoding="utf-8")
+    assert PLANNER_FILE in page and "地域数と効果" in page
+    png = (tmp_path / "r" / PLANNER_FILE).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    # a plan made another way has no such section
+    by_hand = plan.with_assignment(plan.blocks["subarea"].to_numpy())
+    by_hand.metadata.pop("planner")
+    other = build_report(by_hand, tmp_path / "s", distances_km=(2.0,))
+    assert PLANNER_FILE not in other.read_text(encoding="utf-8")

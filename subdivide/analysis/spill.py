@@ -58,25 +58,25 @@ OUTPUT_FILES = ("spill_subareas.csv", "spill_exposure.csv", "spill_totals.csv", 
 
 
 # ====================================================================== parsing
-def parse_distances(value) -> tuple[float, ...]:
+def parse_distances(value, *, where: str = "--distances") -> tuple[float, ...]:
     """'2,2.5,3' or a sequence of numbers → sorted unique distances in km (each > 0, ≤ 50)."""
     if isinstance(value, str):
         parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
     else:
         parts = list(value)
     if not parts:
-        raise UserError("no spill distance given", where="--distances",
-                        fix="give distances in km, e.g. --distances 2,2.5,3")
+        raise UserError("no spill distance given", where=where,
+                        fix=f"give distances in km, e.g. {where} 2,2.5,3")
     out = []
     for p in parts:
         try:
             v = float(p)
         except (TypeError, ValueError):
-            raise UserError(f"spill distance {p!r} is not a number", where="--distances",
-                            fix="give distances in km, e.g. --distances 2,2.5,3") from None
+            raise UserError(f"spill distance {p!r} is not a number", where=where,
+                            fix=f"give distances in km, e.g. {where} 2,2.5,3") from None
         if not math.isfinite(v) or v <= 0 or v > 50:
-            raise UserError(f"spill distance {p!r} km is out of range (0, 50]", where="--distances",
-                            fix="the trial measured 1.6–3.3 km; give e.g. --distances 2,2.5,3")
+            raise UserError(f"spill distance {p!r} km is out of range (0, 50]", where=where,
+                            fix=f"the trial measured 1.6–3.3 km; give e.g. {where} 2,2.5,3")
         out.append(v)
     return tuple(sorted(set(out)))
 

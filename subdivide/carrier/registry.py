@@ -416,6 +416,8 @@ def check_registry_file(path: Path) -> None:
         raise UserError(f"registry {p} is not a usable SQLite database (not a subdivide registry); "
                         "it was left as it was",
                         where=str(p), fix=fix)
+    side = [Path(f"{p}{s}") for s in ("-wal", "-shm")]
+    had = [q.exists() for q in side]
     try:
         con = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
         try:
@@ -423,6 +425,9 @@ def check_registry_file(path: Path) -> None:
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
+        for q, existed in zip(side, had):   # SQLite may create the WAL files of a WAL database on open
+            if not existed and q.is_file():
+                q.unlink(missing_ok=True)
         raise UserError(f"registry {p} is not a usable SQLite database ({exc}); it was left as it was",
                         where=str(p), fix=fix) from None
     tables = {name for kind, name in rows if kind == "table" and not name.startswith("sqlite_")}

@@ -65,6 +65,8 @@ TICK_CHARS = 12
 STACK_EXPOSURE_ABOVE = 6
 
 REPORT_FILES = ("report.html", "unreached_curve.png", "exposure_matrix.png", "subareas.png")
+#: the automatic planner's curve (only for plans made by ``plan --auto``)
+PLANNER_FILE = "planner_curve.png"
 #: the print packet (A4 PDF, :mod:`subdivide.present.packet`) written with ``pdf=True``
 PACKET_FILE = "report.pdf"
 
@@ -269,6 +271,38 @@ def unreached_curve_figure(points: pd.DataFrame, names: dict, *, font: str | Non
         fig = _figure(8.0, 5.2, font)
         draw_unreached_curve(fig.add_subplot(), points, Labels(font), target_share=target_share)
     return fig
+
+
+def planner_curve_figure(planner: dict, *, font: str | None = None):
+    """The automatic planner's curve: residents spared an alert per event (mean and worst L)
+    against the number of sub-areas, the recommended k marked. Draws the planner's own
+    figures (``plan.metadata["planner"]``, written by ``subdivide plan --auto``)."""
+    from matplotlib import rc_context
+
+    curve = pd.DataFrame(planner["curve"])
+    lab = Labels(font)
+    with rc_context(_rc(font)):
+        fig = _figure(8.0, 4.2, font)
+        ax = fig.add_subplot()
+        ax.plot(curve["k"], 100 * curve["spared_share_mean"], "o-", color=CURVE_COLORS_PLANNER[0],
+                label=lab("平均（L の範囲）", "mean over L"))
+        ax.plot(curve["k"], 100 * curve["spared_share_worst"], "s--", color=CURVE_COLORS_PLANNER[1],
+                label=lab("最悪の L", "worst L"))
+        rec = planner.get("recommended_k")
+        if rec is not None and (curve["k"] == rec).any():
+            y = 100 * float(curve.loc[curve["k"] == rec, "spared_share_mean"].iloc[0])
+            ax.scatter([rec], [y], s=160, facecolor="none", edgecolor="#c0392b", linewidth=2, zorder=4,
+                       label=lab(f"推奨 k = {rec}", f"recommended k = {rec}"))
+        ax.set_xlabel(lab("地域数 k", "number of sub-areas k"))
+        ax.set_ylabel(lab("1回の配信で受信しない住民 (%)", "residents spared per event (%)"))
+        ax.set_xticks(curve["k"].astype(int).tolist())
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+    return fig
+
+
+#: colours of the planner curve (mean, worst L)
+CURVE_COLORS_PLANNER = ("#1f5fa8", "#7f8c8d")
 
 
 def draw_unreached_curve(ax, points: pd.DataFrame, lab: "Labels", *, target_share: float = 0.5,
@@ -508,9 +542,21 @@ def render_report_html(plan, view, distances, curve_distances, *, title: str | N
 <h2>エリア図</h2>
 <figure><img src="subareas.png" alt="細分化エリアの概観図"><figcaption>背景地図なしの概観。詳細は対話型の地図\
 （subdivide map）をご覧ください。</figcaption></figure>
+{_planner_html(plan)}
 </body>
 </html>
 """
+
+
+def _planner_html(plan) -> str:
+    """The automatic planner's curve section, when the plan was made by ``plan --auto``."""
+    planner = plan.metadata.get("planner") if isinstance(plan.metadata, dict) else None
+    if not planner or not planner.get("curve"):
+        return ""
+    summary = html.escape(str(planner.get("summary") or ""))
+    return (f'<h2>地域数と効果（自動作成）</h2>\n<figure><img src="{PLANNER_FILE}" alt="地域数ごとの、'
+            f'1回の配信で受信しない住民の割合"><figcaption>自動作成（subdivide plan --auto）の評価: 災害の想定ごとに、'
+            f'危険のある地域へ確実に届けつつ受信しないで済む住民の割合。{summary}</figcaption></figure>\n')
 
 
 # ---------------------------------------------------------------------- entry point
@@ -519,7 +565,8 @@ def earlier_report(folder) -> set[str] | None:
     holds every file of :data:`REPORT_FILES` and nothing else. None otherwise."""
     folder = Path(folder)
     names = {p.name for p in folder.iterdir()}
-    ok = names in (set(REPORT_FILES), set(REPORT_FILES) | {PACKET_FILE})
+    base = set(REPORT_FILES)
+    ok = names - {PACKET_FILE, PLANNER_FILE} == base
     return names if ok and all((folder / n).is_file() for n in names) else None
 
 
@@ -567,6 +614,9 @@ def build_report(plan, out_dir, *, spill=None, distances_km=DEFAULT_DISTANCES_KM
         save_png(exposure_figure(view.exposure, order, shown, distances, font=font), tmp / "exposure_matrix.png")
         progress("report: figures", 2, 3)
         save_png(subarea_map_figure(plan, shown, font=font), tmp / "subareas.png")
+        planner = plan.metadata.get("planner") if isinstance(plan.metadata, dict) else None
+        if planner and planner.get("curve"):
+            save_png(planner_curve_figure(planner, font=font), tmp / PLANNER_FILE)
         progress("report: figures", 3, 3)
         (tmp / "report.html").write_bytes(page.encode("utf-8"))
         if packet is not None:

@@ -121,17 +121,23 @@ class _Pipeline:
 
         from subdivide.io.output import write_csv
         from subdivide.make.planning import plan_by_attribute
+        from subdivide.cli.commands.plan import curve_text, planner_record
         from subdivide.make.regionalize import regionalize
 
-        _stage(self.say, "2. plan by 旧市町村 and automatic k = 4 (subdivide plan)")
+        _stage(self.say, "2. plan by 旧市町村, and automatically for k = 1–14 (subdivide plan)")
         d = self._folder("02_plan")
         plan, _ = plan_by_attribute(self.blocks, "OLD_MUNI", metadata={"inputs": [_input(self.shp)]})
         plan.save(d / "hanamaki_old_muni.plan.gpkg")
         self.outputs["plan (旧市町村)"] = "02_plan/hanamaki_old_muni.plan.gpkg"
-        result = regionalize(self.blocks, k=[4], seed=0, progress=self.progress)
-        auto = result.pick(4)
+        result = regionalize(self.blocks, k=range(1, 15), seed=0, progress=self.progress)
+        self.say(curve_text(result))
+        self.say(result.summary)
+        auto = result.pick(4)                 # k = 4, to compare with the trial's four 旧市町村
+        auto.metadata["planner"] = planner_record(result, "alerts")
         auto.save(d / "hanamaki_auto_k4.plan.gpkg")
         write_csv(result.table, d / "auto_candidates.csv")
+        self.summary["planner"] = {"recommended_k": result.recommended_k,
+                                   "curve": auto.metadata["planner"]["curve"]}
         self.outputs["plan (automatic k=4)"] = "02_plan/hanamaki_auto_k4.plan.gpkg"
         cols = ["subarea", "name", "code", "n_blocks", "population", "area_km2", "polsby_popper"]
         both = pd.concat([plan.metrics[cols].assign(plan="旧市町村"),

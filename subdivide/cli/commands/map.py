@@ -56,6 +56,11 @@ def run(args) -> int:
 
     progress = StderrProgress() if args.progress else silent
     distances = parse_distances(args.distances)
+    if not (args.tolerance >= 0 and args.tolerance <= 1000):      # also refuses NaN
+        from subdivide.core.errors import UserError
+
+        raise UserError(f"--tolerance {args.tolerance:g} m must lie in 0–1000", where="--tolerance",
+                        fix="give the display simplification in metres, e.g. --tolerance 15 (0 = none)")
     out = Path(args.output) if args.output else Path(args.plan).with_suffix(".map.html")
     from subdivide.io.output import check_can_write
 

@@ -480,6 +480,14 @@ def scenarios_from_args(args, blocks):
     return sc.polygon_scenarios(path, blocks.crs, split=args.scenario_split, weight_column=args.scenario_weight)
 
 
+def planner_record(res, objective: str) -> dict:
+    """What the report needs to draw the planner's curve (kept in the plan's metadata)."""
+    import json
+
+    return {"objective": objective, "recommended_k": res.recommended_k, "summary": res.summary,
+            "curve": json.loads(res.curve.to_json(orient="records", double_precision=6))}
+
+
 def _auto(args, blocks, progress):
     from subdivide.core.findings import Finding
     from subdivide.make.planning import PlanningReport
@@ -497,6 +505,7 @@ def _auto(args, blocks, progress):
                       scenarios=scen, alert_band_km=parse_km_list(args.spill_band, "--spill-band"),
                       send_share=args.send_share, margin=args.margin, progress=progress)
     plan = res.pick(args.pick) if args.pick else res.best
+    plan.metadata["planner"] = planner_record(res, args.objective)
     rep = PlanningReport()
     if len(res.island_links):
         rep.findings.append(Finding("AUTO-ISLANDS", "info",

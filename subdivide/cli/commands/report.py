@@ -43,7 +43,7 @@ def run(args) -> int:
 
     progress = StderrProgress() if args.progress else silent
     distances = parse_distances(args.distances)
-    curve = parse_distances(args.curve_distances) if args.curve_distances else distances
+    curve = parse_distances(args.curve_distances, where="--curve-distances") if args.curve_distances else distances
     out = Path(args.out) if args.out else Path(args.plan).with_name(Path(args.plan).stem.split(".")[0] + "_report")
     check_can_write(out, args.force, folder=True, inputs=[args.plan], command="report", owned=earlier_report)
     plan = read_plan(args.plan)
