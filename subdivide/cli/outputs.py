@@ -29,22 +29,21 @@ DATABASE_OPTIONS = ("db",)
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
-def output_paths(args) -> list[Path]:
+def _paths(args, options) -> list[Path]:
     out = []
-    for name in OUTPUT_OPTIONS:
+    for name in options:
         v = getattr(args, name, None)
         if isinstance(v, (str, os.PathLike)) and str(v) not in ("", "-"):
             out.append(Path(v))
     return out
+
+
+def output_paths(args) -> list[Path]:
+    return _paths(args, OUTPUT_OPTIONS)
 
 
 def database_paths(args) -> list[Path]:
-    out = []
-    for name in DATABASE_OPTIONS:
-        v = getattr(args, name, None)
-        if isinstance(v, (str, os.PathLike)) and str(v) not in ("", "-"):
-            out.append(Path(v))
-    return out
+    return _paths(args, DATABASE_OPTIONS)
 
 
 #: folders with more entries than this are not kept (the command's own guards apply)

@@ -24,11 +24,8 @@ DRILL_BODY_PREFIX = "【訓練】"
 PLACEHOLDER_TIME = "●●月●●日●●時●●分"
 PLACEHOLDER_REASON = "●●●●●●●●"
 
-#: slot c–g of the 基本構造 (G§8): evacuation information (T1–T4, and the 2021 names)
-EVACUATION_LINES: dict[str, Line] = {
-    "level": ("警戒レベル", Slot("level"), " ", Slot("level_action")),
-    "sender": ("こちらは", Slot("muni"), "です"),
-    "issue": ("発令内容: ", Slot("when"), "、以下の地域に", Slot("category"), "を発令"),
+#: the lines every template shares after its 発令内容 line (G§8 slots d–g and the signature)
+_COMMON_LINES: dict[str, Line] = {
     "area": ("対象地域: ", Slot("areas")),
     "reason": ("理由: ", Slot("reason")),
     "request": ("行動要請: ", Slot("request")),
@@ -36,17 +33,21 @@ EVACUATION_LINES: dict[str, Line] = {
     "other": ("その他: ", Slot("other")),
     "signature": ("(", Slot("muni"), ")"),
 }
+_SENDER: Line = ("こちらは", Slot("muni"), "です")
+
+#: slot c–g of the 基本構造 (G§8): evacuation information (T1–T4, and the 2021 names)
+EVACUATION_LINES: dict[str, Line] = {
+    "level": ("警戒レベル", Slot("level"), " ", Slot("level_action")),
+    "sender": _SENDER,
+    "issue": ("発令内容: ", Slot("when"), "、以下の地域に", Slot("category"), "を発令"),
+    **_COMMON_LINES,
+}
 
 #: items announced by others (土砂災害警戒情報, 洪水予報, 津波 …): T5-like, with 対象地域 and 行動要請
 ANNOUNCED_LINES: dict[str, Line] = {
-    "sender": ("こちらは", Slot("muni"), "です"),
+    "sender": _SENDER,
     "issue": ("発令内容: ", Slot("when"), "、", Slot("category"), "が発表されました"),
-    "area": ("対象地域: ", Slot("areas")),
-    "reason": ("理由: ", Slot("reason")),
-    "request": ("行動要請: ", Slot("request")),
-    "shelters": ("開設されている避難所: ", Slot("shelters")),
-    "other": ("その他: ", Slot("other")),
-    "signature": ("(", Slot("muni"), ")"),
+    **_COMMON_LINES,
 }
 
 #: 警戒区域情報 (item 5)
