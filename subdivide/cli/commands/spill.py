@@ -88,16 +88,11 @@ def _check_inputs(args, spill) -> Path:
         raise UserError(f"--out {out} is a file, not a directory", where="--out", fix="give a directory")
     inputs = [x for x in (args.plan, args.neighbours, args.population_raster, args.points, args.observations,
                           args.model, args.water, args.cell_ids, *(args.coverage or [])) if x]
-    check_can_write(out, args.force, folder=True, inputs=inputs, command="spill", owned=_spill_files)
+    # spill writes its own files (spill*.csv, spill.json) into the folder and never touches the
+    # others; --force replaces only those files, never one of the inputs
     for name in spill.OUTPUT_FILES:
-        check_can_write(out / name, args.force)
+        check_can_write(out / name, args.force, inputs=inputs)
     return out
-
-
-def _spill_files(folder: Path) -> set[str] | None:
-    """What an earlier `subdivide spill` wrote into ``folder`` (its files are named spill*)."""
-    names = {q.name for q in folder.iterdir()}
-    return {n for n in names if n.startswith("spill")}
 
 
 def run(args) -> int:
