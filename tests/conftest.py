@@ -72,3 +72,44 @@ def _english_locale(monkeypatch):
     set LANG or pass --lang ja themselves)."""
     for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
         monkeypatch.setenv(var, "C.UTF-8")
+
+
+#: tests that take seconds each but carry no more weight than their quick neighbours: CI
+#: runs them (it runs everything); `pytest -m "not slow"` (everyday work) leaves them out
+_SLOW_TESTS = {
+    "tests/test_report.py::test_report_draws_the_planners_curve_for_an_automatic_plan",
+    "tests/test_map.py::test_layers_basemaps_and_attribution",
+    "tests/test_report.py::test_report_escapes_names_and_is_deterministic",
+    "tests/test_report.py::test_sample_report_files",
+    "tests/test_one_owner.py::test_map_points_read_a_cp932_csv",
+    "tests/test_planning.py::test_cli_auto_overlay_and_import",
+    "tests/test_packet.py::test_packet_is_deterministic_and_marks_hostile_names_as_text",
+    "tests/test_spill_cli.py::test_cli_writes_bom_crlf_csv_and_json",
+    "tests/test_planning.py::test_cli_by_old_muni_edit_and_refusals",
+    "tests/test_screening.py::test_cli_writes_every_output_with_japanese_headers",
+    "tests/test_qgis.py::test_end_process_tree_kills_children",
+    "tests/test_editor.py::test_compare_lists_moved_blocks_and_changes",
+    "tests/test_report.py::test_report_refuses_overwrite",
+    "tests/test_plan_properties.py::test_auto_plans_partition_conserve_and_stay_contiguous",
+    "tests/test_report.py::test_cli_report",
+    "tests/test_spill_cli.py::test_cli_cp932_and_force",
+    "tests/test_validate.py::test_corrupted_bytes_give_findings_never_a_crash",
+    "tests/test_validate.py::test_cli_validates_several_packages",
+    "tests/test_map.py::test_exposure_geometry_matches_spill_report",
+}
+#: parametrised suites: everyday runs keep this many cases of each kind
+_KEEP_PER_KIND = {"tests/test_corpus.py::test_corpus_case": 2, "tests/test_validate.py::test_broken_package": 8}
+
+
+def pytest_collection_modifyitems(config, items):
+    seen: dict[str, int] = {}
+    for item in items:
+        base = item.nodeid.split("[", 1)[0]
+        slow = item.nodeid in _SLOW_TESTS or item.get_closest_marker("browser") is not None
+        if base in _KEEP_PER_KIND and "[" in item.nodeid:
+            # corpus: per class (the id's first word); broken packages: all one kind
+            kind = base if base.endswith("test_broken_package") else base + ":" + item.nodeid.split("[", 1)[1].split("-", 1)[0]
+            seen[kind] = seen.get(kind, 0) + 1
+            slow = slow or seen[kind] > _KEEP_PER_KIND[base]
+        if slow and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
