@@ -331,11 +331,25 @@ def test_a_file_used_as_a_folder_is_an_error(iwami_shp, capsys):
     refused(capsys, iwami_shp / "h27ka31302.shp", needles=("cannot be opened", "Not a directory"))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file: permissions cannot be tested as root")
 def test_unreadable_file_is_an_error(iwami_shp, tmp_path, capsys):
+    """As root, the command runs with the permission-override capabilities dropped (setpriv),
+    as an ordinary user would."""
+    import shutil
+    import subprocess
+    import sys
+
     shp = copy_shapefile(iwami_shp, tmp_path)
     shp.chmod(0)
-    refused(capsys, shp, needles=("cannot be read", "permission"))
+    if os.geteuid() != 0:
+        refused(capsys, shp, needles=("cannot be read", "permission"))
+        return
+    assert shutil.which("setpriv"), "setpriv (util-linux) is needed to test permissions as root"
+    caps = "-dac_override,-dac_read_search,-fowner"
+    r = subprocess.run(["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", "--", sys.executable, "-m",
+                        "subdivide", "info", str(shp)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "cannot be read" in r.stderr and "ermission" in r.stderr
 
 
 def test_unreadable_companion_is_an_error(iwami_shp, tmp_path, capsys):
