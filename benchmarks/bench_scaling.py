@@ -18,7 +18,7 @@ Each child's CPU seconds (user + system, all threads) and peak RSS come from
 the ratio to ``info`` (the read) at the same size, and the fitted growth exponent
 between consecutive sizes, ``log(t2/t1) / log(n2/n1)`` (1 = linear, 2 = quadratic).
 
-The real 鳥取市 file (/work/shared/data/tottori_31_estat2015, --muni 31201, 666 blocks)
+The real 鳥取市 file (../shared/data/tottori_31_estat2015 beside the checkout, --muni 31201, 666 blocks)
 is timed too: ``package`` (with spill and map) and ``map``, each as a multiple of the
 read's CPU time. Its plan is the 9 pre-merger areas told by the block names.
 
@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TOTTORI = Path("/work/shared/data/tottori_31_estat2015/h27ka31.shp")
+TOTTORI = Path(__file__).resolve().parents[2] / "shared" / "data" / "tottori_31_estat2015" / "h27ka31.shp"
 TOTTORI_MUNI = "31201"
 TOTTORI_OLD = ("国府町", "福部町", "河原町", "用瀬町", "佐治町", "気高町", "鹿野町", "青谷町")
 STAGES = ("info", "plan_by", "plan_auto", "spill", "package", "validate", "map", "report")

@@ -39,7 +39,7 @@ def add_missing(lang: str = "ja") -> list[str]:
     known = read_po(text)
     new = [s for s in english_strings() if s not in known]
     if new:
-        po.write_text(text.rstrip("\n") + "\n\n" + "\n".join(po_entry(s, "", "TODO: translate") for s in new),
+        po.write_text(text.rstrip("\n") + "\n\n" + "\n".join(po_entry(s, "", "(to translate)") for s in new),
                       encoding="utf-8")
     return new
 
