@@ -112,8 +112,8 @@ def test_every_template_matches_its_own_english():
 
 def test_unknown_text_stays_english_and_english_is_untouched():
     assert translate_text("a message nobody translated", "ja") == "a message nobody translated"
-    assert translate_text("output /tmp/x already exists", "en") == "output /tmp/x already exists"
-    assert translate_text("output /tmp/x already exists", "ja") == "出力 /tmp/x は既にあります"
+    assert translate_text("output out/x already exists", "en") == "output out/x already exists"
+    assert translate_text("output out/x already exists", "ja") == "出力 out/x は既にあります"
 
 
 # ------------------------------------------------------------------------------ coverage

@@ -3,8 +3,8 @@
 Python (Debian: /usr/bin/python3 with python3-qgis), QT_QPA_PLATFORM=offscreen.
 
     /usr/bin/python3 qgis/tools/qgis_checks.py hanamaki --subdivide "$(which subdivide)" \
-        --out /tmp/q --sample data/hanamaki_03205/h27ka03205.shp
-    /usr/bin/python3 qgis/tools/qgis_checks.py tottori --subdivide … --out /tmp/q \
+        --out OUT_DIR --sample data/hanamaki_03205/h27ka03205.shp
+    /usr/bin/python3 qgis/tools/qgis_checks.py tottori --subdivide … --out OUT_DIR \
         --tottori ../shared/data/tottori_31_estat2015/h27ka31.shp
 
 It registers the provider in a headless QgsApplication, sets the executable in the
