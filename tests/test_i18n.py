@@ -282,10 +282,10 @@ def test_real_user_errors_render_in_japanese(sample_copy, tmp_path):
 
 
 def test_error_line_as_the_cli_prints_it():
-    e = UserError("output /tmp/a.gpkg already exists", where="/tmp/a.gpkg",
+    e = UserError("output out/a.gpkg already exists", where="out/a.gpkg",
                   fix="choose another output path or pass --force to replace it")
-    assert error_line("plan", e, "ja") == ("subdivide plan: エラー: 出力 /tmp/a.gpkg は既にあります\n"
-                                            "  場所: /tmp/a.gpkg\n"
+    assert error_line("plan", e, "ja") == ("subdivide plan: エラー: 出力 out/a.gpkg は既にあります\n"
+                                            "  場所: out/a.gpkg\n"
                                             "  対処: 別の出力先を選ぶか、置き換えるなら --force を付けてください")
     assert error_line("plan", e, "en") == f"subdivide plan: error: {e.message}"
 
