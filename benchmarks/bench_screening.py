@@ -8,11 +8,19 @@ size quantiles of the national distribution), measures the time per municipality
 fits t = a·n^b, and extrapolates to the whole nation on 2 and on 100 workers.
 
     python benchmarks/bench_screening.py --munis 16 --k 2-14
+    python benchmarks/bench_screening.py --nation --workers 2 --json benchmarks/results/screening_nation.json
+
+``--nation`` screens the whole synthetic nation: 47 prefecture files (the 1,900 sizes dealt
+out to prefectures, seeded), written once to ``--data`` (reused when present), then one
+``Screening`` over the folder with checkpoints (a rerun resumes). It reports the wall time,
+CPU and wall time per municipality by size class, peak memory per worker and of the driver,
+and extrapolates to 100 workers by list-scheduling the measured times.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -52,14 +60,108 @@ def run(sizes, options, workers: int, folder: Path) -> tuple[float, Screening]:
     return time.perf_counter() - t, job
 
 
+N_PREFS = 47
+
+
+def write_nation(folder: Path, seed: int = 0) -> list[Path]:
+    """The synthetic nation as 47 prefecture files (sizes dealt out at random, seeded)."""
+    nation = national_sizes(seed)
+    order = np.random.default_rng(seed + 1).permutation(len(nation))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(N_PREFS):
+        pref = f"{i + 1:02d}"
+        path = folder / f"h27ka{pref}.shp"
+        if not path.exists():
+            sizes = nation[order[i::N_PREFS]]
+            g = synthetic_prefecture(sizes, pref=pref, seed=1000 * (i + 1))
+            write_estat_shapefile(g, path)
+            print(f"  wrote {path.name}: {len(sizes)} municipalities, {int(sizes.sum()):,} blocks", flush=True)
+        paths.append(path)
+    return paths
+
+
+def schedule(times: list[float], workers: int) -> float:
+    """Makespan of list scheduling ``times`` in the given order on ``workers``."""
+    import heapq
+
+    free = [0.0] * workers
+    for t in times:
+        heapq.heapreplace(free, free[0] + t)
+    return max(free)
+
+
+def screen_nation(a, options: ScreenOptions) -> dict:
+    import resource
+
+    from subdivide.core.progress import StderrProgress
+
+    t = time.perf_counter()
+    files = write_nation(a.data)
+    gen = time.perf_counter() - t
+    job = Screening([a.data], options=options, workers=a.workers, checkpoints=a.data / "checkpoints",
+                    progress=StderrProgress(interval=30))
+    t = time.perf_counter()
+    table = job.solve()
+    wall = time.perf_counter() - t
+    rows = sorted(job.seconds.values(), key=lambda r: r[0])
+    n = np.array([r[0] for r in rows], float)
+    w = np.array([r[1] for r in rows], float)
+    cpu = np.array([r[4] for r in rows], float)
+    peak: dict = {}
+    for r in rows:
+        peak[r[2]] = max(peak.get(r[2], 0.0), r[3])
+    driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(f"nation: {len(table)} municipalities ({len(job.computed)} computed, {len(job.reused)} from "
+          f"checkpoints), {int(table['n_blocks'].sum()):,} blocks, {len(files)} files "
+          f"(generated in {gen:.0f} s)")
+    print(f"wall {wall:.0f} s with {a.workers} workers; load average now {os.getloadavg()}")
+    print("peak memory per worker (MB): " + ", ".join(f"{v:.0f}" for v in sorted(peak.values()))
+          + f"; driver {driver_mb:.0f} MB")
+    bins = [(0, 50), (50, 300), (300, 1000), (1000, 5000), (5000, 10 ** 9)]
+    print("blocks      munis  mean wall s  mean CPU s  max CPU s  share of CPU")
+    classes = []
+    for lo, hi in bins:
+        m = (n >= lo) & (n < hi)
+        if m.any():
+            classes.append(dict(lo=lo, hi=hi, munis=int(m.sum()), mean_wall=float(w[m].mean()),
+                                mean_cpu=float(cpu[m].mean()), max_cpu=float(cpu[m].max()),
+                                share=float(cpu[m].sum() / cpu.sum())))
+            print(f"{lo:>5}–{hi if hi < 10 ** 9 else '':<6} {m.sum():>5} {w[m].mean():>12.2f} "
+                  f"{cpu[m].mean():>11.2f} {cpu[m].max():>10.1f} {cpu[m].sum() / cpu.sum():>12.0%}")
+    fails = table[table["status"] != "ok"]["status"].value_counts().to_dict()
+    print(f"status: {table['status'].value_counts().to_dict()}")
+    total_cpu = float(cpu.sum())
+    lpt = sorted(cpu.tolist(), reverse=True)
+    m100 = schedule(lpt, 100)
+    print(f"total CPU {total_cpu / 3600:.2f} h; on 100 workers (largest first) ≈ {m100 / 60:.1f} min "
+          f"(largest municipality alone {cpu.max() / 60:.1f} min; CPU/100 = {total_cpu / 100 / 60:.1f} min)")
+    return dict(wall_s=wall, workers=a.workers, munis=len(table), computed=len(job.computed),
+                reused=len(job.reused), blocks=int(table["n_blocks"].sum()), peak_worker_mb=sorted(peak.values()),
+                driver_mb=driver_mb, classes=classes, total_cpu_h=total_cpu / 3600, makespan_100_min=m100 / 60,
+                statuses=table["status"].value_counts().to_dict(), failed=fails,
+                per_muni=[dict(blocks=int(a_), wall=float(b_), cpu=float(c_)) for a_, b_, c_ in zip(n, w, cpu)],
+                top=table.head(5)[["muni_code", "n_blocks", "recommended_k", "spared_per_event_mean"]]
+                .astype(str).to_dict("records"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--munis", type=int, default=16)
     ap.add_argument("--k", default="2-14")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--nation", action="store_true", help="screen the whole synthetic nation")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "subdivide-nation",
+                    help="folder for the nation's files and checkpoints (reused)")
     a = ap.parse_args()
     lo, hi = parse_k_range(a.k)
     options = ScreenOptions(k_min=lo, k_max=hi)
+    if a.nation:
+        out = screen_nation(a, options)
+        if a.json:
+            a.json.write_text(json.dumps(out, indent=1, ensure_ascii=False))
+        return
     nation = national_sizes()
     sizes = sample_sizes(a.munis, nation)
     print(f"nation: {len(nation)} municipalities, {nation.sum():,} blocks; "

@@ -20,6 +20,7 @@ from subdivide.core.errors import UserError
 from subdivide.core.findings import Finding
 from subdivide.core.i18n import (
     _FIELD,
+    CONTEXT,
     catalogue,
     error_line,
     language,
@@ -99,15 +100,80 @@ def test_translations_keep_their_placeholders():
         assert re.findall(r"%[%(]", msgid) == re.findall(r"%[%(]", msgstr), msgid
 
 
+#: a known phrase, for the {phrase…} fields of the templates
+PHRASE = "out of memory"
+
+
+def _sample(name: str, i: int) -> str:
+    """A value for field ``name``: a number for {num…}, a known phrase for {phrase…}."""
+    return str(12 + i) if name.startswith("num") else PHRASE if name.startswith("phrase") else f"V{i}x"
+
+
 def test_every_template_matches_its_own_english():
-    """Each template msgid, filled with values, is recognised and rendered with the same values."""
+    """Each template msgid, filled with values, is recognised and rendered with the same values
+    (a {phrase…} value in its Japanese)."""
     cat = catalogue("ja")
-    templates = [k for k in cat._catalog if isinstance(k, str) and _FIELD.search(k)]
+    templates = [k for k in cat._catalog if isinstance(k, str) and _FIELD.search(k) and CONTEXT not in k]
     assert len(templates) > 50
     for msgid in templates:
-        values = {name: f"V{i}x" for i, name in enumerate(dict.fromkeys(_FIELD.findall(msgid)))}
+        values = {name: _sample(name, i) for i, name in enumerate(dict.fromkeys(_FIELD.findall(msgid)))}
+        shown = {k: lookup(v, "ja") if k.startswith("phrase") else v for k, v in values.items()}
         got = translate_text(msgid.format(**values), "ja")
-        assert got == cat._catalog[msgid].format(**values), msgid
+        assert got == cat._catalog[msgid].format(**shown), msgid
+
+
+def test_typed_fields_and_phrases():
+    """{num…} matches a number only; {phrase…} only a known text, so no half-translated sentence."""
+    assert translate_text("178 characters in one paragraph", "ja") == "一つの段落に 178 文字"
+    assert translate_text("many characters in one paragraph", "ja") == "many characters in one paragraph"
+    assert translate_text("accept L ≤ 2.3 km or send to the whole municipality (no subdivision)", "ja") == \
+        "L ≤ 2.3 km を許容する、または 市区町村全域に配信する（細分化しない）"
+    assert translate_text("accept L ≤ 2.3 km or ask the mayor", "ja") == "accept L ≤ 2.3 km or ask the mayor"
+
+
+def test_translate_columns_keeps_the_table_aligned():
+    """A table line no entry knows whole is translated cell by cell; changed cells keep their
+    right edge (display width), the last cell its left edge."""
+    from subdivide.core.i18n import display_width, translate_line
+
+    head = f"{'sub-area':<14} {'km²':>7}  {'circle % (2/2.5/3)':>22}  {'exact core %':>18}  flag"
+    row = (f"{1:>2} {'Hanamaki':<11} {385.3:>7.1f}  {'67/60/53':>22}  {'55/46/38':>18}  "
+           "below 50% from 2.5 km; accept L ≤ 2.3 km")
+    ja_head, ja_row = translate_line(head, "ja"), translate_line(row, "ja")
+    assert ja_head.split() == ["エリア", "km²", "円モデル", "%", "(2/2.5/3)", "厳密コア", "%", "判定"]
+    assert ja_row.endswith("2.5 km から 50% 未満。L ≤ 2.3 km を許容する") and ja_row.startswith(row[:row.index("below")])
+    end = lambda line, cell: display_width(line[:line.index(cell) + len(cell)])   # noqa: E731
+    assert end(ja_head, "(2/2.5/3)") == end(head, "(2/2.5/3)") == end(row, "67/60/53")
+    assert end(ja_head, "厳密コア %") == end(head, "exact core %")
+    assert display_width(ja_head[:ja_head.index("判定")]) == display_width(head[:head.index("flag")])
+    assert translate_line("  12  34  56", "ja") == "  12  34  56"
+    assert translate_line(head, "en") == head
+
+
+def test_column_labels_and_contexts():
+    """msgctxt entries: a column heading and a registry word are looked up in their context only."""
+    from subdivide.core.i18n import column_label, format_text, pgettext
+
+    assert column_label("n_blocks", "ja") == "町丁・字数" and column_label("n_blocks", "en") == "n_blocks"
+    assert column_label("not_a_column", "ja") == "not_a_column"
+    assert pgettext("registry", "active", "ja") == "有効" and translate_text("active", "ja") == "active"
+    assert format_text("{num} people", "ja", context="registry", num="1,234") == "1,234 人"
+    assert format_text("{num} people", "en", context="registry", num="1,234") == "1,234 people"
+    assert translate_text("2026-12-01 by hand", "ja") == "2026-12-01 by hand"   # a general template needs its context
+    entries = read_po(po_path("ja").read_text(encoding="utf-8"))
+    assert entries[f"column{CONTEXT}subarea"] == "エリア番号"
+
+
+def test_frame_text_aligns_japanese():
+    import pandas as pd
+
+    from subdivide.core.i18n import display_width, frame_text
+
+    df = pd.DataFrame({"subarea": [1, 2], "name": ["花巻地域", "石鳥谷地域"], "population": [69234, 14383]})
+    assert frame_text(df, "en") == df.to_string(index=False)
+    lines = frame_text(df, "ja").splitlines()
+    assert lines[0].split() == ["エリア番号", "エリア名", "人口"]
+    assert len({display_width(ln) for ln in lines}) == 1                   # every line as wide
 
 
 def test_unknown_text_stays_english_and_english_is_untouched():
@@ -399,3 +465,101 @@ def test_japanese_help_fits_the_terminal(monkeypatch):
             assert not line.strip()[:1] in ("、", "。", "）"), (name, line)
     assert wrap_display("あいうえお（かきくけこ）", 12) == ["あいうえお", "（かきくけこ）"]
     assert display_width("花巻 ab") == 7
+
+
+# ------------------------------------------------------------------------------ the commands' own texts
+#: command modules whose UserErrors must all read Japanese (plan.py and validate.py: their owners)
+OWN_COMMANDS = ("calibrate", "coverage", "demo", "edit", "info", "map", "message", "package", "registry",
+                "report", "screen", "spill", "_reading")
+
+
+def _literal(node, counter) -> str | None:
+    """The English of a string literal or f-string, each value replaced by a placeholder."""
+    import ast
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        out = ""
+        for v in node.values:
+            if isinstance(v, ast.Constant):
+                out += v.value
+            else:
+                counter.append(1)
+                out += f"V{len(counter)}x"
+        return out
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        a, b = _literal(node.left, counter), _literal(node.right, counter)
+        return None if a is None or b is None else a + b
+    return None
+
+
+def test_every_user_error_of_the_commands_reads_japanese():
+    """Each UserError a command module raises (what and fix), with made-up values, translates
+    into Japanese: found by reading the modules, so a new error cannot slip through."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "subdivide" / "cli"
+    files = [root / "commands" / f"{n}.py" for n in OWN_COMMANDS] + [root / "main.py"]
+    seen, missing = 0, []
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "UserError"):
+                continue
+            parts = ([node.args[0]] if node.args else []) + [k.value for k in node.keywords if k.arg == "fix"]
+            for part in parts:
+                text = _literal(part, [])
+                if text is None:
+                    continue
+                seen += 1
+                if not JA.search(translate_text(text, "ja")):
+                    missing.append(f"{f.name}:{node.lineno}: {text}")
+    assert seen > 60
+    assert not missing, missing
+
+
+def test_warnings_and_internal_errors_in_japanese(capsys):
+    from subdivide.cli.main import _internal_error, _warning_printer
+
+    show = _warning_printer("plan", None, "ja")
+    show(UserWarning("input is JGD2000; transformed to JGD2011 (shift of a few metres at most; use a "
+                     "grid-shift-aware tool for survey-grade work)"), UserWarning, "/x/subdivide/io/a.py", 1)
+    assert capsys.readouterr().err.startswith("subdivide plan: 警告: 入力は JGD2000 です。")
+    assert _internal_error(argparse.Namespace(command="spill", lang="ja"), ValueError("boom")) == 70
+    err = capsys.readouterr().err
+    assert err.startswith("subdivide spill: 内部エラー: ValueError: boom\n  場所: subdivide の内部")
+    assert "\n  対処: 何も書き出していません" in err
+    assert _internal_error(argparse.Namespace(command="spill", lang="en"), ValueError("boom")) == 70
+    assert "\n  where: inside subdivide" in capsys.readouterr().err
+
+
+def test_every_progress_stage_has_japanese():
+    """Each stage name the code reports (``progress("…", done, total)``, read from the modules)
+    and the stages with figures in them are shown in Japanese by StderrProgress."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "subdivide"
+    stages = {"partitions (floor ×1)", "partitions (restart 2)", "municipalities screened (4.7/min)",
+              "municipalities screened (4.7/min, ETA 12 s)"}
+    for f in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            name = getattr(getattr(node, "func", None), "id", None) or getattr(getattr(node, "func", None), "attr", None)
+            if isinstance(node, ast.Call) and name == "progress" and node.args and \
+                    isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                stages.add(node.args[0].value)
+    assert len(stages) > 40
+    translate = progress_translator("ja")
+    missing = sorted(s for s in stages if not JA.search(translate(s)))
+    assert not missing, missing
+
+
+def test_no_two_templates_read_the_same_english():
+    """Two templates whose English differs only in field names would race for the same text
+    (one of them never used): the catalogue holds each English sentence once."""
+    seen: dict[str, str] = {}
+    for msgid in read_po(po_path("ja").read_text(encoding="utf-8")):
+        if CONTEXT in msgid or not _FIELD.search(msgid):
+            continue
+        shape = _FIELD.sub(lambda m: "{num}" if m.group(1).startswith("num") else "{}", msgid)
+        assert shape not in seen, (seen.get(shape), msgid)
+        seen[shape] = msgid

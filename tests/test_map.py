@@ -253,15 +253,18 @@ def test_display_coordinates_are_rounded_and_shared(synthetic_blocks):
 
 
 def test_exposure_geometry_matches_spill_report(sample_plan):
+    """The exposure polygons are the report's reach cut by each neighbour: their areas are
+    the report's exposure areas (the sum over the neighbour's town-blocks), to float noise."""
     from subdivide.analysis.spill import spill_report
 
     rep = spill_report(sample_plan, distances_km=(2.5,))
     e = rep.exposure[rep.exposure["population_source"] == "townblocks"]
-    mine = exposure_geometry(sample_plan, 2.5).set_index(["source", "target"])
+    mine = exposure_geometry(sample_plan, 2.5, spill=rep)
+    assert len(mine) == len(e) >= 3
+    assert shapely.area(mine.geometry.values) / 1e6 == pytest.approx(mine["area_km2"].to_numpy(), rel=1e-9)
     theirs = e.set_index(["from_subarea", "to_subarea"])
-    common = mine.index.intersection(theirs.index)
-    assert len(common) >= 3
-    assert mine.loc[common, "area_km2"].to_numpy() == pytest.approx(theirs.loc[common, "area_km2"].to_numpy(), rel=0.02)
+    got = mine.set_index(["source", "target"])
+    assert got["population"].to_numpy() == pytest.approx(theirs.loc[got.index, "population"].to_numpy(), rel=1e-12)
 
 
 # ---------------------------------------------------------------------- determinism, writing
@@ -538,3 +541,81 @@ def test_cli_package_offline_by_default_with_online_opt_out(sample_plan, tmp_pat
     assert external_references((tmp_path / "b" / "map.html").read_text(encoding="utf-8"))
     assert main(["package", str(plan_path), "--out", str(tmp_path / "c"), "--online-map", "--offline-map"]) == 2
     assert "contradict" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+# ---------------------------------------------------------------------- drawing the report, not recomputing it
+def _layers_of_groups(page: str) -> dict:
+    """feature group variable → the FeatureCollection of the GeoJson layer inside it."""
+    import json
+
+    dec = json.JSONDecoder()
+    out = {}
+    for m in re.finditer(r"(geo_json_\w+)\.addTo\((feature_group_\w+)\)", page):
+        start = page.index(f"{m.group(1)}_add(") + len(m.group(1)) + 5
+        out[m.group(2)] = dec.raw_decode(page, start)[0]
+    return out
+
+
+def test_map_draws_the_reports_shapes_without_buffering(hostile_plan, monkeypatch):
+    """Given a SpillReport the map buffers nothing and computes no report: the cores it
+    draws are the report's (simplified for display), one exposure piece per report row."""
+    import subdivide.analysis.spill as spill_mod
+    import subdivide.model.reach as reach_mod
+    from subdivide.present.map import display_simplify
+
+    rep = spill_mod.spill_report(hostile_plan, distances_km=(2.0, 3.0))
+
+    def refuse(*a, **k):
+        raise AssertionError("the map recomputed spill geometry")
+
+    for mod, name in ((shapely, "buffer"), (reach_mod, "parallel_buffer"), (spill_mod, "spill_report")):
+        monkeypatch.setattr(mod, name, refuse)
+    page = render_map(hostile_plan, spill=rep, basemap="none", distances_km=(2, 3))
+    monkeypatch.undo()
+    layers = _layers_of_groups(page)
+    groups = spill_groups(page)
+    core, _ = rep.geometry.at(3.0)
+    drawn = layers[groups["core"]["3"]]["features"]
+    assert len(drawn) == int((~shapely.is_empty(core)).sum())
+    got = gpd.GeoSeries([shapely.geometry.shape(f["geometry"]) for f in drawn], crs=4326).to_crs(hostile_plan.crs)
+    want = shapely.area(display_simplify(core[~shapely.is_empty(core)], 15.0))
+    assert shapely.area(got.values) == pytest.approx(want, rel=1e-4)
+    ex = rep.exposure[(rep.exposure["distance_km"] == 3.0) & (rep.exposure["population_source"] == "townblocks")]
+    assert len(layers[groups["exposure"]["3"]]["features"]) == len(ex) > 0
+
+
+def test_map_computes_one_report_when_given_none(hostile_plan, monkeypatch):
+    import subdivide.analysis.spill as spill_mod
+
+    calls = []
+    real = spill_mod.spill_report
+
+    def counting(*a, **k):
+        calls.append(k.get("distances_km"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(spill_mod, "spill_report", counting)
+    render_map(hostile_plan, basemap="none", distances_km=(2,))
+    assert len(calls) == 1
+    calls.clear()
+    # a report without one of the map's distances: its figures, and shapes from one more report
+    page = _unescape_js(render_map(hostile_plan, spill=real(hostile_plan, distances_km=(2.0,)), basemap="none",
+                                   distances_km=(2, 3)))
+    assert calls == [(2.0, 3.0)] and sorted(spill_groups(page)["core"]) == ["2", "3"]
+
+
+@given(st.lists(st.one_of(st.text(max_size=12), st.none(), st.integers(-5, 99999)), max_size=12))
+@settings(max_examples=150, deadline=None)
+def test_layer_data_escapes_names_exactly_as_the_slots_do(values):
+    import json
+
+    from subdivide.present.map import TextSlots, html_json_values, text_json_values
+
+    slots = TextSlots()
+    want_html = [slots.fill(slots.html(v)) for v in values]
+    want_text = [slots.fill(slots.text(v)) for v in values]
+    assert list(html_json_values(values)) == want_html
+    assert list(text_json_values(values)) == want_text
+    for v in html_json_values(values):       # inert in a script, and a valid JSON string body
+        assert not set(v) & set("<>&'`$")
+        assert isinstance(json.loads('"' + v + '"'), str)

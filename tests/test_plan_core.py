@@ -238,3 +238,49 @@ def test_plan_refuses_names_the_validator_refuses_with_the_same_rule(name, ok):
     else:
         with pytest.raises(PlanCheckError, match="NAME-FORMAT"):
             plan.with_assignment(plan.blocks["subarea"], table)
+
+
+# ---------------------------------------------------------------- the contiguity check on load (issue 19)
+def _extra_vertex(geom, x, y):
+    """The square with one more vertex (x, y) on its border: same shape, no longer edge-matched."""
+    ring = list(geom.exterior.coords)
+    for i in range(len(ring) - 1):
+        seg = shapely.LineString([ring[i], ring[i + 1]])
+        if seg.distance(shapely.Point(x, y)) < 1e-9 and (x, y) not in ring:
+            return shapely.Polygon(ring[: i + 1] + [(x, y)] + ring[i + 1:])
+    return geom
+
+
+@pytest.mark.parametrize("mismatched", [False, True])
+def test_fast_contiguity_check_finds_what_the_adjacency_finds(mismatched):
+    """Sub-area A is an L whose two arms meet only across one border; with an extra vertex on one
+    side of it (not a valid coverage: edge matching misses the pair) A is still contiguous. The
+    check on load (shared edges first, boundaries intersected only around detached blocks) must
+    give the findings of the full adjacency, in both cases, and for a truly detached block."""
+    from subdivide.model.contiguity import block_adjacency, contiguity_breaks
+
+    b = grid_blocks(nx=4, ny=3)
+    lab = pd.Series("B", index=b["key"])
+    arm = (b["row"] == 0) | (b["col"] == 0)          # the L: bottom row and left column
+    lab[b.loc[arm, "key"].to_numpy()] = "A"
+    if mismatched:                                   # the joint between (0,0) and (0,1): extra vertex on one side
+        i = b.index[(b["col"] == 0) & (b["row"] == 1)][0]
+        b.loc[i, "geometry"] = _extra_vertex(b.geometry[i], 500.0, 1000.0)
+        assert not shapely.coverage_is_valid(b.geometry.values)
+    plan = Plan.from_assignment(b, lab)               # no PlanCheckError: A is contiguous
+    assert [f.rule for f in plan.check()] == []
+    edges_only = plan._shared_edge_graph
+    assert (edges_only.nnz < plan.adjacency.nnz) == mismatched
+    # a block of A cut off (top-left corner moved to B's far side is impossible: detach the
+    # bottom-right block of A by giving its neighbour to B) — both paths name the same block
+    lab2 = lab.copy()
+    lab2[b.loc[(b["row"] == 0) & (b["col"] == 2), "key"].to_numpy()] = "B"
+    with pytest.raises(PlanCheckError) as exc:
+        Plan.from_assignment(b, lab2)
+    cut = b.loc[(b["row"] == 0) & (b["col"] == 3), "key"].item()
+    assert f"town-blocks are cut off" in str(exc.value) and cut in str(exc.value)
+    full = Plan.from_assignment(b, lab2, island_exceptions=[cut])
+    bad, excused = contiguity_breaks(block_adjacency(full.blocks), full.blocks["subarea"].to_numpy(),
+                                     full.blocks["key"].to_numpy(), [cut])
+    assert full.blocks["key"][excused].tolist() == [cut] and not bad.any()
+    assert [f.rule for f in full.check()] == ["CONTIGUITY-ISLAND"]

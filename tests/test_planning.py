@@ -10,7 +10,8 @@ from subdivide.core.errors import PlanCheckError, UserError
 from subdivide.model.plan import read_plan
 from subdivide.make.planning import (export_assignment_csv, merge_subareas, move_blocks, plan_by_attribute,
                                 plan_by_overlay, plan_from_assignment_csv, plan_from_mapping,
-                                read_mapping, read_polygons, rename_subarea, check_constraints)
+                                read_mapping, read_polygons, rename_subarea, check_constraints,
+                                read_candidates_table)
 
 from conftest import SAMPLE_DIR
 
@@ -187,9 +188,12 @@ def test_move_merge_rename(old_plan):
     assert moved is not None and len(adj)
     assert moved.blocks.loc[moved.blocks["key"] == key, "subarea"].item() == b
     merged = merge_subareas(old_plan, ["石鳥谷地域", "大迫地域"])
-    assert merged.k == 3 and list(merged.subareas["subarea"]) == [1, 2, 3]
+    # the first-listed (石鳥谷, 3) keeps its number and code; 大迫's 2 is retired; 東和 keeps 4
+    assert merged.k == 3 and list(merged.subareas["subarea"]) == [1, 3, 4]
+    assert list(merged.subareas["code"]) == ["0320501", "0320503", "0320504"]
+    assert list(merged.subareas["display_order"]) == [1, 2, 3]
     assert merged.metrics["area_km2"].sum() == pytest.approx(old_plan.metrics["area_km2"].sum())
-    renamed = rename_subarea(merged, 2, "北部地域")
+    renamed = rename_subarea(merged, 3, "北部地域")
     assert "北部地域" in set(renamed.subareas["name"])
 
 
@@ -284,7 +288,9 @@ def test_cli_auto_overlay_and_import(sample_shp, shared_data, tmp_path, capsys):
                  "--export-csv", str(tmp_path / "auto.csv")]) == 0
     out = capsys.readouterr().out
     assert "candidates (ranked)" in out
-    table = pd.read_csv(cand, encoding="utf-8-sig")
+    header = cand.read_text(encoding="utf-8-sig").splitlines()[0]
+    assert header.startswith("順位,地域数,推奨,条件を満たす") and "ssd" not in header and "ch_score" not in header
+    table = read_candidates_table(cand)          # Japanese headers read back to the English keys
     assert {"k", "objective", "min_area_km2", "min_core_share", "feasible", "violations"} <= set(table.columns)
     assert sorted(table["k"]) == [3, 4]
     best_k = int(table.loc[table["rank"] == 1, "k"].item())
@@ -349,12 +355,15 @@ def test_cli_plan_help_edit_example_runs_as_written(sample_shp, tmp_path, capsys
     (tmp_path / "data").symlink_to(sample_shp.parents[1])
     lines = [ln.strip() for ln in plan_cmd.EXAMPLE.replace("\\\n", " ").splitlines()]
     cmds = [shlex.split(ln)[1:] for ln in lines if ln.startswith("subdivide plan") and "--auto" not in ln]
-    assert len(cmds) == 2
+    assert len(cmds) == 3
     for argv in cmds:
         assert main(argv) == 0, argv
     text = capsys.readouterr().out
-    assert "wrote edited.plan.gpkg" in text
-    assert read_plan(tmp_path / "edited.plan.gpkg").k == 4
+    assert "wrote edited.plan.gpkg" in text and "wrote imported.plan.gpkg" in text
+    edited, imported = read_plan(tmp_path / "edited.plan.gpkg"), read_plan(tmp_path / "imported.plan.gpkg")
+    assert edited.k == 4
+    assert imported.subareas.equals(edited.subareas)
+    assert (imported.blocks["subarea"].to_numpy() == edited.blocks["subarea"].to_numpy()).all()
 
 
 def test_overlay_reader_refuses_points_and_ambiguous_layers_and_decodes_cp932(sample_blocks, old_plan, tmp_path):

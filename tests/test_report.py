@@ -284,3 +284,68 @@ def test_report_draws_the_planners_curve_for_an_automatic_plan(sample_blocks, tm
     by_hand.metadata.pop("planner")
     other = build_report(by_hand, tmp_path / "s", distances_km=(2.0,))
     assert PLANNER_FILE not in other.read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------- fixed layout, one spill report
+def _outside(fig) -> list:
+    """What a figure draws beyond its edges (every axes' tight box and the figure title)."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    box = fig.bbox
+    out = [(ax.get_label() or "axes", b) for ax in fig.axes if (b := ax.get_tightbbox(r)) is not None
+           and (b.x0 < box.x0 - 1 or b.y0 < box.y0 - 1 or b.x1 > box.x1 + 1 or b.y1 > box.y1 + 1)]
+    for t in fig.texts:
+        b = t.get_window_extent(r)
+        if b.x0 < -1 or b.y0 < -1 or b.x1 > box.x1 + 1 or b.y1 > box.y1 + 1:
+            out.append((t.get_text(), b))
+    return out
+
+
+@pytest.mark.parametrize("font", ["auto", None])
+def test_every_figure_keeps_its_text_inside_without_a_layout_engine(plan14, font):
+    """The figures place their axes themselves (no constrained layout, issue 19): nothing
+    is cut off at any edge, for few and many sub-areas, long names, Japanese or romanised."""
+    from subdivide.present.report import planner_curve_figure, subarea_map_figure
+
+    font = cjk_font() if font == "auto" else None
+    order = plan14.subareas["subarea"].astype(int).tolist()
+    names = dict(zip(order, plan14.subareas["name"]))
+    names[order[2]] = "とても長い名前の細分化エリア北部地区"
+    view = spill_view(plan14, None, (2.0, 2.5, 3.0))
+    e = view.exposure
+    figs = {
+        "curve": unreached_curve_figure(curve_points(plan14, (2.0, 2.5, 3.0), spill=None), names, font=font),
+        "exposure 14": exposure_figure(e, order, names, (2.0, 2.5, 3.0), font=font),
+        "exposure 3": exposure_figure(e[e["source"].isin(order[:3]) & e["target"].isin(order[:3])], order[:3],
+                                      names, (2.0, 3.0), font=font),
+        "exposure 1": exposure_figure(e.iloc[:0], order[:1], names, (2.0,), font=font),
+        "map": subarea_map_figure(plan14, names, font=font),
+        "planner": planner_curve_figure({"curve": [{"k": k, "spared_share_mean": 0.1 * k, "spared_share_worst":
+                                                    0.08 * k} for k in range(2, 15)], "recommended_k": 6}, font=font),
+    }
+    for name, fig in figs.items():
+        assert fig.get_layout_engine() is None, name
+        assert _outside(fig) == [], name
+
+
+def test_report_computes_the_spill_report_once(plan14, tmp_path, monkeypatch):
+    """The table, the exposure figure and the curve read one spill report (they computed
+    two before issue 19); a report passed in is used as it is."""
+    import subdivide.analysis.spill as spill_mod
+
+    calls = []
+    real = spill_mod.spill_report
+
+    def counting(*a, **kw):
+        calls.append(kw.get("distances_km"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(spill_mod, "spill_report", counting)
+    build_report(plan14, tmp_path / "a")
+    assert len(calls) == 1
+    rep = real(plan14)
+    calls.clear()
+    build_report(plan14, tmp_path / "b", spill=rep)
+    assert calls == []
+    for name in REPORT_FILES:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

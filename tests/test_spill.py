@@ -397,3 +397,67 @@ def test_observations_and_points_saved_by_excel_in_cp932_are_read(tmp_path):
     pts.write_bytes("name,latitude,longitude\n花巻市役所,39.388609,141.116854\n".encode("cp932"))
     got = read_points(pts)
     assert got.geometry.x.round(4).tolist() == [141.1169]
+
+
+# ---------------------------------------------------------------- the shapes behind the figures
+def test_report_carries_the_shapes_its_figures_were_measured_on(sample_plan, tmp_path):
+    """SpillReport.geometry: the territories, cores and reaches (zone l·k + i). The core
+    shares are their areas; the exposure areas are the reaches' parts in the other
+    sub-areas' blocks; the tolerated distance is where these cores keep the target. Not
+    written anywhere."""
+    from subdivide.model.reach import BufferLadder
+
+    rep = spill.spill_report(sample_plan, distances_km=(2.0, 3.0))
+    geo = rep.geometry
+    k = len(sample_plan.dissolved)
+    assert list(geo.subarea) == list(sample_plan.dissolved["subarea"]) and geo.distances_km == (2.0, 3.0)
+    assert len(geo.core) == len(geo.reach) == 2 * k
+    sa = rep.subareas[rep.subareas["population_source"] == "townblocks"]
+    for li, L in enumerate(geo.distances_km):
+        core, reach = geo.at(L)
+        assert len(core) == k and all(a is b for a, b in zip(core, geo.core[li * k:(li + 1) * k]))
+        rows = sa[sa["distance_km"] == L].set_index("subarea").loc[geo.subarea]
+        assert rows["core_share"].to_numpy() == pytest.approx(shapely.area(core) / shapely.area(geo.territory),
+                                                              rel=1e-12)
+        assert np.all(shapely.within(shapely.buffer(core, -1.0), geo.territory))
+        ex = rep.exposure[(rep.exposure["population_source"] == "townblocks") & (rep.exposure["distance_km"] == L)]
+        pos = {s: i for i, s in enumerate(geo.subarea)}
+        d = sample_plan.dissolved.geometry.values
+        pieces = shapely.intersection(reach[[pos[s] for s in ex["from_subarea"]]], d[[pos[s] for s in ex["to_subarea"]]])
+        assert shapely.area(pieces) / 1e6 == pytest.approx(ex["area_km2"].to_numpy(), rel=1e-9)
+    with pytest.raises(KeyError):
+        geo.at(2.5)
+    tol = sa[sa["distance_km"] == 2.0].set_index("subarea").loc[geo.subarea, "tolerated_distance_km"].to_numpy()
+    kept = shapely.area(BufferLadder(geo.territory, sign=-1).buffer(-tol * 1e3)) / shapely.area(geo.territory)
+    assert kept == pytest.approx(rep.parameters["target_share"], abs=2e-3)
+    assert "geometry" not in rep.to_dict() and "POLYGON" not in rep.to_json()
+    assert sorted(p.name for p in rep.write(tmp_path)) == sorted(
+        [f"spill_{n}.csv" for n in rep.tables()] + ["spill.json"])
+
+
+def test_merge_advice_is_the_same_union_seen_from_both_sides():
+    """The union of two neighbours is made once: its core share is the same whichever of
+    the two is below the target."""
+    b = grid_blocks(17, 12, seed=3)
+    plan = column_plan(b, [5, 9, 13])                  # strips 5, 4, 4, 4 km wide: all below 50 % at 2 km
+    sa = spill.spill_report(plan, distances_km=(2.0,)).subareas
+    sa = sa[sa["population_source"] == "townblocks"].set_index("subarea")
+    assert sa["below_target"].all() and (sa["merged_core_share"] > sa["core_share"] + 0.1).all()
+    mutual = 0
+    for s, r in sa.iterrows():
+        other = sa.loc[r["merge_with_subarea"]]
+        if other["merge_with_subarea"] == s:
+            mutual += 1
+            assert other["merged_core_share"] == r["merged_core_share"]
+    assert mutual >= 2
+
+
+def test_report_without_advice_has_the_same_figures(sample_plan):
+    full = spill.spill_report(sample_plan, distances_km=(2.0,))
+    lean = spill.spill_report(sample_plan, distances_km=(2.0,), advice=False)
+    cols = [c for c in lean.subareas.columns]
+    assert "tolerated_distance_km" not in cols and "advice" not in cols and "below_target" in cols
+    pd.testing.assert_frame_equal(lean.subareas, full.subareas[cols])
+    pd.testing.assert_frame_equal(lean.exposure, full.exposure)
+    assert lean.parameters["advice"] is False and "advice" not in full.parameters
+    assert "below" in spill.format_summary(lean)

@@ -36,6 +36,8 @@ from subdivide.model.plan import Plan
 from subdivide.carrier.profiles import load_profile
 from subdivide.io.safezip import Limits, PackageRejected, stage_package
 from subdivide.carrier.validation import FATAL_RULES, RULES, validate_package
+from subdivide.core.i18n import translate_text
+from subdivide.core.rules import RULES as CORE_RULES
 
 FORMULA = '=HYPERLINK("http://x","y")'
 PROFILE = load_profile()
@@ -299,8 +301,10 @@ def dbf_no_terminator(root, ctx):
 
 
 # ---- manifest
-@case("MANIFEST-MISSING")
+@case("MANIFEST-MISSING", profile="require_manifest")
 def manifest_missing(root, ctx):
+    """An error only when the carrier's profile requires a manifest (a warning otherwise:
+    tests/test_validate_carrier.py)."""
     (root / "manifest.json").unlink()
 
 
@@ -691,6 +695,10 @@ def test_broken_package(name, base_package, base_plan, outline_file, tmp_path, m
         shrunk = tmp_path / "shrunk.gpkg"
         gpd.GeoDataFrame(geometry=[shapely.union_all(keep.geometry.values)], crs=b.crs).to_file(shrunk)
         args += ["--outline", str(shrunk)]
+    if vkw.get("profile") == "require_manifest":
+        prof = tmp_path / "carrier.toml"
+        prof.write_text("[validation]\nrequire_manifest = true\n", encoding="utf-8")
+        args += ["--profile", str(prof)]
     # everything validate writes must go to a temporary folder that is removed afterwards
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -703,6 +711,10 @@ def test_broken_package(name, base_package, base_plan, outline_file, tmp_path, m
     assert "INTERNAL-ERROR" not in rules, rules["INTERNAL-ERROR"]
     assert rules[rule]["severity"] == "error"
     assert got == status == report["status"], (name, report["findings"])
+    assert rules[rule]["fix"] == CORE_RULES[rule].fix != ""         # every finding carries its fix line
+    # the finding speaks Japanese: its message is a catalogue template (docs/i18n.md), not English
+    ja = translate_text(rules[rule]["message"], "ja")
+    assert ja != rules[rule]["message"], f"no Japanese template in subdivide.po for {rules[rule]['message']!r}"
     assert report["readable"] == (status != 2)
     assert (status == 2) == any(r in FATAL_RULES for r in rules)
     after = sorted(p for p in tmp_path.rglob("*") if p != tmp_path / "report.json")

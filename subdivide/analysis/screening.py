@@ -143,7 +143,7 @@ def _expand(paths) -> Iterator[Path]:
 # ---------------------------------------------------------------------- one municipality
 def screen_municipality(unit: Municipality, options: ScreenOptions) -> dict:
     """Plan one municipality and return its row (a failure is a row with its reason)."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     blocks = unit.blocks
     row = {"muni_code": unit.code, "name": unit.name, "population": float(blocks["population"].sum()),
            "area_km2": float(shapely.area(blocks.geometry.values).sum() / 1e6), "n_blocks": len(blocks),
@@ -155,6 +155,7 @@ def screen_municipality(unit: Municipality, options: ScreenOptions) -> dict:
     except Exception as exc:  # noqa: BLE001 - one municipality's fault must not stop a national run
         row.update(status="failed", reason=f"{exc.__class__.__name__}: {str(exc)[:200]}")
     row["seconds"] = round(time.perf_counter() - started, 2)
+    row["cpu_seconds"] = round(time.process_time() - cpu_started, 2)      # for benchmarks, not the table
     row["outline_wkb"] = _outline_wkb(blocks)
     row["worker_pid"], row["max_rss_mb"] = os.getpid(), _max_rss_mb()     # for benchmarks, not the table
     return row
@@ -222,7 +223,7 @@ class Screening:
     progress: Progress = silent
     computed: list = field(default_factory=list)     # codes computed in this run
     reused: list = field(default_factory=list)       # codes taken from checkpoints
-    seconds: dict = field(default_factory=dict)      # code → (blocks, seconds, pid, peak MB) computed here
+    seconds: dict = field(default_factory=dict)      # code → (blocks, seconds, pid, peak MB, CPU s) computed here
     seen: int = 0                                    # municipalities in the files read so far
 
     def solve(self) -> pd.DataFrame:
@@ -265,7 +266,7 @@ class Screening:
         self._save(row)
         self.computed.append(row["muni_code"])
         self.seconds[row["muni_code"]] = (row["n_blocks"], row.get("seconds", math.nan), row.get("worker_pid"),
-                                          row.get("max_rss_mb", math.nan))
+                                          row.get("max_rss_mb", math.nan), row.get("cpu_seconds", math.nan))
         done = len(self.computed) + len(self.reused)
         rate = n_computed / max(time.perf_counter() - started, 1e-9)
         left = max(self.seen - done, 0)

@@ -41,8 +41,8 @@ from subdivide.core.constants import DEFAULT_DISTANCES_KM, DEFAULT_TARGET_SHARE
 from subdivide.core.errors import UserError
 from subdivide.model.areal import overlap_areas, weighted_population  # noqa: F401 (re-export)
 from subdivide.model.reach import (  # noqa: F401 (re-export: the spill model's geometry)
-    circle_unreached_share, core_distance_for_share, core_share, min_area_for_share, parallel_buffer,
-    spill_territory,
+    BufferLadder, circle_unreached_share, core_distance_for_share, core_share, ladder_buffer,
+    min_area_for_share, parallel_buffer, simplified, spill_buffers, spill_territory,
 )
 from subdivide.io.readers import read_points, read_vector  # noqa: F401 (read_points: re-export)
 from subdivide.io.tables import read_text_table
@@ -260,9 +260,43 @@ def read_neighbours(path_or_gdf, crs, *, exclude_code: str | None = None, name_c
 
 
 # ====================================================================== the report
+@dataclass(frozen=True, eq=False)
+class SpillGeometry:
+    """The shapes a report's figures were measured on (projected CRS of the plan, metres),
+    for drawing them: nothing recomputes them. Zone ``z = l · k + i`` is sub-area
+    ``subarea[i]`` at ``distances_km[l]``.
+
+    ``territory``: each sub-area as the radio sees it (:func:`spill_territory`, the A of
+    docs/domain.md §3); ``core``: ``A ⊖ L``, the unreached core whose area gives
+    ``core_share``; ``reach``: ``A ⊕ L``, where A's messages are received (its part in
+    sub-area B is the exposure A → B). Across water (``water_distance_km``) both include
+    the island parts the report used.
+    """
+
+    crs: object
+    subarea: np.ndarray
+    distances_km: tuple
+    territory: np.ndarray
+    core: np.ndarray
+    reach: np.ndarray
+
+    def at(self, distance_km) -> tuple[np.ndarray, np.ndarray]:
+        """(cores, reaches) at one of the report's distances, in ``subarea`` order."""
+        dist = [float(L) for L in self.distances_km]
+        L = float(distance_km)
+        hit = [i for i, d in enumerate(dist) if abs(d - L) < 1e-9]
+        if not hit:
+            raise KeyError(f"the spill report has no distance {L:g} km (it has {dist})")
+        k = len(self.subarea)
+        sl = slice(hit[0] * k, (hit[0] + 1) * k)
+        return self.core[sl], self.reach[sl]
+
+
 @dataclass
 class SpillReport:
-    """Every spill figure for one plan (DataFrames; see docs/spill.md for the columns)."""
+    """Every spill figure for one plan (DataFrames; see docs/spill.md for the columns),
+    and the shapes they were measured on (``geometry``, :class:`SpillGeometry`; not
+    written out)."""
 
     subareas: pd.DataFrame
     exposure: pd.DataFrame
@@ -272,6 +306,7 @@ class SpillReport:
     extra: dict = field(default_factory=dict)     # name → DataFrame (offices, observations)
     coverage: dict = field(default_factory=dict)  # name → DataFrame from coverage.footprint_report
     fit: dict | None = None
+    geometry: SpillGeometry | None = field(default=None, repr=False, compare=False)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every table by output name (``spill_<name>.csv``)."""
@@ -322,7 +357,8 @@ class SpillReport:
 
 def spill_report(plan, *, distances_km=DEFAULT_DISTANCES_KM, target_share: float = DEFAULT_TARGET_SHARE,
                  neighbours=None, water_distance_km: float | None = None, water=None,
-                 population_raster=None, quad_segs: int = 16, progress: Progress = silent) -> SpillReport:
+                 population_raster=None, quad_segs: int = 16, advice: bool = True,
+                 progress: Progress = silent) -> SpillReport:
     """The full spill report of a plan (docs/domain.md §3 models 1–3, thresholds).
 
     plan: a :class:`~subdivide.model.plan.Plan` (uses ``plan.dissolved`` and its blocks).
@@ -332,6 +368,14 @@ def spill_report(plan, *, distances_km=DEFAULT_DISTANCES_KM, target_share: float
     (``island`` flag, or detached blocks near ``water`` polygons when given).
     population_raster: a GeoTIFF of people per cell (path) or a :class:`PopulationGrid`;
     its figures are added as rows with ``population_source = "raster"``.
+
+    advice: False leaves out what only the written report and its summary read — the
+    tolerated distance, the areas needed and the merge advice (:func:`spill_advice`), a
+    third of the cost on real outlines — for a caller that draws the shares and the
+    exposure (the map computing its own report). Every other figure is the same.
+
+    The report carries the shapes it measured (``geometry``: territories, cores and
+    reaches, :class:`SpillGeometry`), so that a map draws them instead of buffering again.
     """
     dist = parse_distances(distances_km)
     p = check_share(target_share, where="target_share")
@@ -361,15 +405,19 @@ def spill_report(plan, *, distances_km=DEFAULT_DISTANCES_KM, target_share: float
         progress("spill: raster population", 1, 1)
     sa["core_population_share"] = np.where(sa["population"] > 0,
                                            sa["core_population"] / sa["population"].where(sa["population"] > 0, 1), np.nan)
-    sa = _thresholds(sa, z.A, p, quad_segs)
+    sa = _thresholds(sa, z.A, p, quad_segs, ladder=z.territory_ladder, advice=advice)
     sa["water_distance_km"] = water_distance_km if water_distance_km is not None else np.nan
     sa = _by_source(sa, ["population_source", "distance_km", "subarea"])
     exposure = _by_source(exposure, ["population_source", "distance_km", "from_subarea", "to_subarea"])
     munis = _municipality_exposure(plan, z.reach, z.zone_sub, z.zone_L, dist, z.sub_ids, z.dis, neighbours,
                                    grid, progress)
     params = _parameters(plan, dist, p, water_distance_km, quad_segs, neighbours, grid)
+    if not advice:
+        params["advice"] = False
+    shapes = SpillGeometry(crs=plan.crs, subarea=z.sub_ids, distances_km=tuple(dist), territory=z.A,
+                           core=z.cores, reach=z.reach)
     return SpillReport(subareas=sa, exposure=exposure, municipalities=munis, totals=_totals(sa, exposure, munis),
-                       parameters=params)
+                       parameters=params, geometry=shapes)
 
 
 def _check_water_distance(water_distance_km):
@@ -403,27 +451,28 @@ class _Zones:
         self.zone_L = np.repeat(np.arange(nL), k)
 
     def buffer(self, isl, water_distance_km, quad_segs: int) -> None:
-        """Cores (inward buffers) and reaches (outward); across water, Lw to and from islands."""
+        """Cores (inward buffers) and reaches (outward), through the buffer ladder
+        (:func:`~subdivide.model.reach.spill_buffers`); across water, Lw to and from islands.
+        The inward ladder of the territories is kept (``territory_ladder``) for the
+        tolerated distance, so both measure the same cores."""
         k, nL, A, bgeom, bidx = self.k, self.nL, self.A, self.bgeom, self.bidx
-        main = A
-        if isl is not None:
-            Lw = water_distance_km * 1000.0
-            main = _union_by(bgeom[~isl], bidx[~isl], k)
-            isle = _union_by(bgeom[isl], bidx[isl], k)
-            isle_core = shapely.buffer(isle, -Lw, quad_segs=quad_segs)
-            # messages cross water to islands, and island parts send across water, up to Lw
-            far = shapely.union(shapely.intersection(shapely.buffer(A, Lw, quad_segs=quad_segs),
-                                                     shapely.union_all(bgeom[isl])),
-                                shapely.buffer(isle, Lw, quad_segs=quad_segs))
-        Lz = np.repeat(np.asarray(self.dist) * 1000.0, k)
-        buf = parallel_buffer(np.concatenate([np.tile(main, nL), np.tile(A, nL)]), np.concatenate([-Lz, Lz]),
-                              quad_segs=quad_segs)
-        self.cores = np.empty(k * nL, dtype=object)
-        self.reach = np.empty(k * nL, dtype=object)
-        self.cores[:], self.reach[:] = buf[:k * nL], buf[k * nL:]
-        if isl is not None:
-            self.cores[:] = shapely.union(self.cores, np.tile(isle_core, nL))
-            self.reach[:] = shapely.union(self.reach, np.tile(far, nL))
+        self.territory_ladder = BufferLadder(A, sign=-1, quad_segs=quad_segs)
+        dist_m = np.asarray(self.dist) * 1000.0
+        if isl is None:
+            self.cores, self.reach = spill_buffers(A, dist_m, quad_segs=quad_segs, core_ladder=self.territory_ladder)
+            return
+        Lw = water_distance_km * 1000.0
+        main = _union_by(bgeom[~isl], bidx[~isl], k)
+        isle = _union_by(bgeom[isl], bidx[isl], k)
+        isle_core, A_far, isle_far = np.split(
+            ladder_buffer(np.concatenate([isle, A, isle]), np.repeat([-Lw, Lw, Lw], k), quad_segs=quad_segs), 3)
+        # messages cross water to islands, and island parts send across water, up to Lw
+        far = shapely.union(shapely.intersection(A_far, shapely.union_all(bgeom[isl])), isle_far)
+        # cores of the parts on the main body, reaches of the whole territories
+        self.cores, _ = spill_buffers(main, dist_m, quad_segs=quad_segs, reaches=False)
+        _, self.reach = spill_buffers(A, dist_m, quad_segs=quad_segs, cores=False)
+        self.cores = shapely.union(self.cores, np.tile(isle_core, nL))
+        self.reach = shapely.union(self.reach, np.tile(far, nL))
 
     def subarea_rows(self) -> pd.DataFrame:
         """One row per sub-area and L: areas, circle and core shares, core population (own blocks)."""
@@ -498,15 +547,19 @@ def _share(part, whole) -> np.ndarray:
     return np.where(whole > 0, np.asarray(part, dtype=float) / np.where(whole > 0, whole, 1), 0.0)
 
 
-def _thresholds(sa: pd.DataFrame, A, p: float, quad_segs: int) -> pd.DataFrame:
-    """Which sub-areas fall below the target share p, and the area they would need."""
+def _thresholds(sa: pd.DataFrame, A, p: float, quad_segs: int, *, ladder=None, advice: bool = True) -> pd.DataFrame:
+    """Which sub-areas fall below the target share p, and (``advice``) the area they would
+    need. ``ladder``: the report's inward :class:`BufferLadder` of ``A`` (the tolerated
+    distance is then the one at which the report's own cores keep p)."""
     Lm_rows = sa["distance_km"].to_numpy() * 1e3
-    tol = core_distance_for_share(A, p, quad_segs=quad_segs)
-    tol_rows = np.tile(tol, len(sa) // len(A))
     sa["target_share"] = p
     sa["circle_min_area_km2"] = min_area_for_share(p, Lm_rows) / 1e6
     sa["circle_below_target"] = sa["circle_unreached_share"] < p
     sa["below_target"] = sa["core_share"] < p
+    if not advice:
+        return sa
+    tol = core_distance_for_share(A, p, quad_segs=quad_segs, ladder=ladder)
+    tol_rows = np.tile(tol, len(sa) // len(A))
     sa["tolerated_distance_km"] = tol_rows / 1e3
     sa["area_needed_same_shape_km2"] = np.where(
         tol_rows > 0, sa["area_km2"] * (Lm_rows / np.where(tol_rows > 0, tol_rows, 1)) ** 2, np.inf)
@@ -534,22 +587,29 @@ MERGE_SIMPLIFY_M = 50.0
 def _merge_shares(A, nb, wanted: dict, quad_segs: int) -> dict:
     """(position, L km) → (best neighbour position, core share of the union) for each wanted
     pair: the neighbour whose union with the sub-area keeps the largest core at L. Each union
-    is made once and buffered from its outline simplified at :data:`MERGE_SIMPLIFY_M`."""
-    pairs = sorted({(a, int(b)) for a, _ in wanted for b in nb[a]})
+    (of an unordered pair) is made once, simplified at :data:`MERGE_SIMPLIFY_M` and buffered
+    through one inward :class:`BufferLadder` (its rungs serve every L)."""
+    pairs = sorted({(min(a, int(b)), max(a, int(b))) for a, _ in wanted for b in nb[a]})
     if not pairs:
         return {}
-    a_all, b_all = np.array(pairs).T
-    unions = shapely.union(A[a_all], A[b_all])
+    lo, hi = np.array(pairs).T
+    unions = shapely.union(A[lo], A[hi])
+    area = shapely.area(unions)
+    ladder = BufferLadder(simplified(unions, MERGE_SIMPLIFY_M), sign=-1, quad_segs=min(quad_segs, 8))
     out = {}
     for L in sorted({L for _, L in wanted}):
-        rows = np.flatnonzero(np.isin(a_all, [a for a, LL in wanted if LL == L]))
-        share = core_share(unions[rows], L * 1e3, quad_segs=min(quad_segs, 8), fill_holes=False,
-                           simplify_m=MERGE_SIMPLIFY_M)
-        a, b = a_all[rows], b_all[rows]
-        for pos in np.unique(a):
-            m = np.flatnonzero(a == pos)
-            best = m[np.argmax(share[m])]
-            out[(int(pos), L)] = (int(b[best]), float(share[best]))
+        subs = [a for a, LL in wanted if LL == L]
+        rows = np.flatnonzero(np.isin(lo, subs) | np.isin(hi, subs))
+        core = shapely.area(ladder.buffer(-L * 1e3, rows=rows))
+        share = np.where(area[rows] > 0, core / np.where(area[rows] > 0, area[rows], 1.0), 0.0)
+        for pos in sorted(subs):
+            m = np.flatnonzero((lo[rows] == pos) | (hi[rows] == pos))
+            if len(m) == 0:
+                continue
+            other = np.where(lo[rows][m] == pos, hi[rows][m], lo[rows][m])
+            order = np.lexsort((other, -share[m]))       # the largest share; ties: the lowest position
+            best = order[0]
+            out[(int(pos), L)] = (int(other[best]), float(share[m][best]))
     return out
 
 
@@ -641,6 +701,8 @@ def _parameters(plan, dist, p, water_distance_km, quad_segs, neighbours, grid) -
             "core": "area(A.buffer(-L)) / area(A); population areal-weighted where a block is cut",
             "exposure": "B within L of A: B ∩ A.buffer(L); population areal-weighted",
             "area_needed_same_shape": "S (L / L_p)^2 with L_p the distance at which the shape keeps share p",
+            "buffers": "A.buffer(±L) built as a chain of shorter buffers through 50, 200, 800, 3200 m "
+                       "(subdivide.model.reach.BufferLadder), quad_segs per buffer",
         },
     }
 

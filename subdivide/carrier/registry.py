@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import hashlib
 import json
 import os
 import sqlite3
@@ -443,11 +444,17 @@ def check_registry_file(path: Path) -> None:
 
 def package_digest(package) -> str:
     """sha256 identifying a package: the zip file's, or a directory's manifest.json's (which
-    holds the sha256 of every file)."""
+    holds the sha256 of every file). A directory without a manifest (a package made in QGIS)
+    is identified by the sha256 of its files' relative paths and contents, in sorted order."""
     p = Path(package)
     if p.is_dir():
         m = p / "manifest.json"
-        return sha256_file(m) if m.is_file() else ""
+        if m.is_file():
+            return sha256_file(m)
+        h = hashlib.sha256()
+        for f in sorted((q for q in p.rglob("*") if q.is_file()), key=lambda q: q.relative_to(p).as_posix()):
+            h.update(f.relative_to(p).as_posix().encode("utf-8") + b"\0" + sha256_file(f).encode("ascii") + b"\n")
+        return h.hexdigest()
     return sha256_file(p)
 
 

@@ -10,8 +10,14 @@ municipal outline when one is given); contiguity; spill thresholds; and, given t
 carrier's coverage polygons, the carrier's footprint report.
 
 Every problem is a :class:`~subdivide.core.findings.Finding` with a stable rule id (the table
-in docs/validation.md, and :data:`RULES` here). The report's :attr:`ValidationReport.status`
-is 0 clean (no errors), 1 errors found, 2 unreadable (the package was rejected unread).
+in docs/validation.md, and :data:`RULES` here) and its rule's fix line; the messages are
+templates of the message catalogue, so :meth:`ValidationReport.render` gives them in English
+or Japanese. The report's :attr:`ValidationReport.status` is 0 clean (no errors), 1 errors
+found, 2 unreadable (the package was rejected unread).
+
+A package without manifest.json (made in QGIS) is checked with a MANIFEST-MISSING warning
+(an error when the profile sets ``[validation] require_manifest``), and its island
+exceptions are inferred from the geometry (:func:`island_parts`, CONTIGUITY-ISLAND-INFERRED).
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import tempfile
 import io
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -92,7 +99,8 @@ class ValidationReport:
         d = {"package": self.package, "profile": self.profile, "readable": self.readable,
              "status": self.status, "counts": counts,
              "municipality": (self.manifest or {}).get("municipality"),
-             "findings": [f.to_dict() for f in self.findings]}
+             "findings": [{**f.to_dict(), "fix": CORE_RULES[f.rule].fix if f.rule in CORE_RULES else ""}
+                          for f in self.findings]}
         if self.footprint:
             d["footprint"] = {k: json.loads(v.to_json(orient="records", force_ascii=False))
                               for k, v in self.footprint.items()}
@@ -115,6 +123,26 @@ class ValidationReport:
         lines.append(f"{verdict}: {n['error']} errors, {n['warning']} warnings, {n['info']} notes "
                      f"— {self.package}")
         return "\n".join(lines if self.findings else lines[1:])
+
+    def render(self, lang: str = "en") -> str:
+        """The findings for people, in ``lang`` (``en`` or ``ja``): per finding a line
+        ``SEVERITY RULE: message [features]`` and the rule's fix line under it (``fix:`` /
+        ``対処:``). The verdict line is the caller's (``subdivide validate`` names the
+        municipality in it)."""
+        from subdivide.core.i18n import render_finding
+
+        return "\n".join(render_finding(_visible_finding(f), lang) for f in self.findings)
+
+
+def _visible(text: str) -> str:
+    """``text`` for a terminal: control and format characters (line breaks, escapes, bidi
+    marks in a hostile name) shown as ``\\n``, ``\\x1b``, ``\\u202e``, never acted on."""
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in ("Cc", "Cf")
+                   else ch for ch in str(text))
+
+
+def _visible_finding(f: Finding) -> Finding:
+    return Finding(f.rule, f.severity, _visible(f.message), tuple(_visible(x) for x in f.features))
 
 
 class _Check:
@@ -186,6 +214,7 @@ def validate_package(path, *, profile: Profile | str | None = None, outline=None
     try:
         with stage_package(path, limits=limits, manifest_name=prof.extras["manifest"], notes=notes) as root:
             c.findings.extend(notes)
+            root = _root_without_manifest(root, prof, c)
             _validate_root(root, prof, c, report, outline=outline, coverage=coverage,
                            coverage_selection=coverage_selection, limits=limits,
                            spill_km=spill_km, target_share=target_share)
@@ -210,6 +239,26 @@ def validate_package(path, *, profile: Profile | str | None = None, outline=None
     return report
 
 
+def _root_without_manifest(root: Path, prof: Profile, c: _Check) -> Path:
+    """A package without a manifest zipped as one folder (Explorer's 「送る → 圧縮フォルダー」 of a
+    folder exported from QGIS): that folder, when it holds the town-block Shapefile, with the
+    same PKG-NESTED-FOLDER note a package with a manifest gets. Otherwise ``root``."""
+    from subdivide.io.safezip import ARCHIVER_JUNK
+
+    if (root / prof.extras["manifest"]).is_file() or (root / f"{prof.shapefile['townblocks']}.shp").is_file():
+        return root
+    everything = sorted(root.iterdir())
+    entries = [p for p in everything if p.name not in ARCHIVER_JUNK]
+    if len(entries) != 1 or not entries[0].is_dir() or entries[0].is_symlink() \
+            or not (entries[0] / f"{prof.shapefile['townblocks']}.shp").is_file():
+        return root
+    junk = [p.name + ("/" if p.is_dir() else "") for p in everything if p.name in ARCHIVER_JUNK]
+    c.add("PKG-NESTED-FOLDER", f"the package sits in the single top-level folder {entries[0].name}/ (accepted; "
+          "files are checked relative to it)" + (f"; archiver metadata beside it ignored: {', '.join(junk)}"
+                                                 if junk else ""), [entries[0].name + "/", *junk])
+    return entries[0]
+
+
 def _sorted(findings: list[Finding]) -> list[Finding]:
     rank = {"error": 0, "warning": 1, "info": 2}
     return sorted(findings, key=lambda f: (rank.get(f.severity, 3), f.rule, f.features, f.message))
@@ -224,11 +273,11 @@ def _validate_root(root: Path, prof: Profile, c: _Check, report: ValidationRepor
     sp = prof.shapefile
     tb = read_shapefile_checked(root, sp["townblocks"], prof.townblock_fields, prof, c,
                                 text_fields=("key", "name", "subarea_name", "subarea_code"),
-                                int_fields=("subarea", "population"))
+                                int_fields=("subarea", "population"), muni=muni, code_field="key")
     sa = read_shapefile_checked(root, sp["subareas"], prof.subarea_fields, prof, c,
                                 text_fields=("name", "code", "code6"),
                                 int_fields=("subarea", "display_order", "n_blocks", "population"),
-                                float_fields=("area_km2",))
+                                float_fields=("area_km2",), muni=muni, code_field="code")
     if any(f.rule in FATAL_RULES for f in c.findings):
         return
     lp = prof.lists
@@ -243,10 +292,13 @@ def _validate_root(root: Path, prof: Profile, c: _Check, report: ValidationRepor
     report.summary = package_summary(tb, sa, muni)
     check_prj_zone(c, muni)
     check_townblocks(tb, blk_csv, xlsx, muni, c)
-    check_subareas(tb, sa, sub_csv, xlsx, muni, c)
+    check_subareas(tb, sa, sub_csv, xlsx, muni, c, headers=prof.lists["subarea_columns"])
     check_geometry(tb, sa, c, outline=outline)
-    exceptions = set((manifest or {}).get("island_exceptions") or [])
-    check_contiguity(tb, exceptions, c)
+    if manifest is None:   # no manifest: islands are inferred from the geometry
+        exceptions = check_contiguity(tb, None, c)
+    else:
+        exceptions = set(manifest.get("island_exceptions") or [])
+        check_contiguity(tb, exceptions, c)
     check_spill(root, sa, prof, c, spill_km=spill_km, target_share=target_share)
     if coverage is not None:
         report.footprint = check_coverage(tb, sa, muni, exceptions, coverage, coverage_selection, c)
@@ -261,15 +313,24 @@ def _safe_rel(p: str) -> bool:
     return bool(p) and not pp.is_absolute() and ".." not in pp.parts and "\\" not in p
 
 
-def _load_manifest(root: Path, mname: str, c: _Check) -> dict | None:
+def _load_manifest(root: Path, mname: str, c: _Check, *, required: bool = False) -> dict | None:
     """The manifest as a dict with the required keys, or None (with a finding) when it is
-    missing, not UTF-8 JSON, or lacks required keys."""
+    missing, not UTF-8 JSON, or lacks required keys. A missing manifest is a warning (a
+    package made in QGIS has none), an error when the profile requires one or when it lies
+    deeper in the package (zipped one folder too deep)."""
     mpath = root / mname
     if not mpath.is_file():
         deeper = sorted(p.relative_to(root).as_posix() for p in root.rglob(mname) if p.is_file())[:5]
-        where = (f" at the package root (found {', '.join(deeper)}: zip the package folder itself, flat or "
-                 "as one top-level folder)") if deeper else ""
-        c.add("MANIFEST-MISSING", f"{mname} is missing{where}: checksums cannot be verified", [mname, *deeper])
+        if deeper:
+            c.add("MANIFEST-MISSING", f"{mname} is missing at the package root (found {', '.join(deeper)}: zip "
+                  "the package folder itself, flat or as one top-level folder)", [mname, *deeper], severity="error")
+        elif required:
+            c.add("MANIFEST-MISSING", f"{mname} is missing and the profile requires it: checksums cannot be "
+                  "verified", [mname], severity="error")
+        else:
+            c.add("MANIFEST-MISSING", f"{mname} is missing (a package made without subdivide, e.g. in QGIS): "
+                  "checksums cannot be verified, and island exceptions are inferred from the geometry",
+                  [mname], severity="warning")
         return None
     try:
         man = json.loads(mpath.read_text(encoding="utf-8"))
@@ -367,7 +428,7 @@ def _check_manifest_outputs(root: Path, man: dict, mname: str, c: _Check) -> Non
 def check_manifest(root: Path, prof: Profile, c: _Check) -> dict | None:
     """Manifest structure and every output's sha256 and size; unlisted files."""
     mname = prof.extras["manifest"]
-    man = _load_manifest(root, mname, c)
+    man = _load_manifest(root, mname, c, required=prof.require_manifest)
     if man is None:
         return None
     _check_manifest_optional_types(man, mname, c)
@@ -475,8 +536,11 @@ def _check_dbf_text(dbf: Path, header, enc: str, c: _Check) -> bool:
     return True
 
 
-def _read_projected_shapefile(root: Path, base: str, enc: str, c: _Check):
-    """The Shapefile read by GDAL (SHP-UNREADABLE) in a projected CRS (SHP-PRJ), or None."""
+def _read_projected_shapefile(root: Path, base: str, enc: str, c: _Check, muni: str | None = None,
+                              key_field: str | None = None):
+    """The Shapefile read by GDAL (SHP-UNREADABLE) in a projected CRS (SHP-PRJ), or None.
+    A latitude/longitude Shapefile is named as such, with the plane-rectangular zone of the
+    municipality (``muni``, else the code at the start of the ``key_field`` values)."""
     import pyogrio
 
     try:
@@ -486,10 +550,62 @@ def _read_projected_shapefile(root: Path, base: str, enc: str, c: _Check):
               [f"{base}.shp"])
         return None
     if gdf.crs is None or not gdf.crs.is_projected:
-        c.add("SHP-PRJ", f"{base}.prj is missing or not a projected metre CRS ({gdf.crs})", [f"{base}.prj"])
+        if muni is None and key_field in gdf.columns:
+            muni = _muni_of_codes(gdf[key_field])
+        c.add("SHP-PRJ", _not_projected_message(base, gdf, muni), [f"{base}.prj"])
         return None
     c.crs_seen.append((f"{base}.prj", gdf.crs))
     return gdf
+
+
+def _zone_target(muni: str | None, datum: str = "JGD2011") -> str | None:
+    """'鳥取県 (31201) uses plane-rectangular zone V (JGD2011, EPSG:6673)' for a municipality code."""
+    from subdivide.core.crs import zone_label
+
+    if not muni or not str(muni)[:2].isdigit() or int(str(muni)[:2]) not in PREF_ZONE:
+        return None
+    pref = int(str(muni)[:2])
+    return f"{PREF_NAMES[pref - 1]} ({muni}) uses plane-rectangular {zone_label(datum, PREF_ZONE[pref])}"
+
+
+def _looks_like_lonlat(gdf) -> bool:
+    """Coordinates inside Japan's longitude / latitude box (a Shapefile without a .prj)."""
+    from subdivide.core.crs import JAPAN_LAT, JAPAN_LON
+
+    try:
+        x0, y0, x1, y1 = (float(v) for v in gdf.total_bounds)
+    except (TypeError, ValueError):
+        return False
+    return bool(len(gdf)) and JAPAN_LON[0] <= x0 <= x1 <= JAPAN_LON[1] and JAPAN_LAT[0] <= y0 <= y1 <= JAPAN_LAT[1]
+
+
+def _not_projected_message(base: str, gdf, muni: str | None) -> str:
+    """SHP-PRJ's message: what the CRS is (latitude/longitude, or none) and the zone to use."""
+    crs = gdf.crs
+    datum = "JGD2011"
+    if crs is not None and crs.is_geographic:
+        epsg = crs.to_epsg(min_confidence=70)
+        datum = {4612: "JGD2000", 4301: "Tokyo"}.get(epsg, "JGD2011")
+        what = (f"{base}.prj is latitude/longitude ({crs.name}" + (f", EPSG:{epsg}" if epsg else "")
+                + "), not metres")
+    elif crs is None and _looks_like_lonlat(gdf):
+        what = f"{base}.prj is missing or unreadable, and the coordinates are latitude/longitude"
+    elif crs is None:
+        what = f"{base}.prj is missing or unreadable (no coordinate system)"
+    else:
+        what = f"{base}.prj is not a projected metre CRS ({crs.name})"
+    target = _zone_target(muni, datum)
+    if target:
+        return f"{what}: {target}; reproject the Shapefile to it"
+    return f"{what}: reproject the Shapefile to the plane-rectangular zone of the municipality's prefecture"
+
+
+def _muni_of_codes(values) -> str | None:
+    """The most common 5-digit municipality code at the start of ``values`` (keys, codes)."""
+    codes = pd.Series(values).astype(str).str.strip().str[:5]
+    codes = codes[codes.str.fullmatch(r"\d{5}")]
+    top = codes.mode()
+    return str(top.iloc[0]) if len(top) else None
 
 
 def _canonical_shapefile_frame(gdf, fields: dict, text_fields, int_fields, float_fields) -> gpd.GeoDataFrame:
@@ -505,9 +621,11 @@ def _canonical_shapefile_frame(gdf, fields: dict, text_fields, int_fields, float
 
 
 def read_shapefile_checked(root: Path, base: str, fields: dict, prof: Profile, c: _Check, *,
-                           text_fields=(), int_fields=(), float_fields=()) -> gpd.GeoDataFrame | None:
+                           text_fields=(), int_fields=(), float_fields=(), muni: str | None = None,
+                           code_field: str = "key") -> gpd.GeoDataFrame | None:
     """Check one Shapefile's parts, .cpg, DBF header, LDID, fields and text encoding, then read
-    it. Returns a frame with canonical column names, or None when it cannot be read."""
+    it. Returns a frame with canonical column names, or None when it cannot be read.
+    ``muni`` (else the codes of ``code_field``) names the zone a lat/lon Shapefile should use."""
     if not _check_shapefile_parts(root, base, c):
         return None
     enc = prof.shapefile["encoding"]
@@ -518,7 +636,7 @@ def read_shapefile_checked(root: Path, base: str, fields: dict, prof: Profile, c
         return None
     if not _check_dbf_text(dbf, header, enc, c):
         return None
-    gdf = _read_projected_shapefile(root, base, enc, c)
+    gdf = _read_projected_shapefile(root, base, enc, c, muni, fields.get(code_field))
     if gdf is None:
         return None
     return _canonical_shapefile_frame(gdf, fields, text_fields, int_fields, float_fields)
@@ -599,7 +717,7 @@ def _open_workbook(path: Path, c: _Check, limits: Limits):
     nested = check_nested_zip(path, limits)
     if nested:
         for f in nested:
-            c.add("XLSX-UNREADABLE", f"{name}: {f.message}", (name, *f.features))
+            c.add("XLSX-UNREADABLE", f"{name} is not a safe zip: {f.message}", (name, *f.features))
         return None
     from openpyxl import load_workbook
 
@@ -760,11 +878,26 @@ def check_prj_zone(c: _Check, muni: str | None) -> None:
     for fname, crs in c.crs_seen:
         zone = _jgd_zone(crs)
         if zone is not None and zone not in allowed:
-            want = min(allowed) if len(allowed) == 1 else sorted(allowed)
-            c.add("SHP-PRJ-ZONE", f"{fname} declares plane-rectangular zone {zone} (EPSG:{6668 + zone}); "
-                  f"municipality {muni} lies in {PREF_NAMES[int(str(muni)[:2]) - 1]}, zone {want} "
-                  f"(EPSG:{6668 + PREF_ZONE[int(str(muni)[:2])]}): areas and distances would be wrong",
-                  [fname])
+            c.add("SHP-PRJ-ZONE", _zone_mismatch_message(fname, crs, zone, muni, allowed), [fname])
+
+
+def _zone_mismatch_message(fname: str, crs, zone: int, muni: str, allowed: set[int]) -> str:
+    """SHP-PRJ-ZONE's message: the declared zone and the zone(s) of the prefecture, in roman
+    numerals with their EPSG codes (in the declared datum)."""
+    from subdivide.core.crs import ZONE_FAMILIES, ZONE_NUMERALS
+
+    epsg = crs.to_epsg(min_confidence=70)
+    datum = "JGD2000" if epsg and 2443 <= epsg <= 2461 else "JGD2011"
+    first = ZONE_FAMILIES[datum]
+    pref = int(str(muni)[:2])
+    own = PREF_ZONE[pref]
+    others = sorted(allowed - {own})
+    want = f"zone {ZONE_NUMERALS[own - 1]} (EPSG:{first + own - 1})"
+    if others:
+        want += " (or zone " + ", ".join(f"{ZONE_NUMERALS[z - 1]} (EPSG:{first + z - 1})" for z in others) + ")"
+    return (f"{fname} declares plane-rectangular zone {ZONE_NUMERALS[zone - 1]} (EPSG:{first + zone - 1}); "
+            f"{PREF_NAMES[pref - 1]} ({muni}) uses {want}: areas and distances would be wrong; "
+            "reproject the Shapefile to it")
 
 
 #: canonical column → profile field group, compared between package.gpkg and the Shapefiles
@@ -809,12 +942,47 @@ def _norm_cell(v) -> str:
 
 
 # ============================================================================ consistency
+#: how many offending town-blocks or sub-areas a message names in its text (all are in the features)
+NAMED_IN_MESSAGE = 3
+
+
+def _subarea_label(num, name) -> str:
+    """'2 大迫地域' (number and name of a sub-area as a package row states them)."""
+    return f"{num} {name}".strip()
+
+
+def _duplicates(keys: pd.Series, subarea: pd.Series, subarea_name: pd.Series, where: str, c: _Check) -> None:
+    """BLOCK-DUPLICATE for keys on several rows of one source, naming the sub-area of every
+    row (a town-block doubled across two sub-areas names both)."""
+    k = keys.astype(str).reset_index(drop=True)
+    dup = k.duplicated(keep=False)
+    if not dup.any():
+        return
+    labels = [_subarea_label(n, nm) for n, nm in zip(subarea.reset_index(drop=True)[dup],
+                                                       subarea_name.reset_index(drop=True)[dup])]
+    rows = pd.DataFrame({"key": k[dup].to_numpy(), "label": labels})
+    per_key = rows.groupby("key", sort=True)["label"].agg(" / ".join)
+    first = per_key.index[0]
+    c.add("BLOCK-DUPLICATE", f"{len(per_key)} keys appear more than once in the {where}: {first} is in "
+          f"{per_key.iloc[0]}", [f"{key}: {lab}" for key, lab in per_key.items()])
+
+
+def _named_blocks(keys, ref: pd.DataFrame | None) -> str:
+    """'032050130 東和町… (4 東和地域), …': the first keys, with name and sub-area when known."""
+    out = []
+    for key in list(keys)[:NAMED_IN_MESSAGE]:
+        if ref is not None and key in ref.index:
+            r = ref.loc[key]
+            out.append(f"{key} {r['name']} ({_subarea_label(r['subarea'], r['subarea_name'])})")
+        else:
+            out.append(str(key))
+    return ", ".join(out) + (", …" if len(keys) > NAMED_IN_MESSAGE else "")
+
+
 def check_townblocks(tb: gpd.GeoDataFrame, blk_csv, xlsx, muni: str | None, c: _Check) -> None:
     """Every town-block exactly once, keys well-formed, Shapefile ↔ lists agree."""
     keys = tb["key"].astype(str)
-    dup = sorted(set(keys[keys.duplicated()]))
-    if dup:
-        c.add("BLOCK-DUPLICATE", f"{len(dup)} keys appear more than once in the town-block Shapefile", dup)
+    _duplicates(keys, tb["subarea"], tb["subarea_name"], "town-block Shapefile", c)
     pattern = r"\d{9}|\d{11}"
     bad = [k for k in keys if not re.fullmatch(pattern, k) or (muni and not k.startswith(muni))]
     if bad:
@@ -825,17 +993,16 @@ def check_townblocks(tb: gpd.GeoDataFrame, blk_csv, xlsx, muni: str | None, c: _
         if df is None:
             continue
         lk = df["key"].astype(str)
-        ldup = sorted(set(lk[lk.duplicated()]))
-        if ldup:
-            c.add("BLOCK-DUPLICATE", f"{len(ldup)} keys appear more than once in the {label}", ldup)
+        _duplicates(lk, df["subarea"], df["subarea_name"], label, c)
         only_shp = sorted(set(keys) - set(lk))
         only_list = sorted(set(lk) - set(keys))
         if only_shp:
-            c.add("BLOCK-NOT-IN-LIST", f"{len(only_shp)} town-blocks of the Shapefile are missing from the {label}",
-                  only_shp)
+            c.add("BLOCK-NOT-IN-LIST", f"{len(only_shp)} town-blocks of the Shapefile are missing from the {label}: "
+                  + _named_blocks(only_shp, ref), only_shp)
         if only_list:
-            c.add("BLOCK-NOT-IN-SHP", f"{len(only_list)} town-blocks of the {label} are not in the Shapefile"
-                  + _lost_zeros_hint(only_list, only_shp, (9, 11)), only_list)
+            d = df.assign(key=lk).drop_duplicates("key").set_index("key")
+            c.add("BLOCK-NOT-IN-SHP", f"{len(only_list)} town-blocks of the {label} are not in the Shapefile: "
+                  + _named_blocks(only_list, d) + _lost_zeros_hint(only_list, only_shp, (9, 11)), only_list)
         d = df.drop_duplicates("key").set_index("key")
         common = sorted(set(d.index) & set(ref.index))
         if not common:
@@ -897,15 +1064,16 @@ def _check_subarea_codes(sa, muni: str | None, c: _Check) -> None:
         return
     nums = sa["subarea"]
     exp = [f"{muni}{int(s):02d}" for s in nums]
-    badcode = [f"{code} (expected {e})" for code, e in zip(sa["code"], exp) if code != e]
+    badcode = [f"{code} → {e}" for code, e in zip(sa["code"], exp) if code != e]
     if badcode:
-        c.add("CODE-FORMAT", "sub-area codes must be the municipality code + 2-digit sub-area number",
+        c.add("CODE-FORMAT", "sub-area codes must be the municipality code + 2-digit sub-area number "
+              "(stated → expected)",
               badcode)
     exp6 = [f"{with_check_digit(muni)}{int(s):02d}" for s in nums]
-    bad6 = [f"{code} (expected {e})" for code, e in zip(sa["code6"], exp6) if code != e]
+    bad6 = [f"{code} → {e}" for code, e in zip(sa["code6"], exp6) if code != e]
     if bad6:
         c.add("CODE-CHECK-DIGIT", "6-digit sub-area codes must carry the municipality check digit "
-              f"({with_check_digit(muni)})", bad6)
+              f"({with_check_digit(muni)}; stated → expected)", bad6)
 
 
 def _check_display_order(sa, c: _Check) -> None:
@@ -930,10 +1098,11 @@ def _check_subarea_totals(tb, sa, c: _Check) -> None:
             continue
         if row["n_blocks"] != n_blocks[s] or row["population"] != pop[s] or \
                 abs(row["area_km2"] - area[s]) > max(1e-3, AREA_REL_TOL * area[s]):
-            bad.append(f"{s}: {row['n_blocks']} blocks / {row['population']} people / {row['area_km2']:.3f} km² "
-                       f"stated, {n_blocks[s]} / {pop[s]} / {area[s]:.3f} counted")
+            bad.append(f"{s}: {row['n_blocks']} / {row['population']} / {row['area_km2']:.3f} → "
+                       f"{n_blocks[s]} / {pop[s]} / {area[s]:.3f}")
     if bad:
-        c.add("SUBAREA-TOTALS", "sub-area totals disagree with their town-blocks", bad)
+        c.add("SUBAREA-TOTALS", "sub-area totals disagree with their town-blocks (blocks / people / km², "
+              "stated → counted)", bad)
 
 
 def _check_block_subarea_labels(tb, sa, c: _Check) -> None:
@@ -948,29 +1117,51 @@ def _check_block_subarea_labels(tb, sa, c: _Check) -> None:
               list(tbk.loc[mism, "key"]))
 
 
-def _list_areas_agree(sa, df) -> bool:
-    """The list's area_km2 per code is within tolerance of the Shapefile's."""
-    try:
-        la = dict(zip(df["code"].astype(str), pd.to_numeric(df["area_km2"], errors="coerce")))
-        return all(abs(la.get(code, np.nan) - ar) <= max(2e-3, AREA_REL_TOL * ar)
-                   for code, ar in zip(sa["code"], sa["area_km2"]))
-    except (TypeError, ValueError):
-        return False
+#: the sub-area list's columns compared with the sub-area Shapefile (area within tolerance)
+_SUBAREA_LIST_COMPARED = ("code6", "name", "display_order", "subarea", "n_blocks", "population")
 
 
-def _check_subarea_list(sa, label: str, df, c: _Check) -> None:
-    """LIST-MISMATCH: one sub-area list (CSV or XLSX sheet) repeats the sub-area table."""
-    left = sa.assign(area_km2=sa["area_km2"].round(3))
-    cols = ["code", "code6", "name", "display_order", "subarea", "n_blocks", "population"]
-    a = {tuple(str(r[x]) for x in cols) for _, r in left.iterrows()}
-    b = {tuple(str(r[x]) for x in cols) for _, r in df.iterrows()}
-    if a != b or not _list_areas_agree(sa, df):
-        diff = sorted({t_[0] for t_ in a ^ b}) or list(sa["code"])
-        c.add("LIST-MISMATCH", f"the {label} differs from the sub-area Shapefile"
-              + _lost_zeros_hint(sorted({t_[0] for t_ in b - a}), sa["code"].astype(str), (7,)), diff)
+def _check_subarea_list(sa, label: str, df, c: _Check, headers: dict | None = None) -> None:
+    """LIST-MISMATCH: one sub-area list (CSV or XLSX sheet) repeats the sub-area table: rows
+    missing from the list and rows it has in excess are named by code, differing rows by code
+    and column."""
+    left = sa.assign(code=sa["code"].astype(str)).drop_duplicates("code").set_index("code")
+    right = df.assign(code=df["code"].astype(str)).drop_duplicates("code").set_index("code")
+    codes = df["code"].astype(str)
+    repeated = sorted(set(codes[codes.duplicated()]))
+    if repeated:
+        c.add("LIST-MISMATCH", f"the {label} repeats the rows of sub-areas {', '.join(repeated)}", repeated)
+    extra = [k for k in right.index if k not in left.index]
+    restored = {k.zfill(7) for k in extra if k.isdigit()}        # codes Excel stripped of leading zeros
+    missing = [k for k in left.index if k not in right.index and k not in restored]
+    if missing:
+        c.add("LIST-MISMATCH", f"the {label} lacks the rows of sub-areas "
+              + ", ".join(f"{k} {left.loc[k, 'name']}" for k in missing), missing)
+    if extra:
+        c.add("LIST-MISMATCH", f"the {label} has rows of sub-areas that are not in the Shapefile: "
+              + ", ".join(f"{k} {right.loc[k, 'name']}" for k in extra)
+              + _lost_zeros_hint(extra, left.index, (7,)), extra)
+    common = [k for k in left.index if k in right.index]
+    differing: dict[str, list[str]] = {}
+    for k in common:
+        a, b = left.loc[k], right.loc[k]
+        cols = [col for col in _SUBAREA_LIST_COMPARED if str(a[col]) != str(b[col])]
+        try:
+            area = float(b["area_km2"])
+        except (TypeError, ValueError):
+            area = np.nan
+        if not abs(area - float(a["area_km2"])) <= max(2e-3, AREA_REL_TOL * float(a["area_km2"])):
+            cols.append("area_km2")
+        if cols:
+            differing[k] = cols
+    if differing:
+        cols = sorted({col for v in differing.values() for col in v}, key=list(_SUBAREA_LIST_COMPARED + ("area_km2",)).index)
+        cols = [(headers or {}).get(col, col) for col in cols]      # as the list's header says
+        c.add("LIST-MISMATCH", f"the {label} differs from the sub-area Shapefile in {', '.join(cols)} for "
+              "sub-areas " + ", ".join(differing), list(differing))
 
 
-def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check) -> None:
+def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check, headers: dict | None = None) -> None:
     """Numbers, names, codes and check digits, display order, limit, totals, list agreement."""
     _check_subarea_numbers(tb, sa, c)
     _check_subarea_names(sa, c)
@@ -980,7 +1171,7 @@ def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check) -> None:
     _check_block_subarea_labels(tb, sa, c)
     for label, df in (("sub-area CSV list", sub_csv), ("XLSX subareas sheet", (xlsx or {}).get("subareas"))):
         if df is not None:
-            _check_subarea_list(sa, label, df, c)
+            _check_subarea_list(sa, label, df, c, headers)
 
 
 # ============================================================================ geometry
@@ -1043,23 +1234,93 @@ def check_geometry(tb: gpd.GeoDataFrame, sa: gpd.GeoDataFrame, c: _Check, *, out
                   "municipal outline", list(gk[share > 0.01]))
 
 
-def check_contiguity(tb: gpd.GeoDataFrame, exceptions: set, c: _Check) -> None:
-    """Each sub-area one piece (rook adjacency), apart from listed island exceptions."""
+#: a detached piece of a sub-area with no other town-block nearer than this (m) has no land
+#: neighbour (touching at a corner, or a sliver gap of e-Stat polygons, counts as land)
+ISLAND_GAP_M = 1.0
+
+
+def island_parts(tb: gpd.GeoDataFrame, adj) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The geometry's view of each sub-area's pieces (rook adjacency ``adj``).
+
+    A piece (connected part of a sub-area) is *isolated* when it has no land neighbour: no
+    town-block of another piece shares a border with it or lies within :data:`ISLAND_GAP_M`
+    (an island, or a part beyond water or another municipality). Each sub-area's main part
+    is its largest piece with a land neighbour (its largest piece when all are isolated).
+
+    Returns three boolean masks over the town-blocks: ``detached`` (outside their
+    sub-area's main part), ``isolated`` (in an isolated piece) and ``islands`` (detached and
+    isolated: what the geometry says is an island).
+    """
+    from subdivide.model.contiguity import parts_per_group
+
+    sub = tb["subarea"].to_numpy()
+    part = parts_per_group(adj, sub)["part"].to_numpy()
+    n_parts = int(part.max()) + 1 if len(part) else 0
+    coo = adj.tocoo()
+    leaves = np.zeros(n_parts, bool)                    # a border with another piece
+    cross = part[coo.row] != part[coo.col]
+    leaves[part[coo.row[cross]]] = True
+    size = np.bincount(part, minlength=n_parts)
+    group = np.zeros(n_parts, sub.dtype)
+    group[part] = sub                                   # the sub-area of each piece
+    codes = pd.factorize(group)[0]
+    several = np.bincount(codes, minlength=1)[codes] > 1
+    check = np.flatnonzero(~leaves & several)           # candidate isolated pieces of split sub-areas
+    if len(check):
+        geoms = tb.geometry.values
+        mine = np.flatnonzero(np.isin(part, check))
+        i, j = shapely.STRtree(geoms).query(geoms[mine], predicate="dwithin", distance=ISLAND_GAP_M)
+        near = part[j] != part[mine[i]]
+        leaves[part[mine[i[near]]]] = True
+    isolated_part = ~leaves
+    order = pd.DataFrame({"part": np.arange(n_parts), "group": group, "isolated": isolated_part, "size": size})
+    main = (order.sort_values(["group", "isolated", "size", "part"], ascending=[True, True, False, True])
+                 .drop_duplicates("group")["part"].to_numpy())
+    detached = ~np.isin(part, main)
+    isolated = isolated_part[part] if len(part) else np.zeros(0, bool)
+    return detached, isolated, detached & isolated
+
+
+def check_contiguity(tb: gpd.GeoDataFrame, exceptions: set | None, c: _Check) -> set:
+    """Each sub-area one piece (rook adjacency), apart from island exceptions: those the
+    manifest lists, or, for a package without a manifest (``exceptions`` None), those the
+    geometry shows (detached pieces with no land neighbour: CONTIGUITY-ISLAND-INFERRED).
+    Returns the island exceptions used."""
     from subdivide.model.contiguity import block_adjacency, contiguity_breaks
 
     geoms = tb.geometry.values
     if (shapely.is_missing(geoms) | ~shapely.is_valid(geoms)).any() or tb["key"].duplicated().any():
-        return  # already reported; adjacency on broken geometry would mislead
+        return set(exceptions or ())  # already reported; adjacency on broken geometry would mislead
     keys = tb["key"].to_numpy()
     sub = tb["subarea"].to_numpy()
-    bad, excused = contiguity_breaks(block_adjacency(tb, method="edges"), sub, keys, exceptions)
+    adj = block_adjacency(tb, method="edges")
+    detached, isolated, islands = island_parts(tb, adj)
+    inferred = exceptions is None
+    if inferred:
+        bad, excused = detached & ~islands, np.zeros(len(tb), bool)
+        exceptions = set(keys[islands])
+    else:
+        bad, excused = contiguity_breaks(adj, sub, keys, exceptions)
+    names = (tb["subarea_name"] if "subarea_name" in tb.columns else pd.Series("", index=tb.index)).astype(str).to_numpy()
     for s in sorted(set(sub[bad])):
-        ks = keys[bad & (sub == s)]
-        c.add("CONTIGUITY", f"sub-area {s} is not contiguous: {len(ks)} town-blocks are cut off from its "
-              "main part", ks)
+        mask = bad & (sub == s)
+        ks = keys[mask]
+        lone = int((mask & isolated).sum())
+        hint = (f"; {lone} of them touch no other town-block (islands? list them as island exceptions)"
+                if lone else "")
+        c.add("CONTIGUITY", f"sub-area {s} ({names[mask][0]}) is not contiguous: {len(ks)} "
+              "town-blocks are cut off from its main part" + hint, ks)
     if excused.any():
         c.add("CONTIGUITY-ISLAND", f"{int(excused.sum())} detached town-blocks are listed as "
               "island exceptions in the manifest", keys[excused])
+    if inferred and islands.any():
+        per = pd.Series(names[islands]).groupby(sub[islands], sort=True).agg(["first", "size"])
+        c.add("CONTIGUITY-ISLAND-INFERRED", f"{int(islands.sum())} town-blocks cut off from their sub-area "
+              "touch no other town-block (islands, or parts beyond water or another municipality): "
+              "accepted as island exceptions inferred from the geometry, as the package has no manifest ("
+              + ", ".join(f"{_subarea_label(n, r['first'])}: {r['size']}" for n, r in per.iterrows()) + ")",
+              keys[islands])
+    return set(exceptions)
 
 
 # ============================================================================ spill
@@ -1116,7 +1377,7 @@ def check_spill(root: Path, sa: gpd.GeoDataFrame, prof: Profile, c: _Check, *, s
     if low_c.any():
         c.add("SPILL-CIRCLE", f"circle model at L = {dist[0]:g} km: unreached share below {share:.0%} "
               "(sub-area too small for its neighbours' spill)",
-              [f"{n}: {v:.0%} of {a / 1e6:.0f} km²" for n, v, a in zip(names[low_c], circ[low_c], area[low_c])])
+              [f"{n}: {v:.0%} ({a / 1e6:.0f} km²)" for n, v, a in zip(names[low_c], circ[low_c], area[low_c])])
     low_p = core < share
     if low_p.any():
         c.add("SPILL-CORE", f"exact polygon model at L = {dist[0]:g} km: unreached core below {share:.0%} "

@@ -36,7 +36,7 @@ from subdivide.core.faults import (
     fault_to_user_error,
     refuse_special_files,
 )
-from subdivide.core.i18n import error_line, language, translate_parser, translate_text
+from subdivide.core.i18n import FRAME, error_line, language, translate_parser, translate_text
 
 LANG_HELP = "choose the language of messages and help: ja (日本語) or en (default: from LANG / LC_ALL)"
 
@@ -92,11 +92,14 @@ def check_numbers(args) -> None:
                                 fix=f"give {opt} an ordinary number (see `subdivide {args.command} --help`)")
 
 
-def _warning_printer(command: str, fallback):
-    """Show subdivide's own warnings as one line ``subdivide CMD: warning: …`` (no source line)."""
+def _warning_printer(command: str, fallback, lang: str = "en"):
+    """Show subdivide's own warnings as one line ``subdivide CMD: warning: …`` (no source line;
+    ``警告`` and the message in Japanese when the catalogue knows it)."""
+    word = FRAME[lang]["warning"]
+
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, UserWarning) and "subdivide" in str(filename):
-            print(f"subdivide {command}: warning: {message}", file=file or sys.stderr)
+            print(f"subdivide {command}: {word}: {translate_text(str(message), lang)}", file=file or sys.stderr)
         else:
             fallback(message, category, filename, lineno, file, line)
     return show
@@ -120,15 +123,23 @@ def _error(args, exc: UserError) -> int:
     return exc.exit_status
 
 
+#: the where and fix lines of an internal error
+INTERNAL_WHERE = "inside subdivide (not caused by a file or option we could recognise)"
+INTERNAL_FIX = ("nothing was written; please report the command line to the subdivide maintainers "
+                "(run it again with SUBDIVIDE_DEBUG=1 to see the details)")
+
+
 def _internal_error(args, exc: BaseException) -> int:
     """An unexpected failure: a short message (the traceback only with SUBDIVIDE_DEBUG=1)."""
     if os.environ.get("SUBDIVIDE_DEBUG"):
         traceback.print_exc()
     text = " ".join(str(exc).split())[:300]
-    print(f"subdivide {args.command}: internal error: {exc.__class__.__name__}: {text}\n"
-          "  where: inside subdivide (not caused by a file or option we could recognise)\n"
-          "  fix:   nothing was written; please report the command line to the subdivide maintainers "
-          "(run it again with SUBDIVIDE_DEBUG=1 to see the details)", file=sys.stderr)
+    lang = getattr(args, "lang", "en")
+    words = FRAME[lang]
+    fix_pad = "   " if lang == "en" else " "
+    print(f"subdivide {args.command}: {words['internal']}: {exc.__class__.__name__}: {text}\n"
+          f"  {words['where']}: {translate_text(INTERNAL_WHERE, lang)}\n"
+          f"  {words['fix']}:{fix_pad}{translate_text(INTERNAL_FIX, lang)}", file=sys.stderr)
     return 70  # EX_SOFTWARE
 
 
@@ -142,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _warning_printer(args.command, warnings.showwarning)
+            warnings.showwarning = _warning_printer(args.command, warnings.showwarning, args.lang)
             check_numbers(args)
             refuse_special_files(args, args.command)
             with OutputTransaction(output_paths(args), database_paths(args)):

@@ -10,12 +10,20 @@ up to date); docs/i18n.md says how to add a string.
   LANG, POSIX precedence).
 - :func:`translate_text` translates one string: an exact msgid, else a *template* msgid
   (``"{what} {path} does not exist"``) matched as a regular expression, its values kept
-  (and translated themselves when they are msgids, e.g. ``the town-block file``).
+  (and translated themselves when they are msgids, e.g. ``the town-block file``). A field
+  ``{num…}`` matches only a number; a field ``{phrase…}`` only a text the catalogue knows.
+  :func:`format_text` is gettext's ``_(template).format(…)`` for text a command composes.
 - :func:`translate_parser` translates an :mod:`argparse` parser and its subcommands in
   place (descriptions, help, usage heading, section titles, epilog prose, parse errors).
 - :func:`translate_error` renders a :class:`~subdivide.core.errors.UserError` with
   エラー / 場所 / 対処; :func:`render_finding` a validator or plan finding with its rule's
   description and fix line; :func:`progress_translator` names progress stages.
+- :func:`translate_lines` translates a printed report line by line; a line no entry knows
+  whole is translated column by column (its runs of two or more spaces are column gaps,
+  re-padded by display width so that the columns stay aligned).
+- :func:`column_label` names a table column (``msgctxt "column"``); :func:`frame_text`
+  prints a DataFrame with those labels, aligned by display width; :func:`printer` and
+  :func:`stderr_progress` are what a command prints and reports progress with.
 """
 from __future__ import annotations
 
@@ -38,13 +46,15 @@ from subdivide.core.rules import RULES
 DOMAIN = "subdivide"
 LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
 LANGUAGES = ("en", "ja")
+#: gettext's separator of a msgctxt and its msgid in a compiled catalogue
+CONTEXT = "\x04"
 
 #: frame words of an error and of a finding, per language
 FRAME = {
     "en": {"error": "error", "where": "where", "fix": "fix", "usage": "usage: ", "example": "example:",
-           "internal": "internal error"},
+           "internal": "internal error", "warning": "warning"},
     "ja": {"error": "エラー", "where": "場所", "fix": "対処", "usage": "使い方: ", "example": "例:",
-           "internal": "内部エラー"},
+           "internal": "内部エラー", "warning": "警告"},
 }
 SEVERITY_JA = {"error": "エラー", "warning": "警告", "info": "情報"}
 
@@ -83,6 +93,8 @@ def catalogue(lang: str) -> gettext.NullTranslations:
 
 
 _FIELD = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+#: what a ``{num…}`` field matches: a number as printed (1,234 / -0.5 / 12%)
+_NUMBER = r"[-+−]?\d[\d,]*(?:\.\d+)?%?"
 
 
 @functools.cache
@@ -96,13 +108,13 @@ def _templates(lang: str) -> tuple[tuple[re.Pattern, str], ...]:
     what = "|".join(map(re.escape, subjects)) + "|" if subjects else ""
     out = []
     for msgid, msgstr in entries.items():
-        if not isinstance(msgid, str) or not _FIELD.search(msgid) or not msgstr:
+        if not isinstance(msgid, str) or CONTEXT in msgid or not _FIELD.search(msgid) or not msgstr:
             continue
         parts, pos = [], 0
         for m in _FIELD.finditer(msgid):
             parts.append(re.escape(msgid[pos:m.start()]))
             name = m.group(1)
-            body = f"{what}.+?" if name == "what" else ".+?"
+            body = f"{what}.+?" if name == "what" else _NUMBER if name.startswith("num") else ".+?"
             parts.append(f"(?P<{name}>{body})" if f"(?P<{name}>" not in "".join(parts) else f"(?P={name})")
             pos = m.end()
         parts.append(re.escape(msgid[pos:]))
@@ -122,35 +134,149 @@ def lookup(text: str, lang: str) -> str | None:
 
 def translate_text(text: str | None, lang: str) -> str | None:
     """``text`` in ``lang``: exact msgid, else the first matching template (its values kept,
-    and translated when they are msgids themselves), else ``text`` unchanged."""
+    and translated when they are msgids themselves), else ``text`` unchanged.
+
+    A field named ``{phrase…}`` must itself translate: ``"{phrase_a} or {phrase_b}"`` joins
+    two known phrases and is skipped when either is unknown (no half-translated sentence)."""
     if text is None or lang == "en":
         return text
+    return _translate(text, lang)
+
+
+@functools.cache
+def _translate(text: str, lang: str) -> str:
     exact = lookup(text, lang)
     if exact is not None:
         return exact
     for rx, tr in _templates(lang):
         m = rx.fullmatch(text)
         if m:
-            values = {k: translate_text(v, lang) for k, v in m.groupdict().items()}   # shorter: ends
-            return tr.format(**values)
+            values = {}
+            for k, v in m.groupdict().items():   # shorter: ends; a value of several lines: line by line
+                values[k] = translate_lines(v, lang) if "\n" in v else _translate(v, lang)
+                if k.startswith("phrase") and values[k] == v:
+                    break
+            else:
+                return tr.format(**values)
     return text
 
 
 def translate_lines(text: str, lang: str) -> str:
     """A multi-line report translated line by line (each line's indentation kept), e.g. the
-    text of ``subdivide info``: its English lines are catalogue templates."""
+    text of ``subdivide info``: its English lines are catalogue templates. A line that no
+    entry knows whole is translated column by column (:func:`translate_columns`)."""
     if lang == "en":
         return text
-    out = []
-    for line in text.split("\n"):
-        body = line.lstrip(" ")
-        out.append(line[: len(line) - len(body)] + translate_text(body, lang) if body else line)
-    return "\n".join(out)
+    return "\n".join(translate_line(line, lang) for line in text.split("\n"))
+
+
+def translate_line(line: str, lang: str) -> str:
+    """One printed line: the exact msgid, else its columns (when one of them is known), else
+    the first matching template; the indentation is kept."""
+    body = line.lstrip(" ")
+    if lang == "en" or not body:
+        return line
+    indent = line[: len(line) - len(body)]
+    exact = lookup(body, lang)
+    if exact is not None:
+        return indent + exact
+    columns = translate_columns(line, lang)
+    if columns != line:
+        return columns
+    return indent + translate_text(body, lang)
+
+
+_GAP = re.compile(r" {2,}")
+
+
+def translate_columns(line: str, lang: str) -> str:
+    """A table line translated cell by cell: cells are separated by runs of two or more
+    spaces; each known cell is translated and the gaps re-padded by display width, a
+    changed cell keeping its right edge (numbers and headers are right-aligned) and the
+    last cell its left edge, with at least two spaces between cells. Unchanged when no
+    cell is known."""
+    cells, pos = [], 0
+    for m in _GAP.finditer(line):
+        if m.start() > pos:
+            cells.append((pos, line[pos:m.start()]))
+        pos = m.end()
+    if pos < len(line):
+        cells.append((pos, line[pos:]))
+    if len(cells) < 2:
+        return line
+    new = [translate_text(c, lang) for _, c in cells]
+    if all(a == b for (_, a), b in zip(cells, new)):
+        return line
+    out, col = "", 0
+    for i, ((start, old), text) in enumerate(zip(cells, new)):
+        left = display_width(line[:start])               # the cell's columns in the English line
+        right = left + display_width(old)
+        if i == 0:
+            pad = left
+        elif text == old or i == len(cells) - 1:
+            pad = left - col
+        else:
+            pad = right - display_width(text) - col
+        out += " " * max(pad, 2 if i else 0) + text
+        col = display_width(out)
+    return out
 
 
 def gettext_for(lang: str) -> Callable[[str], str]:
     """A ``_`` function for ``lang``."""
     return lambda s: translate_text(s, lang)
+
+
+def format_text(template: str, lang: str, *, context: str | None = None, **values) -> str:
+    """``template.format(**values)`` with the template translated first (gettext's usual
+    ``_("…{n}…").format(n=…)``): for text a command composes itself. A ``context`` (msgctxt)
+    keeps a short, general template (``{at} by {actor}``) out of the regular-expression
+    matching of :func:`translate_text`."""
+    found = lookup(template if context is None else f"{context}{CONTEXT}{template}", lang)
+    return (found or template).format(**values)
+
+
+def pgettext(context: str, text: str, lang: str) -> str:
+    """``text`` in ``lang`` from the catalogue's ``msgctxt context`` entry (a short word whose
+    meaning depends on where it stands: a column heading, a status), else ``text``."""
+    return lookup(f"{context}{CONTEXT}{text}", lang) or text
+
+
+def column_label(name: str, lang: str) -> str:
+    """The heading of table column ``name`` (an English column key such as ``n_blocks``) in
+    ``lang``: the catalogue's ``msgctxt "column"`` entry, else ``name``."""
+    return pgettext("column", name, lang) if isinstance(name, str) else name
+
+
+def frame_text(df, lang: str, *, index: bool = False) -> str:
+    """``df.to_string()`` for a terminal: in Japanese with :func:`column_label` headings, the
+    cells translated where the catalogue knows them, and aligned by display width."""
+    if lang == "en":
+        return df.to_string(index=index)
+    import pandas as pd
+
+    shown = df.rename(columns=lambda c: column_label(c, lang))
+    if shown.index.name:
+        shown.index.name = column_label(shown.index.name, lang)
+    for c in shown.columns:
+        if shown[c].dtype == object:
+            shown[c] = [translate_text(v, lang) if isinstance(v, str) else v for v in shown[c]]
+    with pd.option_context("display.unicode.east_asian_width", True):
+        return shown.to_string(index=index)
+
+
+def printer(lang: str, file=None) -> Callable[..., None]:
+    """``print`` for a command's report: each line through :func:`translate_lines`."""
+    def say(*parts) -> None:
+        print(translate_lines(" ".join(str(p) for p in parts), lang), file=file or sys.stdout, flush=True)
+    return say
+
+
+def stderr_progress(lang: str, enabled: bool = True):
+    """The progress callable of a command: stage names in ``lang`` on stderr, or silent."""
+    from subdivide.core.progress import StderrProgress, silent
+
+    return StderrProgress(translate=progress_translator(lang)) if enabled else silent
 
 
 # ----------------------------------------------------------------------------- errors
@@ -346,14 +472,19 @@ def _unquote(s: str) -> str:
 
 def read_po(text: str) -> dict[str, str]:
     """msgid → msgstr of a .po file whose entries are separated by blank lines (a fuzzy
-    entry counts as untranslated)."""
+    entry counts as untranslated; an entry with a ``msgctxt`` is keyed ``context\\x04msgid``,
+    as gettext stores it)."""
     entries: dict[str, str] = {}
     for block in re.split(r"\n[ \t]*\n", text):
-        msgid = msgstr = None
+        msgid = msgstr = context = None
         field, fuzzy = None, False
         for line in (ln.strip() for ln in block.splitlines()):
             if line.startswith("#,") and "fuzzy" in line:
                 fuzzy = True
+            elif line.startswith("msgctxt "):
+                context, field = _unquote(line[8:]), "msgctxt"
+            elif line.startswith('"') and field == "msgctxt":
+                context += _unquote(line)
             elif line.startswith("msgid "):
                 msgid, field = _unquote(line[6:]), "msgid"
             elif line.startswith("msgstr "):
@@ -363,7 +494,8 @@ def read_po(text: str) -> dict[str, str]:
             elif line.startswith('"') and field == "msgstr":
                 msgstr += _unquote(line)
         if msgid is not None:
-            entries[msgid] = "" if fuzzy else (msgstr or "")
+            key = msgid if context is None else f"{context}{CONTEXT}{msgid}"
+            entries[key] = "" if fuzzy else (msgstr or "")
     return entries
 
 
@@ -371,8 +503,8 @@ def _quote(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t").replace("\n", "\\n") + '"'
 
 
-def po_entry(msgid: str, msgstr: str, comment: str = "") -> str:
-    """One .po entry (multi-line strings split after their line breaks)."""
+def po_entry(msgid: str, msgstr: str, comment: str = "", context: str | None = None) -> str:
+    """One .po entry (multi-line strings split after their line breaks; ``context``: its msgctxt)."""
     def field(name, s):
         lines = s.split("\n")
         if len(lines) == 1:
@@ -380,6 +512,8 @@ def po_entry(msgid: str, msgstr: str, comment: str = "") -> str:
         chunks = [ln + "\n" for ln in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
         return f'{name} ""\n' + "\n".join(_quote(c) for c in chunks)
     head = "".join(f"#. {c}\n" for c in comment.splitlines()) if comment else ""
+    if context is not None:
+        head += f"msgctxt {_quote(context)}\n"
     return f"{head}{field('msgid', msgid)}\n{field('msgstr', msgstr)}\n"
 
 
@@ -419,6 +553,7 @@ def compile_catalogue(lang: str = "ja") -> Path:
     os.replace(tmp, mo)
     catalogue.cache_clear()
     _templates.cache_clear()
+    _translate.cache_clear()
     return mo
 
 

@@ -8,7 +8,14 @@ naming the offending town-blocks. Functions that can leave something to review a
 return a :class:`PlanningReport`.
 
 Keys are always strings (KEY_CODE keeps its leading zero). Mapping and assignment CSVs
-are read as UTF-8 (with or without BOM) or CP932, detected; XLSX via openpyxl.
+are read as UTF-8 (with or without BOM) or CP932, detected; XLSX via openpyxl; what Excel
+leaves behind (blank ``,,,`` rows, keys stored as numbers) is ignored or restored.
+
+Codes never drift: a sub-area's number is its identity and its code (municipality code + 2
+digits), kept through every edit (:func:`merge_subareas` leaves a gap) and every import
+(:func:`plan_from_assignment_csv` keeps the numbers written, and a name retyped renames, it
+does not reorder). Only :func:`renumber_subareas` (``--renumber``) renumbers;
+:func:`code_changes` and :func:`renumber_lines` say what changed per code.
 
 Island exceptions: a town-block the source flags as an island (``island``, e-Stat
 KIGO_I) and that shares no border with the rest of the municipality is an explicit
@@ -29,11 +36,12 @@ import shapely
 from subdivide.core.constants import MAX_SUBAREAS
 from subdivide.model.contiguity import block_adjacency, disconnected_blocks, parts_per_group
 from subdivide.io import readers
-from subdivide.io.tables import read_text_table
+from subdivide.io.tables import read_text_table, read_text_tables
 from subdivide.core.errors import PlanCheckError, UserError
 from subdivide.core.findings import Finding
 from subdivide.core.rules import finding
 from subdivide.io.output import write_csv
+from subdivide.core.codes import subarea_code
 from subdivide.model.plan import Plan, default_subarea_name
 from subdivide.core.schema import SUBAREA_COLUMN, coerce_townblocks
 from subdivide.model.reach import core_share
@@ -51,9 +59,11 @@ class PlanningReport:
 
     findings: list[Finding] = field(default_factory=list)
     review: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: what was decided on the way that is no rule's business (e.g. names re-derived on import)
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        return [str(f) for f in self.findings]
+        return [str(f) for f in self.findings] + [f"note: {n}" for n in self.notes]
 
 
 # ====================================================================== helpers
@@ -452,25 +462,40 @@ def move_blocks(plan: Plan, moves) -> Plan:
 
 
 def merge_subareas(plan: Plan, refs, *, name: str | None = None) -> Plan:
-    """Merge two or more sub-areas into the first-listed's place; numbers are compacted
-    to 1..k (later numbers shift down, codes follow the numbers)."""
+    """Merge two or more sub-areas into the first-listed one, which keeps its number, code,
+    name (unless ``name``) and place in the display order. The others' numbers and codes are
+    retired and leave a gap: no other sub-area's code changes (carriers know sub-areas by
+    their codes). :func:`renumber_subareas` closes the gaps, on request only."""
     nums = [resolve_subarea(plan, r) for r in refs]
     if len(set(nums)) < 2:
         raise UserError(f"--merge needs two different sub-areas, got {list(refs)}", where="--merge", fix="e.g. --merge 3,4")
-    keep = min(nums)
+    keep, gone = nums[0], sorted(set(nums) - {nums[0]})
     t = plan.subareas.copy()
     sub = plan.blocks[SUBAREA_COLUMN].to_numpy().copy()
-    sub[np.isin(sub, nums)] = keep
+    sub[np.isin(sub, gone)] = keep
     if name:
         t.loc[t["subarea"] == keep, "name"] = name
-    t = t[~t["subarea"].isin(set(nums) - {keep})].sort_values("subarea")
-    renum = {old: i + 1 for i, old in enumerate(t["subarea"])}
-    sub = pd.Series(sub).map(renum).to_numpy()
-    t["subarea"] = t["subarea"].map(renum)
-    t = t.sort_values("display_order", kind="stable")
+    t = t[~t["subarea"].isin(gone)].sort_values("display_order", kind="stable")
     t["display_order"] = np.arange(1, len(t) + 1)
     return plan.with_assignment(sub, t[["subarea", "name", "display_order"]],
                                 metadata=dict(plan.metadata, edited=True))
+
+
+def renumber_subareas(plan: Plan) -> tuple[Plan, dict[int, int]]:
+    """Number the sub-areas 1..k in display order (``--renumber``): their codes change, so this
+    happens only when asked. Returns the new plan and old → new number for every sub-area
+    whose number changed (empty, and the plan itself, when none does)."""
+    t = plan.subareas.sort_values("display_order", kind="stable")
+    ren = {int(old): i + 1 for i, old in enumerate(t["subarea"])}
+    changed = {old: new for old, new in ren.items() if old != new}
+    if not changed:
+        return plan, {}
+    lut = np.zeros(max(ren) + 1, dtype="int64")
+    lut[list(ren)] = list(ren.values())
+    table = t.assign(subarea=t["subarea"].map(ren))[["subarea", "name", "display_order"]]
+    new = plan.with_assignment(lut[plan.blocks[SUBAREA_COLUMN].to_numpy()], table,
+                               metadata=dict(plan.metadata, edited=True))
+    return new, changed
 
 
 def rename_subarea(plan: Plan, ref, name: str) -> Plan:
@@ -485,144 +510,434 @@ def rename_subarea(plan: Plan, ref, name: str) -> Plan:
                                 metadata=dict(plan.metadata, edited=True))
 
 
+# ====================================================================== what changed for the carriers
+def _count(n: int, noun: str) -> str:
+    """'1 town-block', '3 town-blocks'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _code_label(plan: Plan, num: int) -> str:
+    row = plan.subareas.loc[plan.subareas["subarea"] == num].iloc[0]
+    return f"{row['code']} {row['name']}"
+
+
+def code_changes(before: Plan, after: Plan, *, limit: int = 10) -> list[str]:
+    """What an edit or an import changed, as the carriers see it: one line per retired code
+    (where its town-blocks went), new code, renamed sub-area, and the town-blocks that moved
+    between codes. Sub-areas are identified by their number, so their code: ``[]`` when nothing
+    changed. (Renumbering is reported by :func:`renumber_lines`.)"""
+    bt = before.subareas.set_index("subarea")
+    at = after.subareas.set_index("subarea")
+    b = pd.Series(before.blocks[SUBAREA_COLUMN].to_numpy(), index=before.blocks["key"].to_numpy())
+    a = pd.Series(after.blocks[SUBAREA_COLUMN].to_numpy(), index=after.blocks["key"].to_numpy()).reindex(b.index)
+    names = pd.Series(before.blocks["name"].to_numpy(), index=b.index)
+    lines = []
+    for num in sorted(set(bt.index) - set(at.index)):
+        dest = a[b == num].value_counts()
+        where = ", ".join(f"{_code_label(after, int(d))} ({n})" for d, n in dest.items())
+        lines.append(f"code {bt.loc[num, 'code']} ({bt.loc[num, 'name']}) retired: its town-blocks are now in "
+                     f"{where}")
+    for num in sorted(set(at.index) - set(bt.index)):
+        src = b[a == num].value_counts()
+        where = ", ".join(f"{_code_label(before, int(s))} ({n})" for s, n in src.items())
+        lines.append(f"code {at.loc[num, 'code']} ({at.loc[num, 'name']}) new: "
+                     f"{_count(int((a == num).sum()), 'town-block')} from {where}")
+    for num in sorted(set(at.index) & set(bt.index)):
+        if bt.loc[num, "name"] != at.loc[num, "name"]:
+            lines.append(f"code {at.loc[num, 'code']} renamed: {bt.loc[num, 'name']} → {at.loc[num, 'name']}")
+    kept = set(at.index) & set(bt.index)
+    moved = b.index[(a != b) & b.isin(kept) & a.isin(kept)]
+    if len(moved):
+        shown = [f"{k} {names[k]} {bt.loc[b[k], 'code']} → {at.loc[a[k], 'code']}" for k in moved[:limit]]
+        more = f" … (+{len(moved) - limit})" if len(moved) > limit else ""
+        lines.append(f"{_count(len(moved), 'town-block')} moved: " + "; ".join(shown) + more)
+    if lines:
+        same = sorted(kept)
+        lines.insert(0, "codes kept: " + (", ".join(str(at.loc[n, "code"]) for n in same) if same else "none"))
+    return lines
+
+
+def renumber_lines(before: Plan, renumbered: dict[int, int]) -> list[str]:
+    """``--renumber``'s old → new code for every sub-area whose number changed."""
+    t = before.subareas.set_index("subarea")
+    muni = before.muni_code
+    return [f"code {t.loc[old, 'code']} → {subarea_code(muni, new)} ({t.loc[old, 'name']})"
+            for old, new in sorted(renumbered.items())]
+
+
 # ====================================================================== interchange
-def assignment_table(plan: Plan) -> pd.DataFrame:
-    """key, subarea, subarea_name, block name — one row per town-block, key order."""
+#: header spellings of an assignment table's columns, compared after NFKC, without spaces and in
+#: lower case: the --export-csv layout (English), its Japanese form (``--headers ja``) and the
+#: package's own townblock_list.csv / area_codes.xlsx (町丁目コード, エリア番号, エリア名 …)
+ASSIGNMENT_HEADERS = {
+    "key": ("key", "key_code", "keycode", "町丁目コード", "町丁字コード", "町丁・字コード"),
+    "subarea": ("subarea", "エリア番号", "地域番号", "細分化エリア番号"),
+    "subarea_name": ("subarea_name", "エリア名", "地域名", "細分化エリア名"),
+    "code": ("code", "subarea_code", "エリアコード", "地域コード"),
+    "name": ("name", "町丁目名", "町丁字名", "町丁・字名"),
+}
+#: --export-csv headers: English (the default layout) and Japanese (the package list's words)
+ASSIGNMENT_COLUMNS = {"en": {"key": "key", "subarea": "subarea", "subarea_name": "subarea_name", "name": "name"},
+                      "ja": {"key": "町丁目コード", "subarea": "エリア番号", "subarea_name": "エリア名",
+                             "name": "町丁目名"}}
+
+
+def assignment_table(plan: Plan, *, headers: str = "en") -> pd.DataFrame:
+    """key, subarea, subarea_name, block name — one row per town-block, key order
+    (``headers="ja"``: 町丁目コード, エリア番号, エリア名, 町丁目名)."""
     names = plan.subareas.set_index("subarea")["name"]
     sub = plan.blocks[SUBAREA_COLUMN]
-    return pd.DataFrame({"key": plan.blocks["key"].astype(str).to_numpy(dtype=object),
-                         "subarea": sub.to_numpy(), "subarea_name": sub.map(names).to_numpy(dtype=object),
-                         "name": plan.blocks["name"].to_numpy(dtype=object)})
+    df = pd.DataFrame({"key": plan.blocks["key"].astype(str).to_numpy(dtype=object),
+                       "subarea": sub.to_numpy(), "subarea_name": sub.map(names).to_numpy(dtype=object),
+                       "name": plan.blocks["name"].to_numpy(dtype=object)})
+    return df.rename(columns=ASSIGNMENT_COLUMNS[headers])
 
 
-def export_assignment_csv(plan: Plan, path, *, force: bool = False, encoding: str = "utf-8-sig") -> Path:
+def export_assignment_csv(plan: Plan, path, *, force: bool = False, encoding: str = "utf-8-sig",
+                          headers: str = "en") -> Path:
     """Write the block-assignment CSV (UTF-8 with BOM, CRLF; every block listed)."""
-    return write_csv(assignment_table(plan), path, encoding=encoding, force=force)
+    return write_csv(assignment_table(plan, headers=headers), path, encoding=encoding, force=force)
 
 
-def _assignment_columns(df: pd.DataFrame, path) -> tuple[str, str, str | None]:
-    """The key, subarea and (optional) subarea_name columns, matched case-insensitively."""
-    lower = {c.lower(): c for c in df.columns}
-    if "key" not in lower or "subarea" not in lower:
-        raise UserError(f"{Path(path).name} needs columns key,subarea (has {list(df.columns)})", where=str(path),
-                        fix="export one with --export-csv to see the layout")
-    return lower["key"], lower["subarea"], lower.get("subarea_name")
+def _header_key(text) -> str:
+    return "".join(unicodedata.normalize("NFKC", str(text)).split()).lower()
 
 
-def _restore_assignment_zeros(df: pd.DataFrame, kc: str, blocks, report: PlanningReport) -> None:
-    """Keys that lost their leading zero restored in place, reported."""
-    restored = lost_leading_zeros(df[kc], set(blocks["key"].astype(str)))
+def _assignment_roles(df: pd.DataFrame) -> dict[str, str]:
+    """role (key, subarea, subarea_name, code, name) → the column holding it."""
+    cols = {_header_key(c): c for c in df.columns}
+    roles = {}
+    for role, spellings in ASSIGNMENT_HEADERS.items():
+        hit = next((cols[_header_key(s)] for s in spellings if _header_key(s) in cols), None)
+        if hit is not None:
+            roles[role] = hit
+    return roles
+
+
+def read_assignment_table(path) -> tuple[pd.DataFrame, dict[str, str], str]:
+    """The assignment table of a CSV or XLSX: (rows, role → column, where). An XLSX's first sheet
+    with a key column and a sub-area column is used (the package's area_codes.xlsx holds the
+    sub-area list first, the town-block list second)."""
+    tables = read_text_tables(path, what="assignment CSV")
+    for sheet, df in tables.items():
+        roles = _assignment_roles(df)
+        if "key" in roles and ({"subarea", "code", "subarea_name"} & set(roles)):
+            return df, roles, str(path) + (f" (sheet {sheet})" if sheet else "")
+    first = next(iter(tables.values()))
+    raise UserError(f"{Path(path).name} needs a key column and a sub-area column (has {list(first.columns)})",
+                    where=str(path),
+                    fix="use the layout of --export-csv (key,subarea,subarea_name,name) or of the package's "
+                        "townblock_list.csv (町丁目コード, エリア番号, エリア名)")
+
+
+def _rows(df: pd.DataFrame, mask, key: pd.Series, limit: int = 8) -> str:
+    """'row 12 (032050011), row 15 (032050040) … (+3)': rows as the user's file numbers them
+    (the header is row 1), with their keys."""
+    idx = df.index[np.asarray(mask, dtype=bool)]
+    shown = [f"row {int(i) + 2} ({key[i]})" if key[i] else f"row {int(i) + 2}" for i in idx[:limit]]
+    return ", ".join(shown) + (f" … (+{len(idx) - limit})" if len(idx) > limit else "")
+
+
+def _unneutralised(text: str) -> str:
+    """A name as typed: the ``'`` our CSV writer puts before formula-like text (=, +, -, @) removed."""
+    from subdivide.io.output import FORMULA_PREFIXES
+
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES) else text
+
+
+@dataclass
+class _Rows:
+    """The assignment table's rows, cleaned: key, number (or 0), label (a name typed in the
+    sub-area column, or ''), typed sub-area name and code number (or 0)."""
+
+    df: pd.DataFrame
+    key: pd.Series
+    num: pd.Series
+    label: pd.Series
+    typed: pd.Series
+    code_num: pd.Series
+    where: str
+
+    def rows(self, mask, limit: int = 8) -> str:
+        return _rows(self.df, mask, self.key, limit)
+
+
+def _clean_rows(df: pd.DataFrame, roles: dict, blocks, muni: str, where: str, report: PlanningReport) -> _Rows:
+    """Keys (leading zeros restored), numbers, labels, names and codes of every row; rows that
+    cannot be read are refused with their row numbers and keys."""
+    key = df[roles["key"]].map(_nfkc)
+    restored = lost_leading_zeros(key, set(blocks["key"].astype(str)))
     if restored:
-        df[kc] = df[kc].map(lambda k: restored.get(k, k))
+        key = key.map(lambda k: restored.get(k, k))
         report.findings.append(_leading_zero_finding("ASSIGNMENT-LEADING-ZERO", "assignment CSV", restored))
+    empty = pd.Series("", index=df.index, dtype=object)
+    verbatim = df[roles["subarea"]].map(lambda s: _unneutralised(str(s).strip())) if "subarea" in roles else empty
+    raw = verbatim.map(_nfkc)
+    typed = df[roles["subarea_name"]].map(lambda s: _unneutralised(str(s).strip())) if "subarea_name" in roles else empty
+    code = df[roles["code"]].map(_nfkc) if "code" in roles else empty
+    is_num = raw.str.fullmatch(r"\d+(\.0+)?")
+    num = pd.to_numeric(raw.where(is_num).str.replace(r"\.0+$", "", regex=True), errors="coerce").fillna(0).astype("int64")
+    code_ok = code.str.fullmatch(rf"{muni}\d\d")
+    bad_code = (code != "") & ~code_ok
+    if bad_code.any():
+        raise PlanCheckError(f"sub-area codes that are not {muni} + a 2-digit number: "
+                             + _rows(df, bad_code, key), where=where,
+                             fix=f"write codes as text, e.g. {muni}01 (or leave the code column empty: "
+                                 "the sub-area number decides)")
+    code_num = pd.to_numeric(code.where(code_ok).str[-2:], errors="coerce").fillna(0).astype("int64")
+    if "subarea" not in roles and "code" in roles:
+        num, raw = code_num, code.where(code == "", code_num.astype(str))
+    label = verbatim.where(~is_num & (raw != ""), "") if "subarea" in roles else empty
+    if "subarea" not in roles and "code" not in roles:        # only a name column: names are the labels
+        label = typed
+    rows = _Rows(df, key, num, label, typed, code_num, where)
+    _refuse_bad_rows(rows, roles)
+    return rows
 
 
-def _refuse_bad_assignment_rows(df: pd.DataFrame, kc: str, sc: str, path) -> None:
-    """PlanCheckError for rows without a sub-area and for town-blocks listed twice."""
-    empty = df.loc[df[sc] == "", kc]
-    if len(empty):
-        raise PlanCheckError(f"{len(empty)} rows have no sub-area: {empty.tolist()[:20]}", where=str(path))
-    dup = sorted(df.loc[df[kc].duplicated(), kc].unique())
-    if dup:
-        raise PlanCheckError(f"town-blocks listed more than once: {dup[:20]}", where=str(path),
+def _refuse_bad_rows(r: _Rows, roles: dict) -> None:
+    """Rows without a key or a sub-area, town-blocks listed twice, numbers outside 1–14."""
+    no_key = r.key == ""
+    if no_key.any():
+        raise PlanCheckError(f"{_count(int(no_key.sum()), 'row')} with a sub-area but no key: {r.rows(no_key)}", where=r.where,
+                             fix="fill in the key (KEY_CODE, as text) or delete the row")
+    none = (r.num == 0) & (r.label == "")
+    if none.any():
+        col = roles.get("subarea") or roles.get("code") or roles.get("subarea_name")
+        raise PlanCheckError(f"{_count(int(none.sum()), 'row')} with no sub-area in {col}: {r.rows(none)}", where=r.where,
+                             fix="give every town-block its sub-area number (or name)")
+    dup = r.key.duplicated(keep=False)
+    if dup.any():
+        raise PlanCheckError(f"town-blocks listed more than once: {r.rows(dup)}", where=r.where,
                              fix="list each town-block once")
+    out = (r.label == "") & ~r.num.between(1, MAX_SUBAREAS)
+    if out.any():
+        raise PlanCheckError(f"sub-area numbers must be 1–{MAX_SUBAREAS} (the carriers' codes end in "
+                             f"01–{MAX_SUBAREAS}): {r.rows(out)}", where=r.where,
+                             fix=f"use numbers 1–{MAX_SUBAREAS} (a number stands for a sub-area and its code)")
 
 
-def _number_names(df: pd.DataFrame, sc: str, nc: str | None, is_num: pd.Series, base_names: dict, path) -> dict:
-    """Number (as text) → the name it stands for: its one subarea_name, else the base plan's
-    name, else 第n地域."""
-    num_name = {}
-    for n in sorted(set(df.loc[is_num, sc]), key=int):
-        given = sorted(set(df.loc[is_num & (df[sc] == n), nc])) if nc else []
-        given = [g for g in given if g]
-        if len(given) > 1:
-            raise PlanCheckError(f"sub-area {n} has several names in {nc}: {given}", where=str(path))
-        num_name[n] = given[0] if given else base_names.get(int(n), f"第{int(n)}地域")
-    return num_name
-
-
-def _mixed_labels(df: pd.DataFrame, sc: str, nc: str | None, is_num: pd.Series, base, path,
-                  report: PlanningReport) -> tuple[pd.Series, list, dict]:
-    """Numbers and names mixed (a staffer typed 東和地域 over a 4): numbers stand for their
-    sub-area's name (subarea_name column, else the base plan), not for "4地域".
-    Returns labels, order and names; reports ASSIGNMENT-MIXED."""
-    base_names = base.subareas.set_index("subarea")["name"].to_dict() if base is not None else {}
-    num_name = _number_names(df, sc, nc, is_num, base_names, path)
-    known = {default_subarea_name(v): v for v in num_name.values()}   # 東和 → 東和地域 (= 4)
-    labels = df[sc].where(~is_num, df[sc].map(num_name))
-    labels = labels.map(lambda lab: known.get(default_subarea_name(lab), lab))
-    rank = {default_subarea_name(v): k for k, v in base_names.items()}
-    rank.update({v: int(k) for k, v in num_name.items()})
-    first = {lab: i for i, lab in reversed(list(enumerate(labels)))}
-    order = sorted(first, key=lambda lab: (rank.get(lab, rank.get(default_subarea_name(lab), 10_000)),
-                                           first[lab]))
-    names = {v: v for v in num_name.values()}          # verbatim, like the plan's own names
-    report.findings.append(finding("ASSIGNMENT-MIXED",
-        f"{sc} mixes numbers and names: numbers were read as the names "
-        + ", ".join(f"{k}={v}" for k, v in num_name.items())))
-    return labels, order, names
-
-
-def _numeric_labels(df: pd.DataFrame, sc: str, nc: str | None, base, path,
-                    report: PlanningReport) -> tuple[pd.Series, list, dict]:
-    """All sub-areas given as numbers: names from subarea_name (one per number), else the
-    base plan, else 第n地域. Reports ASSIGNMENT-RENUMBERED when the numbers are not 1..k."""
-    labels = df[sc].astype(int)
-    order = sorted(labels.unique())
-    if nc:
-        nm = df.groupby(labels)[nc].agg(lambda s: sorted(set(s)))
-        clash = [int(i) for i, v in nm.items() if len(v) > 1]
-        if clash:
-            raise PlanCheckError(f"sub-areas {clash} have several names in {nc}", where=str(path))
-        names = {int(i): v[0] for i, v in nm.items()}
-    elif base is not None:
-        names = base.subareas.set_index("subarea")["name"].to_dict()
+def _number_names(r: _Rows, base: Plan | None, report: PlanningReport) -> dict[int, str]:
+    """Number → name for the numbered rows. The number wins: a row whose number was changed
+    but whose subarea_name (or code) still says its old sub-area is the natural Excel edit,
+    and its name is not a vote. A real conflict (two names typed for one number, or a name
+    naming another sub-area on a row whose number did not change) is refused, listing rows
+    and keys as the file numbers them."""
+    numbered = (r.label == "") & (r.num > 0)
+    if base is not None:
+        bnum = pd.Series(base.blocks[SUBAREA_COLUMN].to_numpy(), index=base.blocks["key"].to_numpy())
+        bname = base.subareas.set_index("subarea")["name"].to_dict()
+        was = r.key.map(bnum).fillna(0).astype("int64")
+        owner = {_nfkc(v): int(k) for k, v in bname.items()}
     else:
-        names = {i: f"第{i}地域" for i in order}
-    if order != list(range(1, len(order) + 1)):
-        report.findings.append(finding("ASSIGNMENT-RENUMBERED",
-                                       f"sub-area numbers {[int(i) for i in order]} were renumbered 1..{len(order)}"))
-    return labels, order, names
+        was, bname = pd.Series(0, index=r.df.index), {}
+        votes = pd.DataFrame({"n": r.num[numbered], "t": r.typed[numbered].map(_nfkc)})
+        votes = votes[votes["t"] != ""]
+        counts = votes.groupby(["t", "n"]).size().reset_index(name="c")
+        counts = counts.sort_values(["t", "c", "n"], ascending=[True, False, True]).drop_duplicates("t")
+        owner = dict(zip(counts["t"], counts["n"].astype(int)))
+    moved = numbered & (was != r.num) & (was > 0)
+    t = r.typed.map(_nfkc)
+    old_name = was.map(lambda w: _nfkc(bname.get(int(w), "")))
+    if base is not None:
+        stale = moved & (t == old_name) & (t != "")           # number changed, name left as it was
+        other = numbered & ~moved & (t != "") & t.map(owner).notna() & (t.map(owner) != r.num)
+    else:
+        stale = numbered & (t != "") & (t.map(owner) != r.num)
+        other = pd.Series(False, index=r.df.index)
+    code_stale = numbered & (r.code_num > 0) & (r.code_num != r.num)
+    if base is not None:
+        changed_code_only = code_stale & ~moved & (r.code_num != was)
+        if changed_code_only.any():
+            raise PlanCheckError("the sub-area code was changed but not the sub-area number: "
+                                 + r.rows(changed_code_only), where=r.where,
+                                 fix="change the number (エリア番号 / subarea): it decides the sub-area and its code")
+    names: dict[int, str] = {}
+    for n in sorted(set(r.num[numbered])):
+        mine = numbered & (r.num == n) & (t != "") & ~stale
+        cands = list(dict.fromkeys(r.typed[mine]))
+        by_norm = list(dict.fromkeys(t[mine]))
+        if len(by_norm) > 1:
+            _refuse_name_conflict(r, n, mine, t, other, bname)
+        names[int(n)] = cands[0] if cands else bname.get(int(n)) or f"第{int(n)}地域"
+        if not cands and int(n) not in bname:
+            report.notes.append(f"sub-area {int(n)} is new and no row names it: called {names[int(n)]} "
+                                f"(rename it with --rename {int(n)}=名前地域, or type its name in subarea_name)")
+    if stale.any():
+        what = "number changed, name left" if base is not None else "number kept, name of another sub-area"
+        report.notes.append(f"{_count(int(stale.sum()), 'row')}: the number decides the sub-area ({what}); names taken from "
+                            f"the other rows of each number: {r.rows(stale, 5)}")
+    if code_stale.any():
+        report.notes.append(f"{_count(int(code_stale.sum()), 'row')}: the code follows the sub-area number: {r.rows(code_stale, 5)}")
+    return names
 
 
-def _assignment_labels(df: pd.DataFrame, sc: str, nc: str | None, base, path,
-                       report: PlanningReport) -> tuple[pd.Series, list | None, dict | None]:
-    """Labels, order and names of the subarea column: numbers, names, or both mixed."""
-    is_num = df[sc].str.fullmatch(r"\d+")
-    if is_num.all():
-        return _numeric_labels(df, sc, nc, base, path, report)
-    if is_num.any():
-        return _mixed_labels(df, sc, nc, is_num, base, path, report)
-    return df[sc], None, None
+def _refuse_name_conflict(r: _Rows, n: int, mine, t: pd.Series, other, bname: dict) -> None:
+    """PlanCheckError for sub-area ``n`` typed with several names, each listed with its rows."""
+    clash_other = mine & other
+    if clash_other.any():
+        names = sorted(set(t[clash_other]))
+        raise PlanCheckError(
+            f"rows numbered {n} ({bname.get(n, '')}) carry the name of another sub-area in subarea_name "
+            f"({', '.join(names)}) but their number was not changed: {r.rows(clash_other)}", where=r.where,
+            fix=f"to move them, change their sub-area number (not the name); to keep them in {n}, "
+                f"restore the name {bname.get(n, '')}")
+    parts = [f"{nm} in {r.rows(mine & (t == nm), 5)}" for nm in dict.fromkeys(t[mine])]
+    raise PlanCheckError(f"sub-area {n} has several names in subarea_name: " + "; ".join(parts), where=r.where,
+                         fix=f"type one name for every row of sub-area {n} (or leave subarea_name empty in the rows "
+                             "you moved: the name is taken from the other rows of the number)")
+
+
+def _label_numbers(r: _Rows, names: dict[int, str], base: Plan | None, report: PlanningReport) -> dict[str, int]:
+    """Names typed in the sub-area column → sub-area numbers: a name of a numbered sub-area (or of
+    the base plan's) takes its number; a new name takes the number of the base sub-area whose
+    town-blocks it holds when that number is otherwise unused (a retyped name renames, it does
+    not reorder), else the smallest number unused here and in the base plan."""
+    first_key = r.key[r.label != ""].groupby(r.label[r.label != ""]).min()
+    labels = list(first_key.sort_values(kind="stable").index)     # as the file's order of keys, not of rows
+    if not labels:
+        return {}
+    norm = lambda s: default_subarea_name(_nfkc(s))   # noqa: E731 — 東和 = 東和地域
+    known = {norm(v): n for n, v in names.items()}
+    if base is not None:
+        for n, v in base.subareas.set_index("subarea")["name"].items():
+            known.setdefault(norm(v), int(n))
+    out: dict[str, int] = {lab: known[norm(lab)] for lab in labels if norm(lab) in known}
+    used = set(names) | set(out.values())
+    bnum = (pd.Series(base.blocks[SUBAREA_COLUMN].to_numpy(), index=base.blocks["key"].to_numpy())
+            if base is not None else pd.Series(dtype="int64"))
+    in_base = set(bnum.unique().tolist())
+    for lab in labels:
+        if lab in out:
+            continue
+        held = r.key[r.label == lab].map(bnum).dropna().astype(int).value_counts()
+        inherit = [int(n) for n in held.index if int(n) not in used]
+        if inherit and held.index[0] == inherit[0]:
+            out[lab] = inherit[0]
+        else:
+            free = [n for n in range(1, MAX_SUBAREAS + 1) if n not in used and n not in in_base] or \
+                   [n for n in range(1, MAX_SUBAREAS + 1) if n not in used]
+            if not free:
+                raise PlanCheckError(f"more than {MAX_SUBAREAS} sub-areas: no number left for {lab}", where=r.where,
+                                     fix="merge sub-areas: at most 14 are allowed")
+            out[lab] = free[0]
+        used.add(out[lab])
+    return out
+
+
+def _assignment_order(numbers: set, base: Plan | None) -> list[int]:
+    """Display order: the base plan's for the numbers it has, then new numbers ascending."""
+    if base is None:
+        return sorted(numbers)
+    border = base.subareas.set_index("subarea")["display_order"].to_dict()
+    return sorted(numbers, key=lambda n: (n not in border, border.get(n, 0), n))
 
 
 def plan_from_assignment_csv(blocks_or_plan, path, *, muni_code: str | None = None, island_exceptions=(),
                              allow_flagged_islands: bool = True, max_subareas: int = MAX_SUBAREAS
                              ) -> tuple[Plan, PlanningReport]:
-    """Read a ``key,subarea`` CSV (subarea = number 1–14 or name; optional
-    ``subarea_name``). Every town-block must be listed exactly once. Names come from
-    ``subarea_name``, else from the base plan for numbers, else the sub-area value."""
+    """Read an assignment table (CSV or XLSX): ``key,subarea[,subarea_name][,name]`` as written by
+    ``--export-csv``, or the package's ``townblock_list.csv`` / ``area_codes.xlsx`` (町丁目コード,
+    エリア番号, エリア名 …). Every town-block must be listed exactly once; blank rows are ignored.
+
+    Codes never drift: a sub-area number is the sub-area (and its code), kept as written, gaps
+    included. A row whose number was changed but whose name still says its old sub-area is
+    moved (the number wins; names come from the other rows of the number). Names typed in the
+    sub-area column join the sub-area of that name. A real conflict is refused, naming rows
+    and keys as the file numbers them."""
     base = blocks_or_plan if isinstance(blocks_or_plan, Plan) else None
     blocks = base.blocks if base is not None else blocks_or_plan
-    df = read_table(path, what="assignment CSV")
-    kc, sc, nc = _assignment_columns(df, path)
+    df, roles, where = read_assignment_table(path)
     report = PlanningReport()
-    _restore_assignment_zeros(df, kc, blocks, report)
-    _refuse_bad_assignment_rows(df, kc, sc, path)
-    labels, order, names = _assignment_labels(df, sc, nc, base, path, report)
+    muni = muni_code or (base.muni_code if base is not None else _one_muni(blocks))
+    r = _clean_rows(df, roles, blocks, muni, where, report)
+    names = _number_names(r, base, report)
+    label_num = _label_numbers(r, names, base, report)
+    if label_num:
+        if (r.label == "").any():
+            report.findings.append(finding("ASSIGNMENT-MIXED",
+                f"the sub-area column mixes numbers and names: names were read as sub-areas "
+                + ", ".join(f"{lab}={n}" for lab, n in label_num.items())))
+        for lab, n in label_num.items():
+            names.setdefault(n, default_subarea_name(lab))
+    number = r.num.where(r.label == "", r.label.map(label_num)).astype("int64")
+    clash = pd.Series(names).map(_nfkc)
+    dup = clash[clash.duplicated(keep=False)]
+    if len(dup):
+        raise PlanCheckError(f"sub-areas {sorted(map(int, dup.index))} would have the same name "
+                             f"{sorted(set(dup))[0]}", where=where,
+                             fix="give each sub-area number its own name in subarea_name (or --rename after import)")
     exc = list(island_exceptions)
     if base is not None:
         exc = sorted(set(exc) | set(base.island_exceptions))
     exc = _island_args(coerce_townblocks(blocks.drop(columns=[SUBAREA_COLUMN], errors="ignore")), exc,
                        allow_flagged_islands, report)
-    plan = Plan.from_assignment(blocks, pd.Series(labels.to_numpy(), index=df[kc].to_numpy(dtype=object)),
-                                muni_code=muni_code or (base.muni_code if base is not None else None),
-                                names=names, order=order, island_exceptions=exc,
+    used = set(number.unique().tolist())
+    plan = Plan.from_assignment(blocks, pd.Series(number.to_numpy(), index=r.key.to_numpy(dtype=object)),
+                                muni_code=muni, names={n: names[n] for n in used}, numbers={n: n for n in used},
+                                order=_assignment_order(used, base), island_exceptions=exc,
                                 max_subareas=base.max_subareas if base is not None and max_subareas == MAX_SUBAREAS
                                 else max_subareas,
                                 metadata=dict(base.metadata if base is not None else {},
                                               method=f"assignment CSV {Path(path).name}"))
     return plan, report
+
+
+def _one_muni(blocks) -> str:
+    codes = sorted(set(blocks["muni_code"].astype(str)))
+    if len(codes) != 1:
+        raise UserError(f"town-blocks span several municipalities {codes[:5]}", where="--muni (not given)",
+                        fix="select one municipality when reading (--muni CODE)")
+    return codes[0]
+
+
+# ====================================================================== the candidates table
+#: --candidates-out headers for staff (Japanese, the default) — English keys with ``--headers en``
+CANDIDATE_HEADERS_JA = {
+    "rank": "順位", "k": "地域数", "recommended": "推奨", "feasible": "条件を満たす",
+    "spared_share_mean": "1回の配信で受信しない住民の割合（平均）",
+    "spared_share_worst": "1回の配信で受信しない住民の割合（最悪のL）",
+    "alerts_per_event": "1回あたりの受信者数", "over_alert": "危険区域外の受信者数",
+    "missed": "危険区域内の未受信者数", "min_core_share": "最小の非到達コア割合",
+    "core_shares": "地域ごとの非到達コア割合", "min_area_km2": "最小面積(km2)",
+    "compactness_plan_spared": "コンパクト案の割合", "objective": "コンパクトさの目的関数",
+    "ssd": "属性の偏差平方和", "ch_score": "CH指標", "old_mixing": "旧市町村の混在率", "violations": "違反",
+}
+
+
+def candidates_table(table: pd.DataFrame, *, headers: str = "ja") -> pd.DataFrame:
+    """The planner's candidates table as written by ``--candidates-out``: Japanese headers for
+    staff (``headers="ja"``), or the English column keys (``"en"``)."""
+    if headers not in ("ja", "en"):
+        raise ValueError(f"headers={headers!r}: use 'ja' or 'en'")
+    return table.rename(columns=CANDIDATE_HEADERS_JA) if headers == "ja" else table.copy()
+
+
+def read_candidates_table(path) -> pd.DataFrame:
+    """A candidates table written by ``--candidates-out`` (Japanese or English headers, or the
+    printed bilingual labels) read back with the English column keys; numbers as numbers."""
+    df = read_text_table(path, what="candidates table")
+    back = {_header_key(v): k for k, v in CANDIDATE_HEADERS_JA.items()}
+    back.update({_header_key(k): k for k in CANDIDATE_HEADERS_JA})
+    for k, label in _bilingual_labels().items():
+        back.setdefault(_header_key(label), k)
+    df = df.rename(columns={c: back.get(_header_key(c), c) for c in df.columns})
+    for c in df.columns:
+        if c in ("core_shares", "violations"):
+            continue
+        if c in ("recommended", "feasible"):
+            df[c] = df[c].map({"True": True, "False": False}).astype(object)
+            continue
+        num = pd.to_numeric(df[c], errors="coerce")
+        if num.notna().sum() == (df[c] != "").sum():
+            df[c] = num
+    return df
+
+
+def _bilingual_labels() -> dict:
+    from subdivide.make.regionalize.candidates import LABELS
+
+    return LABELS
 
 
 # ====================================================================== constraint checks

@@ -37,6 +37,7 @@ from subdivide.core.constants import MAX_SUBAREAS
 from subdivide import __version__
 from subdivide.core.codes import normalize_municipality_code, subarea_code, subarea_code6
 from subdivide.model.contiguity import block_adjacency, contiguity_breaks, group_adjacency
+from subdivide.model.contiguity import _shared_edges
 from subdivide.core.errors import PlanCheckError, UserError
 from subdivide.core.findings import Finding
 from subdivide.core.rules import finding, fixes_for
@@ -79,6 +80,9 @@ class Plan:
     #: optional precomputed block adjacency (same block order) so that construction does
     #: not recompute it; never compared, never saved
     block_graph: object = field(default=None, compare=False, repr=False)
+    #: optional shared-edge graph (a subgraph of the adjacency, same block order) that the
+    #: contiguity check tries first; never compared, never saved
+    edge_graph: object = field(default=None, compare=False, repr=False)
 
     # ------------------------------------------------------------------ building
     def __post_init__(self):
@@ -98,13 +102,15 @@ class Plan:
 
     @classmethod
     def from_assignment(cls, blocks: gpd.GeoDataFrame, assignment, *, muni_code: str | None = None,
-                        names: dict | None = None, order: list | None = None,
+                        names: dict | None = None, order: list | None = None, numbers: dict | None = None,
                         island_exceptions=(), max_subareas: int = MAX_SUBAREAS,
                         metadata: dict | None = None, block_graph=None) -> "Plan":
         """Build a plan from ``assignment``: a Series (or dict) key → sub-area label.
 
-        Labels may be names (「花巻」) or numbers. Sub-areas are numbered 1..k in ``order``
-        (a list of labels) or, by default, by the smallest town-block key in each.
+        Labels may be names (「花巻」) or numbers. ``order`` (a list of labels) is the display
+        order; by default the order of the smallest town-block key in each. Sub-areas are
+        numbered 1..k in that order, unless ``numbers`` (label → sub-area number, 1–14) gives
+        them their numbers, and so their codes (the order then defaults to the numbers').
         ``names`` maps label → sub-area name (default :func:`default_subarea_name`).
         """
         blocks = coerce_townblocks(blocks.drop(columns=[SUBAREA_COLUMN], errors="ignore"))
@@ -127,7 +133,9 @@ class Plan:
             raise PlanCheckError(f"{len(missing)} town-blocks are unassigned: {list(missing[:20])}",
                                  fix="assign every town-block to a sub-area")
         first_key = keys.groupby(labels.to_numpy()).min()
-        if order is None:
+        if order is None and numbers is not None:
+            order = sorted(first_key.index, key=lambda lab: (_label_number(numbers, lab), str(lab)))
+        elif order is None:
             order = list(first_key.sort_values(kind="stable").index)
         else:
             order = list(order)
@@ -135,7 +143,8 @@ class Plan:
             if absent:
                 raise UserError(f"sub-area labels {absent} are not in the given order", fix="list every label")
             order = [lab for lab in order if lab in first_key.index]
-        number = {lab: i + 1 for i, lab in enumerate(order)}
+        number = ({lab: i + 1 for i, lab in enumerate(order)} if numbers is None
+                  else {lab: _label_number(numbers, lab) for lab in order})
         muni = normalize_municipality_code(muni_code or _single_muni(blocks))
         names = names or {}
         table = pd.DataFrame({
@@ -156,7 +165,8 @@ class Plan:
         table = self.subareas if subareas is None else _finish_table(subareas, self.muni_code)
         kw = dict(blocks=blocks, subareas=table, muni_code=self.muni_code,
                   island_exceptions=self.island_exceptions, max_subareas=self.max_subareas,
-                  metadata=dict(self.metadata), block_graph=self.__dict__.get("adjacency", self.block_graph))
+                  metadata=dict(self.metadata), block_graph=self.__dict__.get("adjacency", self.block_graph),
+                  edge_graph=self.__dict__.get("_shared_edge_graph", self.edge_graph))
         kw.update(changes)
         return Plan(**kw)  # the block graph does not depend on the assignment: reused
 
@@ -176,6 +186,11 @@ class Plan:
         if t["subarea"].duplicated().any():
             f.append(finding("SUBAREA-NUMBER", "sub-area numbers repeat in the sub-area table",
                              tuple(map(str, t.loc[t["subarea"].duplicated(), "subarea"]))))
+        out_of_range = t.loc[~t["subarea"].between(1, MAX_SUBAREAS), "subarea"]
+        if len(out_of_range):
+            f.append(finding("SUBAREA-NUMBER", f"sub-area numbers must be 1–{MAX_SUBAREAS} (codes "
+                             f"{self.muni_code}01–{self.muni_code}{MAX_SUBAREAS:02d}): {list(map(int, out_of_range))}",
+                             tuple(map(str, out_of_range))))
         if t["name"].duplicated().any():
             f.append(finding("NAME-DUPLICATE", "sub-area names repeat",
                              tuple(t.loc[t["name"].duplicated(), "name"])))
@@ -198,21 +213,54 @@ class Plan:
 
     def _contiguity_findings(self) -> list[Finding]:
         keys = self.blocks["key"].to_numpy()
-        bad, excused = contiguity_breaks(self.adjacency, self.blocks[SUBAREA_COLUMN].to_numpy(), keys,
-                                         self.island_exceptions)
+        sub = self.blocks[SUBAREA_COLUMN].to_numpy()
+        if self._has_adjacency():
+            bad, excused = contiguity_breaks(self.adjacency, sub, keys, self.island_exceptions)
+        else:
+            bad, excused = self._contiguity_breaks_fast(sub, keys)
         out = []
         if bad.any():
             sub = self.blocks.loc[bad, SUBAREA_COLUMN]
+            names = dict(zip(self.subareas["subarea"], self.subareas["name"]))
             for s in sorted(sub.unique()):
                 ks = tuple(keys[bad & (self.blocks[SUBAREA_COLUMN].to_numpy() == s)])
+                label = f"{s} ({names[s]})" if s in names else f"{s}"
                 out.append(finding("CONTIGUITY",
-                                   f"sub-area {s} is not contiguous: {len(ks)} town-blocks are cut off "
+                                   f"sub-area {label} is not contiguous: {len(ks)} town-blocks are cut off "
                                    "from its main part", ks))
         if excused.any():
             ks = tuple(keys[excused])
             out.append(finding("CONTIGUITY-ISLAND",
                                f"{len(ks)} detached town-blocks allowed as island exceptions", ks))
         return out
+
+    def _contiguity_breaks_fast(self, sub: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`contiguity_breaks` on the full adjacency, without computing it (issue 19: every
+        load re-checks contiguity). Blocks sharing identical border segments are neighbours
+        whatever the coverage's validity, so that graph is a subgraph of the adjacency: a
+        sub-area connected in it is connected. A block it shows detached (an island, or a border
+        whose vertices differ on the two sides) gets its neighbours by intersecting boundaries,
+        as the adjacency would; every missing edge between two parts of a sub-area touches a
+        part that is not the main one, so the parts found are the adjacency's."""
+        graph = self._shared_edge_graph
+        bad, excused = contiguity_breaks(graph, sub, keys, self.island_exceptions)
+        detached = np.flatnonzero(bad | excused)
+        if len(detached) == 0:
+            return bad, excused
+        graph = graph + _boundary_edges(np.asarray(self.blocks.geometry.values, dtype=object), detached)
+        return contiguity_breaks(graph, sub, keys, self.island_exceptions)
+
+    def _has_adjacency(self) -> bool:
+        return "adjacency" in self.__dict__ or (self.block_graph is not None
+                                                and self.block_graph.shape == (len(self.blocks),) * 2)
+
+    @cached_property
+    def _shared_edge_graph(self):
+        """Blocks sharing identical border segments (≥ 1 m): a subgraph of :attr:`adjacency`,
+        about 2× cheaper (no coverage validation); enough to prove contiguity."""
+        if self.edge_graph is not None and self.edge_graph.shape == (len(self.blocks),) * 2:
+            return self.edge_graph
+        return shared_edge_graph(self.blocks)
 
     # ------------------------------------------------------------------ metrics (on demand)
     @cached_property
@@ -396,6 +444,11 @@ def _repad_keys(blocks: gpd.GeoDataFrame, muni: str, p: Path) -> gpd.GeoDataFram
     if raw.isna().any():
         raise UserError(f"{int(raw.isna().sum())} town-blocks have no key (NULL)", where=f"{p}: layer townblocks",
                         fix=REBUILD_FIX)
+    is_text = pd.api.types.is_object_dtype(raw) or pd.api.types.is_string_dtype(raw)
+    if is_text:          # the usual case: keys saved as text by Plan.save; nothing to re-pad
+        text = raw.astype(str).str.strip()
+        if bool((text.str.fullmatch(r"\d{9}|\d{11}") & text.str.startswith(muni)).all()):
+            return blocks.assign(key=text.astype(object))
     text = raw.map(lambda v: str(int(v)) if isinstance(v, (int, np.integer, float, np.floating))
                    and float(v).is_integer() else str(v).strip())
     fixed = text.copy()
@@ -405,7 +458,7 @@ def _repad_keys(blocks: gpd.GeoDataFrame, muni: str, p: Path) -> gpd.GeoDataFram
         ok = padded.str.startswith(muni)
         fixed.loc[padded.index[ok.to_numpy()]] = padded[ok]
     repadded = int((fixed != text).sum())
-    if not (pd.api.types.is_object_dtype(raw) or pd.api.types.is_string_dtype(raw)) or repadded:
+    if not is_text or repadded:
         warnings.warn(f"{p}: the townblocks layer's keys were not stored as text (edited outside subdivide?); "
                       f"{repadded} of {len(fixed)} keys re-padded with their leading zeros "
                       "(save the plan again to store them as text)", PlanLoadWarning, stacklevel=3)
@@ -496,6 +549,45 @@ def _finish_table(table: pd.DataFrame, muni: str) -> pd.DataFrame:
     t["code6"] = [subarea_code6(muni, s) for s in t["subarea"]]
     t = t.sort_values("display_order", kind="stable").reset_index(drop=True)
     return t[list(SUBAREA_COLUMNS) + ["code6"]]
+
+
+def shared_edge_graph(blocks: gpd.GeoDataFrame):
+    """Shared border lengths (m) of blocks from identical ring segments, without the coverage
+    validation :func:`~subdivide.model.contiguity.block_adjacency` ``method="edges"`` makes
+    first: on a valid coverage it is the adjacency; on another it may miss pairs whose shared
+    borders have different vertices, never adds one (a subgraph)."""
+    from subdivide.model.contiguity import MIN_SHARED_BORDER_M
+
+    geoms = np.asarray(blocks.geometry.values, dtype=object)
+    return _shared_edges(geoms, MIN_SHARED_BORDER_M)
+
+
+def _boundary_edges(geoms: np.ndarray, idx: np.ndarray):
+    """Adjacency edges (shared border ≥ 1 m, boundaries intersected: the overlay rule of
+    :func:`~subdivide.model.contiguity.block_adjacency`) of the blocks ``idx`` only, as a
+    symmetric matrix over all blocks; a 0/1 weight (lengths are not needed to test connection)."""
+    from scipy import sparse
+
+    from subdivide.model.contiguity import MIN_SHARED_BORDER_M
+
+    n = len(geoms)
+    tree = shapely.STRtree(geoms)
+    qi, j = tree.query(geoms[idx], predicate="intersects")
+    i = idx[qi]
+    keep = i != j
+    i, j = i[keep], j[keep]
+    lengths = shapely.length(shapely.intersection(shapely.boundary(geoms[i]), shapely.boundary(geoms[j])))
+    ok = lengths >= MIN_SHARED_BORDER_M
+    m = sparse.coo_matrix((np.ones(int(ok.sum())), (i[ok], j[ok])), shape=(n, n))
+    return (m + m.T).tocsr()
+
+
+def _label_number(numbers: dict, label) -> int:
+    """The sub-area number ``numbers`` gives ``label`` (a programming error when it gives none)."""
+    try:
+        return int(numbers[label])
+    except KeyError:
+        raise UserError(f"sub-area label {label!r} has no number", fix="give every label a number") from None
 
 
 def _findings_where(errors) -> str:

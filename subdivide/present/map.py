@@ -1,4 +1,4 @@
-"""The council-review map: one interactive HTML file (folium / Leaflet).
+"""The council-review map: one interactive HTML file (Leaflet).
 
 :func:`build_map` writes a map of a plan for 議会・庁内 review:
 
@@ -28,29 +28,35 @@ Display geometry is simplified as a coverage (``shapely.coverage_simplify``) in 
 plan's projected CRS, so neighbouring town-blocks keep exactly one shared border (no
 slivers, no gaps), then converted to lat/lon (EPSG:4326) at 6 decimals (about 0.1 m).
 
-User text is data, never a template. folium/branca render every element through
-Jinja2, and branca renders an element's *output* through Jinja2 a second time, so any
-string handed to folium would be evaluated (``{{ 7*7 }}`` → ``49``, or code run via
-``lipsum.__globals__``). No user string (town-block, sub-area, office, site and carrier
-names, keys, ``title``, ``note``) is therefore ever given to folium: each is replaced by
-an opaque slot (:class:`TextSlots`, random letters and digits that Jinja2 passes
-through), and the slots are filled in the finished page, HTML-escaped for display
-(a town-block named ``<script>alert(1)</script>`` shows as text) and JSON-escaped
-inside scripts. The one verbatim copy, the town-block name the search matches against,
-is displayed with ``textContent``. Output is byte-identical for identical input
-(folium's random element ids are replaced by counters; the slots leave no trace).
+The map draws results, it does not compute them: the spill figures and the cores and
+reaches they were measured on come from one :class:`~subdivide.analysis.spill.SpillReport`
+(``spill=``, or one computed once when None). The map only cuts those shapes for
+display (the reach outside the sub-area, its part in each neighbour) and simplifies
+them; it buffers nothing and measures nothing.
+
+User text is data, never a template. The page is plain Leaflet code written by
+:class:`_Leaflet` (no template engine: the folium/branca rendering used until round 2
+ran every element through Jinja2, twice, where a name like ``{{ 7*7 }}`` would have been
+evaluated). No user string (town-block, sub-area, office, site and carrier names, keys,
+``title``, ``note``) is written into the page's code either: each is replaced by an
+opaque slot (:class:`TextSlots`, random letters and digits), and the slots are filled
+in the finished page, in one pass, HTML-escaped for display (a town-block named
+``<script>alert(1)</script>`` shows as text) and JSON-escaped inside scripts. The
+layers' data (GeoJSON, megabytes for 10,000 town-blocks) is built as JSON text from
+arrays, every user string in it escaped the same way (:func:`html_json_values`), and
+goes in through a slot as well (:meth:`TextSlots.raw`). The one verbatim copy, the
+town-block name the search matches against, is displayed with ``textContent``. Output
+is byte-identical for identical input (variables are numbered; the slots leave no trace).
 """
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import json
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import geopandas as gpd
 import numpy as np
@@ -60,8 +66,6 @@ import shapely
 from subdivide.core.constants import DEFAULT_DISTANCES_KM, DEFAULT_TARGET_SHARE
 from subdivide.core.errors import UserError
 from subdivide.core.palette import PALETTE, subarea_colours  # noqa: F401 (re-exported)
-from subdivide.model.areal import zone_population
-from subdivide.model.reach import spill_territory
 from subdivide.io.output import atomic_path, check_can_write
 from subdivide.core.progress import Progress, silent
 
@@ -118,7 +122,7 @@ MEASURE_CSS = "https://cdn.jsdelivr.net/gh/ljagis/leaflet-measure@2.1.7/dist/lea
 SEARCH_JS = "https://cdn.jsdelivr.net/npm/leaflet-search@2.9.7/dist/leaflet-search.min.js"
 SEARCH_CSS = "https://cdn.jsdelivr.net/npm/leaflet-search@2.9.7/dist/leaflet-search.min.css"
 
-#: CDN URL folium references → (vendored file, {url(...) in the CSS: vendored file})
+#: CDN URL the page references → (vendored file, {url(...) in the CSS: vendored file})
 OFFLINE_ASSETS: dict[str, tuple[str, dict[str, str]]] = {
     LEAFLET_JS: ("leaflet.js", {}),
     LEAFLET_CSS: ("leaflet.css", {"images/layers.png": "leaflet-layers.png",
@@ -169,10 +173,10 @@ def escape_text(value) -> str:
 
 
 class TextSlots:
-    """User text kept away from the template engine.
+    """User text kept out of the page's code until the page is whole.
 
     :meth:`html`, :meth:`text` and :meth:`page` return a slot: ``sdslot<nonce>x<n>x``,
-    letters and digits only, which Jinja2 (run by folium and branca, sometimes twice)
+    letters and digits only, which any code or escaping between here and :meth:`fill`
     passes through unchanged. :meth:`fill` replaces every slot in the rendered page in
     one pass (the text put in is never scanned again) and refuses a page in which a slot
     was altered. The nonce is random, so user text cannot forge a slot.
@@ -211,6 +215,12 @@ class TextSlots:
     def page(self, value) -> str:
         return self._slot(escape_text(value))
 
+    def raw(self, fragment: str) -> str:
+        """A finished fragment this module built (script-safe JSON whose user text went
+        through :func:`html_json_values` / :func:`text_json_values`), put in verbatim by
+        :meth:`fill` (the layers' GeoJSON)."""
+        return self._slot(fragment)
+
     def fill(self, page: str) -> str:
         def repl(m):
             i = int(m.group(1))
@@ -234,6 +244,38 @@ def js_string(text: str, *, ascii: bool = False) -> str:
     s = json.dumps(text, ensure_ascii=ascii)[1:-1]
     return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("'", "\\u0027").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+#: characters that :func:`escape_text` or :func:`js_string` change; a string without any
+#: is its own escaped form
+_NEEDS_ESCAPE = re.compile(r"[&<>\"'`$\\\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _escaped_values(values, one) -> np.ndarray:
+    """``one`` applied to every value (object array), computed once per distinct value and
+    skipped where the value has nothing to escape (most names, every key)."""
+    s = pd.Series(values, dtype=object)
+    missing = s.isna().to_numpy()
+    text = s.where(~missing, "").astype(str)
+    out = text.to_numpy(dtype=object).copy()
+    special = text.str.contains(_NEEDS_ESCAPE, regex=True).to_numpy()
+    if special.any():
+        uniq = pd.unique(text[special])
+        done = {u: one(u) for u in uniq}
+        out[special] = [done[v] for v in text[special]]
+    return out
+
+
+def html_json_values(values) -> np.ndarray:
+    """:meth:`TextSlots.html` for many values at once, without slots: each value HTML-escaped
+    then made the inside of a script-safe JSON string (missing values: empty)."""
+    return _escaped_values(values, lambda v: js_string(escape_text(v)))
+
+
+def text_json_values(values) -> np.ndarray:
+    """:meth:`TextSlots.text` for many values at once, without slots: verbatim text as the
+    inside of a script-safe JSON string (for ``textContent`` only)."""
+    return _escaped_values(values, js_string)
 
 
 def km_label(distance_km: float) -> str:
@@ -299,12 +341,26 @@ def _is_valid_coverage(g) -> bool:
         return False
 
 
+def display_simplify(geoms, tolerance_m: float) -> np.ndarray:
+    """Each geometry simplified for display on its own: Douglas–Peucker (GEOS repairs a
+    polygon it would make invalid); where that leaves nothing of a shape, or an invalid
+    one, the topology-preserving simplifier instead (ten times slower)."""
+    g = np.asarray(geoms, dtype=object)
+    if tolerance_m <= 0 or len(g) == 0:
+        return g
+    out = shapely.simplify(g, tolerance_m, preserve_topology=False)
+    bad = ~shapely.is_missing(g) & ((shapely.is_empty(out) & ~shapely.is_empty(g)) | ~shapely.is_valid(out))
+    if bad.any():
+        out[bad] = shapely.simplify(g[bad], tolerance_m, preserve_topology=True)
+    return out
+
+
 def to_display(geoms, crs, *, tolerance_m: float = 0.0) -> np.ndarray:
-    """Projected geometries → EPSG:4326, optionally simplified first (each on its own),
-    rounded to :data:`COORD_DECIMALS`; empties dropped to None."""
+    """Projected geometries → EPSG:4326, optionally simplified first (each on its own,
+    :func:`display_simplify`), rounded to :data:`COORD_DECIMALS`; empties dropped to None."""
     g = np.asarray(geoms)
     if tolerance_m > 0:
-        g = shapely.simplify(g, tolerance_m, preserve_topology=True)
+        g = display_simplify(g, tolerance_m)
     out = gpd.GeoSeries(g, crs=crs).to_crs(4326).values
     out = round_coords(np.asarray(out))
     return np.where(shapely.is_empty(out), None, out)
@@ -329,43 +385,64 @@ class SpillView:
     ``exposure``: one row per (source, target, L) with target reached by source's
     broadcasts — source, target, distance_km, area_km2, population (areal-weighted
     from town-block counts), target_population_share.
+    ``geometry``: the report's :class:`~subdivide.analysis.spill.SpillGeometry` (the cores
+    and reaches those figures were measured on), or None.
     """
 
     shares: pd.DataFrame
     exposure: pd.DataFrame
+    geometry: object = None
 
 
-def spill_geometry(plan, distance_km: float):
-    """(core, reach) geometries per sub-area in plan.dissolved order, projected CRS:
-    core = A.buffer(−L), reach = A.buffer(L) − A."""
-    geoms = spill_territory(plan.dissolved.geometry.values)
-    d = float(distance_km) * 1000.0
-    core = shapely.buffer(geoms, -d, quad_segs=8)
-    reach = shapely.difference(shapely.buffer(geoms, d, quad_segs=8), geoms)
-    return core, reach
+def spill_shapes(plan, spill=None, distances_km=DEFAULT_DISTANCES_KM):
+    """The :class:`~subdivide.analysis.spill.SpillGeometry` to draw at ``distances_km``: the
+    one ``spill`` (a SpillReport) carries when it has every distance for this plan's
+    sub-areas, else that of a report computed once here (by the analysis layer)."""
+    from subdivide.analysis.spill import spill_report
+
+    distances = _check_distances(distances_km)
+    geo = getattr(spill, "geometry", None)
+    if geo is None or not _shapes_fit(geo, plan, distances):
+        geo = spill_report(plan, distances_km=distances, advice=False).geometry
+    return geo
 
 
-def exposure_geometry(plan, distance_km: float, *, reach=None) -> gpd.GeoDataFrame:
-    """Pairwise neighbour exposure polygons: the part of sub-area j inside sub-area i's
-    reach at L (projected CRS), with area_km2 and areal-weighted population.
-    ``reach``: the reach geometries from :func:`spill_geometry` when already computed."""
+def _shapes_fit(geo, plan, distances) -> bool:
+    have = {round(float(L), 9) for L in geo.distances_km}
+    subs = plan.dissolved["subarea"].to_numpy()
+    return ({round(float(L), 9) for L in distances} <= have and len(geo.subarea) == len(subs)
+            and bool(np.all(np.asarray(geo.subarea) == subs)))
+
+
+def spill_geometry(plan, distance_km: float, *, spill=None):
+    """(core, reach) per sub-area in plan.dissolved order, projected CRS, as the spill
+    report measured them: core = A ⊖ L, reach = (A ⊕ L) − A (A the territory)."""
+    geo = spill_shapes(plan, spill, (distance_km,))
+    core, reach = geo.at(distance_km)
+    return core, shapely.difference(reach, geo.territory)
+
+
+def exposure_geometry(plan, distance_km: float, *, spill=None) -> gpd.GeoDataFrame:
+    """Pairwise neighbour exposure polygons at L (projected CRS): the part of sub-area j
+    inside sub-area i's reach, one per exposure row of the spill report, with that row's
+    area_km2 and population (the report's figures; nothing is measured here)."""
+    from subdivide.analysis.spill import spill_report
+
+    report = spill if spill is not None else spill_report(plan, distances_km=(distance_km,), advice=False)
+    view = view_of_report(report, plan)
+    geo = spill_shapes(plan, report, (distance_km,))
+    _, reach = geo.at(distance_km)
     d = plan.dissolved
-    nums = d["subarea"].to_numpy()
-    if reach is None:
-        _, reach = spill_geometry(plan, distance_km)
-    tree = shapely.STRtree(d.geometry.values)
-    src, dst = tree.query(reach, predicate="intersects")
-    keep = nums[src] != nums[dst]
-    src, dst = src[keep], dst[keep]
-    inter = shapely.intersection(reach[src], d.geometry.values[dst])
-    area = shapely.area(inter)
-    ok = area > 1.0  # drop touching-only slivers (< 1 m²)
-    src, dst, inter, area = src[ok], dst[ok], inter[ok], area[ok]
-    pop = zone_population(inter, plan.blocks.geometry.values, plan.blocks["population"].to_numpy())
+    pos = {int(s): i for i, s in enumerate(d["subarea"])}
+    ex = view.exposure[view.exposure["distance_km"] == float(distance_km)]
+    src = np.array([pos[int(x)] for x in ex["source"]], dtype=np.int64)
+    dst = np.array([pos[int(x)] for x in ex["target"]], dtype=np.int64)
+    pieces = shapely.intersection(reach[src], np.asarray(d.geometry.values, dtype=object)[dst])
     out = gpd.GeoDataFrame({
-        "source": nums[src].astype("int64"), "target": nums[dst].astype("int64"),
-        "distance_km": float(distance_km), "area_km2": area / 1e6, "population": pop,
-    }, geometry=inter, crs=plan.crs)
+        "source": ex["source"].to_numpy("int64"), "target": ex["target"].to_numpy("int64"),
+        "distance_km": float(distance_km), "area_km2": ex["area_km2"].to_numpy(float),
+        "population": ex["population"].to_numpy(float),
+    }, geometry=pieces, crs=plan.crs)
     return out.sort_values(["source", "target"], kind="stable").reset_index(drop=True)
 
 
@@ -420,45 +497,13 @@ def view_of_report(report, plan) -> SpillView:
                         & (exposure["source"] != exposure["target"])]
     return SpillView(shares=shares.sort_values(["distance_km", "subarea"], kind="stable").reset_index(drop=True),
                      exposure=exposure.sort_values(["distance_km", "source", "target"], kind="stable")
-                     .reset_index(drop=True))
+                     .reset_index(drop=True), geometry=getattr(report, "geometry", None))
 
 
 def _pick(df: pd.DataFrame, *names):
     """The first of ``names`` that is a column of ``df`` (name columns of user files:
     points, sites, coverage), or None."""
     return next((n for n in names if n in df.columns), None)
-
-
-# ---------------------------------------------------------------------- determinism
-@contextlib.contextmanager
-def deterministic_ids() -> Iterator[None]:
-    """folium/branca give every element a random 32-hex id; number them instead so the
-    same map renders to the same bytes."""
-    from branca.element import Element
-
-    counter = iter(range(1, 1 << 62))
-    original = Element.__dict__["_generate_id"]
-    Element._generate_id = classmethod(lambda cls: f"{next(counter):08x}")
-    try:
-        yield
-    finally:
-        Element._generate_id = original
-
-
-@contextlib.contextmanager
-def compact_json() -> Iterator[None]:
-    """Embed data as compact UTF-8 JSON (no spaces, Japanese not \\u-escaped): about a
-    third smaller pages. Jinja's ``tojson`` still escapes ``< > & '`` so the JSON is
-    safe inside ``<script>``."""
-    import folium.features
-
-    env = folium.features.GeoJson._template.environment
-    old = env.policies.get("json.dumps_kwargs")
-    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False, "separators": (",", ":")}
-    try:
-        yield
-    finally:
-        env.policies["json.dumps_kwargs"] = old
 
 
 # ---------------------------------------------------------------------- offline inlining
@@ -540,59 +585,175 @@ def external_references(page: str) -> list[str]:
     return [m.group(0) for m in EXTERNAL_REF.finditer(page)]
 
 
-# ---------------------------------------------------------------------- folium pieces
-def _folium_classes():
-    """A folium Map that loads only Leaflet (no jQuery, Bootstrap, Font Awesome,
-    awesome-markers: the map uses none of them), plus small custom elements."""
-    import folium
-    from branca.element import MacroElement
-    from jinja2 import Template
+# ---------------------------------------------------------------------- the page (Leaflet, written here)
+def _js(value) -> str:
+    """A value this module made (numbers, constants, slot names) as script-safe JSON
+    (``< > & '`` as \\u escapes, as :func:`js_string` writes them)."""
+    s = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("'", "\\u0027").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
-    class ReviewMap(folium.Map):
-        default_js = [("leaflet", LEAFLET_JS)]
-        default_css = [("leaflet_css", LEAFLET_CSS)]
 
-    class HtmlControl(MacroElement):
-        """A Leaflet control holding fixed HTML (legend, explanation, title)."""
+class _Leaflet:
+    """The page as plain Leaflet code, written here without a template engine: the head
+    (stylesheets and scripts as CDN tags that :func:`inline_assets` replaces), one map
+    element and one script. Variables are numbered in order (``map_00000001``,
+    ``geo_json_0000000f``), so the same map gives the same bytes. User text never reaches
+    this code as text: it is in slots (:class:`TextSlots`), filled once the page is whole.
 
-        _template = Template("""
-            {% macro script(this, kwargs) %}
-            (function () {
-                var c = L.control({position: {{ this.position|tojson }}});
-                c.onAdd = function () {
-                    var d = L.DomUtil.create('div', {{ this.css_class|tojson }});
-                    d.innerHTML = {{ this.html|tojson }};
-                    L.DomEvent.disableClickPropagation(d);
-                    L.DomEvent.disableScrollPropagation(d);
-                    return d;
-                };
-                c.addTo({{ this._parent.get_name() }});
-            })();
-            {% endmacro %}
-        """)
+    (Until round 2 of issue 19 folium/branca rendered the page, through Jinja2 twice per
+    element; importing and running them cost more CPU than drawing 鳥取市's layers.)"""
 
-        def __init__(self, html_text: str, position: str, css_class: str):
-            super().__init__()
-            self._name = "HtmlControl"
-            self.html = html_text
-            self.position = position
-            self.css_class = css_class
+    def __init__(self, slots: TextSlots, title: str, location, zoom: int = 10):
+        self.slots = slots
+        self._n = 0
+        self._includes: dict[str, str] = {}
+        self._script: list[str] = []
+        self._control: list[tuple[str, str, bool]] = []   # (name as JSON, variable, overlay)
+        self._shown: dict[str, bool] = {}
+        self.title = title
+        self.map = self.var("map")
+        self.include("leaflet", LEAFLET_JS)
+        self.include("leaflet_css", LEAFLET_CSS, css=True)
+        self.js(f'var {{map}} = L.map("{{map}}", {{center: {_js(list(location))}, crs: L.CRS.EPSG3857, '
+                f'zoom: {int(zoom)}, zoomControl: false, preferCanvas: false, zoomSnap: 0.25, zoomDelta: 0.5}});')
 
-    class Script(MacroElement):
-        """Plain JavaScript run after the map exists (``{map}`` = the map variable)."""
+    def var(self, kind: str) -> str:
+        self._n += 1
+        return f"{kind}_{self._n:08x}"
 
-        _template = Template("""
-            {% macro script(this, kwargs) %}
-            {{ this.code.replace('{map}', this._parent.get_name()) }}
-            {% endmacro %}
-        """)
+    def include(self, name: str, url: str, *, css: bool = False) -> None:
+        """A script or stylesheet in the head, once per name."""
+        self._includes.setdefault(name, f'<link rel="stylesheet" href="{url}"/>' if css
+                                  else f'<script src="{url}"></script>')
 
-        def __init__(self, code: str):
-            super().__init__()
-            self._name = "Script"
-            self.code = code
+    def js(self, code: str) -> None:
+        """Code run after the map exists (``{map}`` = the map variable)."""
+        self._script.append(code.replace("{map}", self.map))
 
-    return folium, ReviewMap, HtmlControl, Script
+    def group(self, name: str | None = None, *, overlay: bool = True, control: bool = True,
+              show: bool = True) -> str:
+        """A feature group; ``name`` (may hold slots) in the layer control when ``control``.
+        Shown once :meth:`close` is called (after its layers: Leaflet draws in that order)."""
+        v = self.var("feature_group")
+        self.js(f"var {v} = L.featureGroup({{}});")
+        if control and name is not None:
+            self._control.append(('"' + js_string(name) + '"', v, overlay))
+        self._shown[v] = show
+        return v
+
+    def close(self, v: str) -> None:
+        if self._shown.pop(v):
+            self.js(f"{v}.addTo({{map}});")
+
+    def tile_layer(self, name: str, url: str, attribution: str, *, show: bool) -> str:
+        v = self.var("tile_layer")
+        self.js(f"var {v} = L.tileLayer({_js(url)}, {{\"minZoom\": 5, \"maxZoom\": 18, \"maxNativeZoom\": 18, "
+                f"\"attribution\": {_js(attribution)}}});")
+        if show:
+            self.js(f"{v}.addTo({{map}});")
+        self._control.append(('"' + js_string(name) + '"', v, False))
+        return v
+
+    def geojson(self, group: str, data_slot: str, *, style_map: dict, highlight_map: dict | None = None,
+                tooltip: tuple[list, list] | None = None, radius: float | None = None) -> str:
+        """A GeoJSON layer in ``group``: data through a slot (:meth:`TextSlots.raw`), styled
+        by feature id (:func:`_style_map`), an optional highlight on hover, a tooltip
+        table (fields, aliases: constants) and circle markers of ``radius`` for points."""
+        v = self.var("geo_json")
+        code = [_switch(f"{v}_styler", style_map)]
+        opts = [f"style: {v}_styler"]
+        if highlight_map is not None:
+            code.append(_switch(f"{v}_highlighter", highlight_map))
+            code.append(f"""function {v}_onEachFeature(feature, layer) {{
+    layer.on({{
+        mouseout: function (e) {{ if (typeof e.target.setStyle === "function") {{ {v}.resetStyle(e.target); }} }},
+        mouseover: function (e) {{
+            if (typeof e.target.setStyle === "function") {{ e.target.setStyle({v}_highlighter(e.target.feature)); }}
+        }}
+    }});
+}}""")
+            opts.append(f"onEachFeature: {v}_onEachFeature")
+        if radius is not None:
+            code.append(f"function {v}_pointToLayer(feature, latlng) {{\n"
+                        f"    return L.circleMarker(latlng, Object.assign({{radius: {_js(radius)}}}, {v}_styler(feature)));\n}}")
+            opts.append(f"pointToLayer: {v}_pointToLayer")
+        code.append(f"var {v} = L.geoJson(null, {{{', '.join(opts)}}});")
+        code.append(f"function {v}_add (data) {{ {v}.addData(data); }}")   # "_add(" + data: parsed by tests
+        code.append(f"{v}_add({data_slot});")
+        if tooltip is not None:
+            fields, aliases = tooltip
+            code.append(f"{v}.bindTooltip(sd_tooltip({_js(list(fields))}, {_js(list(aliases))}), "
+                        f"{{\"sticky\": true, \"className\": \"sd-tooltip\"}});")
+        code.append(f"{v}.addTo({group});")
+        self.js("\n".join(code))
+        return v
+
+    def html_control(self, html_text: str, position: str, css_class: str) -> None:
+        """A control holding fixed HTML (legend, explanation, title; names in slots)."""
+        self.js(f"""(function () {{
+    var c = L.control({{position: {_js(position)}}});
+    c.onAdd = function () {{
+        var d = L.DomUtil.create('div', {_js(css_class)});
+        d.innerHTML = "{js_string(html_text)}";
+        L.DomEvent.disableClickPropagation(d);
+        L.DomEvent.disableScrollPropagation(d);
+        return d;
+    }};
+    c.addTo({{map}});
+}})();""")
+
+    def layer_control(self) -> None:
+        base = "".join(f"\n        {n} : {v}," for n, v, o in self._control if not o)
+        over = "".join(f"\n        {n} : {v}," for n, v, o in self._control if o)
+        lc = self.var("layer_control")
+        self.js(f"var {lc}_layers = {{\n    base_layers : {{{base}\n    }},\n    overlays : {{{over}\n    }},\n}};\n"
+                f"var {lc} = L.control.layers({lc}_layers.base_layers, {lc}_layers.overlays, "
+                f"{{\"position\": \"topright\", \"collapsed\": false, \"autoZIndex\": true}}).addTo({{map}});")
+
+    def render(self) -> str:
+        """The whole page (slots still in it)."""
+        head = "\n    ".join([
+            '<meta http-equiv="content-type" content="text/html; charset=UTF-8" />',
+            f"<title>{self.title}</title>" + PAGE_CSS,
+            '<meta name="viewport" content="width=device-width, initial-scale=1.0, maximum-scale=1.0, '
+            'user-scalable=no" />',
+            _MAP_CSS.replace("{map}", self.map),
+            *self._includes.values()])
+        return (f"<!DOCTYPE html>\n<html>\n<head>\n    {head}\n</head>\n<body>\n"
+                f'    <div class="sd-map" id="{self.map}" ></div>\n</body>\n<script>\n'
+                + _TOOLTIP_JS + "\n" + "\n".join(self._script) + "\n</script>\n</html>")
+
+
+def _switch(name: str, style_map: dict) -> str:
+    """``function name(feature)`` returning the style of the feature's id (:func:`_style_map`)."""
+    cases = "".join(f"\n        {''.join(f'case {_js(str(i))}: ' for i in ids)}\n            return {style};"
+                    for style, ids in style_map.items() if style != "default")
+    return (f"function {name}(feature) {{\n    switch (feature.id) {{{cases}\n        default:\n"
+            f"            return {style_map['default']};\n    }}\n}}")
+
+
+#: the map element fills the window
+_MAP_CSS = """<style>
+        #{map} { position: relative; width: 100.0%; height: 100.0%; left: 0.0%; top: 0.0%; }
+        .leaflet-container { font-size: 1rem; }
+        html, body { width: 100%; height: 100%; margin: 0; padding: 0; }
+        .sd-tooltip table { margin: auto; }
+        .sd-tooltip tr { text-align: left; }
+        .sd-tooltip th { padding: 2px; padding-right: 8px; }
+    </style>"""
+
+#: a tooltip table of some properties (values are escaped HTML, aliases constants)
+_TOOLTIP_JS = """function sd_tooltip(fields, aliases) {
+    return function (layer) {
+        var div = L.DomUtil.create('div'), p = layer.feature.properties;
+        div.innerHTML = '<table>' + fields.map(function (f, i) {
+            var v = p[f];
+            return '<tr><th>' + aliases[i] + '</th><td>' + (v === null || v === undefined ? '' : v) + '</td></tr>';
+        }).join('') + '</table>';
+        return div;
+    };
+}"""
 
 
 PAGE_CSS = """
@@ -645,16 +806,44 @@ PAGE_CSS = """
 """
 
 
-def _geojson_dict(geoms, props: pd.DataFrame) -> dict:
-    """A FeatureCollection (dict) from 4326 geometries and string/number properties;
-    rows with no geometry are skipped. Feature ids are the row numbers."""
-    feats = []
-    records = props.to_dict(orient="records")
-    for i, (g, p) in enumerate(zip(geoms, records)):
-        if g is None:
-            continue
-        feats.append({"type": "Feature", "id": str(i), "properties": p, "geometry": shapely.geometry.mapping(g)})
-    return {"type": "FeatureCollection", "features": feats}
+def _json_strings(values) -> np.ndarray:
+    """Strings this module formatted (numbers, units, slot-free constants) as JSON string
+    literals, computed once per distinct value (user text goes through
+    :func:`html_json_values` instead)."""
+    s = pd.Series(values, dtype=object).astype(str)
+    codes, uniq = pd.factorize(s, sort=False)
+    lit = np.array(['"' + js_string(u) + '"' for u in uniq], dtype=object)
+    return lit[codes] if len(uniq) else np.zeros(0, dtype=object)
+
+
+def _geojson_text(geoms, props: pd.DataFrame) -> tuple[str, dict | None, np.ndarray]:
+    """A FeatureCollection as compact, script-safe JSON text, built from arrays
+    (``shapely.to_geojson``; one JSON literal per distinct property value), from 4326
+    geometries and a table of properties: plain strings (:func:`_json_strings`) or, in
+    columns named in ``props.attrs["json"]``, ready JSON string contents
+    (:func:`html_json_values`). Rows with no geometry are skipped; feature ids are the row
+    numbers. Returns (text, the first feature's id and property names — no values, no
+    geometry — or None when there is no feature, the rows kept)."""
+    g = np.asarray(geoms, dtype=object)
+    keep = np.flatnonzero(~shapely.is_missing(g)) if len(g) else np.zeros(0, np.int64)
+    ready = set(props.attrs.get("json", ()))
+    cols = sorted(props.columns)
+    parts = []
+    for c in cols:
+        v = props[c].to_numpy(dtype=object)[keep]
+        lit = np.array(['"' + x + '"' for x in v], dtype=object) if c in ready else _json_strings(v)
+        parts.append(json.dumps(c, ensure_ascii=False) + ":" + lit if len(lit) else lit)
+    gj = shapely.to_geojson(g[keep]) if len(keep) else np.zeros(0, dtype=object)
+    ids = keep.astype(str)
+    prop_text = [",".join(row) for row in zip(*parts)] if cols else [""] * len(keep)
+    feats = [f'{{"geometry":{geom},"id":"{i}","properties":{{{pt}}},"type":"Feature"}}'
+             for geom, i, pt in zip(gj, ids, prop_text)]
+    text = '{"features":[' + ",".join(feats) + '],"type":"FeatureCollection"}'
+    # safe inside <script>, as Jinja2's tojson writes it (the strings in it are escaped already)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace("'", "\\u0027")
+    first = {"type": "Feature", "id": str(keep[0]), "properties": {c: "" for c in cols},
+             "geometry": None} if len(keep) else None
+    return text, first, keep
 
 
 def _legend_html(view: SpillView, metrics: pd.DataFrame, colours: dict[int, str], distances, esc,
@@ -724,41 +913,58 @@ def _style(colour: str, *, weight=1.0, opacity=1.0, fill_opacity=0.3, dash=None,
     return s
 
 
-def _add_geojson(folium, group, data: dict, *, style_by, highlight=None, tooltip_fields=None,
-                 aliases=None, name=None, point_style=None):
-    """A GeoJson layer styled per feature id (``style_by``: feature → style dict)."""
-    kw = {}
-    if tooltip_fields and data["features"]:  # folium refuses a tooltip on an empty layer
-        kw["tooltip"] = folium.GeoJsonTooltip(fields=list(tooltip_fields), aliases=list(aliases),
-                                              sticky=True, localize=False, labels=True)
-    if point_style is not None:
-        kw["marker"] = folium.CircleMarker(**point_style)
-    layer = folium.GeoJson(data, name=name, style_function=style_by, zoom_on_click=False,
-                           highlight_function=highlight, **kw)
-    layer.add_to(group)
-    return layer
+def _style_map(styles, ids: np.ndarray) -> dict:
+    """A style switch (:func:`_switch`), {style JSON: [feature ids], "default": style JSON}, from one
+    style for every feature (a dict) or a pair (key per feature, {key: style})."""
+    if isinstance(styles, dict):
+        return {"default": json.dumps(styles, sort_keys=True)}
+    keys, table = styles
+    keys = np.asarray(keys, dtype=object)
+    out: dict = {}
+    for k in pd.unique(keys):
+        out[json.dumps(table[k], sort_keys=True)] = ids[keys == k].tolist()
+    if not out:
+        return {"default": "{}"}
+    common = max(out, key=lambda k: len(out[k]))   # the first of the most used
+    out["default"] = common
+    del out[common]
+    return out
+
+
+def _add_geojson(p, group: str, geoms, props: pd.DataFrame, *, styles, highlight=None, tooltip_fields=None,
+                 aliases=None, radius=None) -> str:
+    """A GeoJSON layer in ``group`` (geometries in EPSG:4326, properties as for
+    :func:`_geojson_text`) styled per feature: ``styles`` one dict, or (key per row,
+    {key: style dict}). Returns its variable."""
+    text, first, keep = _geojson_text(geoms, props)
+    if isinstance(styles, tuple):
+        styles = (np.asarray(styles[0], dtype=object)[keep], styles[1])
+    ids = keep.astype(str)
+    return p.geojson(group, p.slots.raw(text), style_map=_style_map(styles, ids),
+                     highlight_map=None if highlight is None else _style_map(highlight, ids),
+                     tooltip=(tooltip_fields, aliases) if tooltip_fields and first is not None else None,
+                     radius=radius)
 
 
 # ---------------------------------------------------------------------- the map, piece by piece
-@dataclass
-class _Page:
-    """What the pieces of :func:`render_map` share: the folium module and classes, the map,
-    the text slots and the plan's display data."""
+class _Page(_Leaflet):
+    """The page being written (:class:`_Leaflet`) and what its pieces share: the text slots
+    and the plan's display data."""
 
-    folium: object
-    Script: object
-    HtmlControl: object
-    m: object
-    slots: TextSlots
-    plan: object
-    view: SpillView
-    distances: tuple
-    colours: dict
-    names: dict
-    tolerance_m: float
-    shares: pd.DataFrame   # core share: index sub-area, columns L
-    target_share: float = DEFAULT_TARGET_SHARE
-    spill_groups: dict = None   # band → {L label: folium variable name}
+    def __init__(self, plan, view: SpillView, distances, bounds, title, tolerance_m: float):
+        slots = TextSlots()   # every user string goes in through a slot
+        super().__init__(slots, slots.page(title or "細分化エリア 審議用地図"),
+                         [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2])
+        self.plan = plan
+        self.view = view
+        self.distances = distances
+        self.colours = subarea_colours(plan.subareas["subarea"].astype(int).tolist())
+        self.names = dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"]))
+        self.tolerance_m = tolerance_m
+        # core share: index sub-area, columns L
+        self.shares = view.shares.pivot_table(index="subarea", columns="distance_km", values="core_share")
+        self.target_share = DEFAULT_TARGET_SHARE
+        self.spill_groups: dict = {}   # band → {L label: group variable}
 
     @property
     def default_l(self) -> float:
@@ -780,6 +986,11 @@ class _Page:
     def share_text(self, s: int, L: float) -> str:
         return _fmt_pct(self.shares.loc[s, float(L)]) if float(L) in self.shares.columns else "–"
 
+    def name_json(self, subs) -> np.ndarray:
+        """Sub-area names for layer data (:func:`html_json_values`; no slots there)."""
+        esc = dict(zip(self.names, html_json_values(list(self.names.values()))))
+        return np.array([esc[int(s)] for s in subs], dtype=object)
+
 
 def _display_geometry(plan, tolerance_m: float):
     """Sub-area and town-block display geometry (EPSG:4326) and the map bounds.
@@ -797,21 +1008,9 @@ def _display_geometry(plan, tolerance_m: float):
 
 
 def _new_page(plan, view, distances, bounds, title, tolerance_m) -> _Page:
-    folium, ReviewMap, HtmlControl, Script = _folium_classes()
-    slots = TextSlots()   # every user string goes in through a slot, never through folium
-    m = ReviewMap(location=[(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2],
-                  zoom_start=10, tiles=None, control_scale=False, prefer_canvas=False,
-                  zoom_snap=0.25, zoom_delta=0.5, zoom_control=False)
-    Script("L.control.zoom({zoomInTitle: '拡大', zoomOutTitle: '縮小', position: 'topleft'})"
-           ".addTo({map});").add_to(m)
-    m.get_root().header.add_child(folium.Element(
-        f"<title>{slots.page(title or '細分化エリア 審議用地図')}</title>" + PAGE_CSS))
-    return _Page(folium=folium, Script=Script, HtmlControl=HtmlControl, m=m, slots=slots, plan=plan,
-                 view=view, distances=distances,
-                 colours=subarea_colours(plan.subareas["subarea"].astype(int).tolist()),
-                 names=dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"])),
-                 tolerance_m=tolerance_m, spill_groups={},
-                 shares=view.shares.pivot_table(index="subarea", columns="distance_km", values="core_share"))
+    p = _Page(plan, view, distances, bounds, title, tolerance_m)
+    p.js("L.control.zoom({zoomInTitle: '拡大', zoomOutTitle: '縮小', position: 'topleft'}).addTo({map});")
+    return p
 
 
 def _add_basemaps(p: _Page, basemap: str, basemap_on: bool = True) -> None:
@@ -821,95 +1020,134 @@ def _add_basemaps(p: _Page, basemap: str, basemap_on: bool = True) -> None:
         return
     for k in [basemap] + [k for k in BASEMAPS if k != basemap]:
         lname, url = BASEMAPS[k]
-        p.folium.TileLayer(tiles=url, attr=GSI_ATTRIBUTION, name=lname, max_native_zoom=18, max_zoom=18,
-                           min_zoom=5, overlay=False, control=True, show=(k == basemap and basemap_on)).add_to(p.m)
-    p.folium.FeatureGroup(name=NO_BASEMAP_NAME, overlay=False, control=True, show=not basemap_on).add_to(p.m)
+        p.tile_layer(lname, url, GSI_ATTRIBUTION, show=(k == basemap and basemap_on))
+    p.close(p.group(NO_BASEMAP_NAME, overlay=False, show=not basemap_on))
+
+
+def _props(columns: dict, ready=()) -> pd.DataFrame:
+    """Layer properties: plain strings, and in the ``ready`` columns JSON string contents
+    (user text through :func:`html_json_values`)."""
+    df = pd.DataFrame(columns)
+    df.attrs["json"] = tuple(ready)
+    return df
 
 
 def _add_subareas(p: _Page, sub_geom_4326) -> None:
     mt = p.plan.metrics.set_index("subarea")
-    subs = [int(s) for s in p.plan.dissolved["subarea"]]
-    props = pd.DataFrame({
-        "subarea": [str(s) for s in subs],
-        "名称": [p.esc(p.names[s]) for s in subs],
+    subs = p.plan.dissolved["subarea"].astype(int).to_numpy()
+    props = _props({
+        "subarea": subs.astype(str),
+        "名称": p.name_json(subs),
         "面積": [f"{mt.loc[s, 'area_km2']:,.1f} km²" for s in subs],
         "人口": [f"{_fmt_int(mt.loc[s, 'population'])} 人" for s in subs],
-    })
+    }, ready=["名称"])
     share_cols = [f"非到達率 L={km_label(L)} km" for L in p.distances]
     for col, L in zip(share_cols, p.distances):
         props[col] = [p.share_text(s, L) for s in subs]
-    g = p.folium.FeatureGroup(name="細分化エリア", overlay=True, show=True).add_to(p.m)
-    _add_geojson(p.folium, g, _geojson_dict(sub_geom_4326, props),
-                 style_by=lambda f: _style(p.colours[int(f["properties"]["subarea"])], weight=3,
-                                           fill_opacity=0.35, line="#222"),
+    g = p.group("細分化エリア")
+    _add_geojson(p, g, sub_geom_4326, props,
+                 styles=(subs, {s: _style(p.colours[s], weight=3, fill_opacity=0.35, line="#222") for s in subs}),
                  tooltip_fields=["subarea", "名称", "面積", "人口", *share_cols],
                  aliases=["番号", "名称", "面積", "人口", *share_cols])
+    p.close(g)
 
 
 def _add_townblocks(p: _Page, bgeom_4326, progress):
     """Town-block borders with tooltips; returns the layer (the search runs on it)."""
     blocks = p.plan.blocks
     progress("map: town-blocks", 0, len(blocks))
-    props = pd.DataFrame({
-        "name": [p.esc(n) if str(n) else "（名称なし）" for n in blocks["name"]],
-        "key": [p.esc(k) for k in blocks["key"]],
-        "pop": [f"{_fmt_int(v)} 人" for v in blocks["population"]],
-        "sub": [f"{int(s)} {p.esc(p.names[int(s)])}" for s in blocks["subarea"].to_numpy()],
+    names = blocks["name"]
+    named = names.fillna("").astype(str).str.len().to_numpy() > 0
+    sub = blocks["subarea"].astype(int).to_numpy()
+    pop = np.rint(blocks["population"].to_numpy(dtype=float)).astype(np.int64)
+    props = _props({
+        "name": np.where(named, html_json_values(names), "（名称なし）"),
+        "key": html_json_values(blocks["key"]),
+        "pop": pd.Series(pop).map("{:,} 人".format).to_numpy(dtype=object),
+        "sub": sub.astype(str).astype(object) + " " + p.name_json(sub),
         # verbatim, for the search only: a JSON string escaping < > & ' (js_string),
         # and the search list shows it with textContent (see _SEARCH_JS), never as HTML
-        "search": [p.slots.text(n) for n in blocks["name"]],
-    })
-    g = p.folium.FeatureGroup(name="町丁・字の境界", overlay=True, show=True).add_to(p.m)
+        "search": text_json_values(names),
+    }, ready=["name", "key", "sub", "search"])
+    g = p.group("町丁・字の境界")
     layer = _add_geojson(
-        p.folium, g, _geojson_dict(bgeom_4326, props),
-        style_by=lambda f: {"color": "#555", "weight": 0.6, "opacity": 0.8, "fillColor": "#ffffff",
-                            "fillOpacity": 0.0},
-        highlight=lambda f: {"color": "#000", "weight": 2.5, "fillColor": "#ffff66", "fillOpacity": 0.35},
+        p, g, bgeom_4326, props,
+        styles={"color": "#555", "weight": 0.6, "opacity": 0.8, "fillColor": "#ffffff", "fillOpacity": 0.0},
+        highlight={"color": "#000", "weight": 2.5, "fillColor": "#ffff66", "fillOpacity": 0.35},
         tooltip_fields=["name", "key", "pop", "sub"], aliases=["町丁・字", "KEY_CODE", "人口", "細分化エリア"])
+    p.close(g)
     progress("map: town-blocks", len(blocks), len(blocks))
     return layer
 
 
-def _spill_layer(p: _Page, band: str, L, geoms, props, style, fields, aliases) -> None:
+def _spill_layer(p: _Page, band: str, L, geoms_4326, props, styles, fields, aliases) -> None:
     """One band at one L as a group outside the layer control (the spill selector,
     :func:`_spill_control`, shows one at a time)."""
-    g = p.folium.FeatureGroup(name=f"{band} {km_label(L)}", overlay=True, control=False,
-                              show=(band == "core" and float(L) == p.default_l)).add_to(p.m)
-    _add_geojson(p.folium, g, _geojson_dict(to_display(geoms, p.plan.crs, tolerance_m=p.tolerance_m), props),
-                 style_by=style, tooltip_fields=fields, aliases=aliases)
-    p.spill_groups.setdefault(band, {})[km_label(L)] = g.get_name()
+    g = p.group(control=False, show=(band == "core" and float(L) == p.default_l))
+    _add_geojson(p, g, geoms_4326, props, styles=styles, tooltip_fields=fields, aliases=aliases)
+    p.close(g)
+    p.spill_groups.setdefault(band, {})[km_label(L)] = g
 
 
-def _core_style(p: _Page):
-    def style(f):
-        below = f["properties"]["below"] == "1"
-        return _style(p.colours[int(f["properties"]["subarea"])], weight=3.5 if below else 1.5,
-                      fill_opacity=0.55, dash="4 3", line=BELOW_COLOUR if below else "#333")
-    return style
+def _spill_bands(p: _Page, shapes) -> dict:
+    """The report's cores, reaches and exposure pieces at every L, cut as the map draws
+    them (EPSG:4326, simplified for display as the sub-areas are): core = the report's
+    core; reach = the report's reach outside the sub-area's territory; exposure = its
+    part in each sub-area it reaches, one per exposure row of the report. Nothing is
+    buffered or measured here. Returns {L: (cores, rings, exposure rows, pieces)}."""
+    tol = p.tolerance_m
+    nums = p.plan.dissolved["subarea"].astype(int).to_numpy()
+    pos = {int(s): i for i, s in enumerate(nums)}
+    dissolved = np.asarray(p.plan.dissolved.geometry.values, dtype=object)
+    cores, rings, pieces, rows = [], [], [], []
+    for L in p.distances:
+        core, reach = shapes.at(L)
+        if tol > 0:   # display resolution before cutting (the ladder's arcs are fine)
+            reach = display_simplify(reach, tol)
+        ex = p.view.exposure[p.view.exposure["distance_km"] == float(L)]
+        src = np.array([pos[int(x)] for x in ex["source"]], dtype=np.int64)
+        dst = np.array([pos[int(x)] for x in ex["target"]], dtype=np.int64)
+        cores.append(core)
+        rings.append(shapely.difference(reach, shapes.territory))
+        pieces.append(shapely.intersection(reach[src], dissolved[dst]))
+        rows.append(ex)
+    k, nL, n = len(nums), len(p.distances), [len(x) for x in pieces]
+    flat = to_display(np.concatenate([*cores, *rings, *pieces]), p.plan.crs, tolerance_m=tol)
+    out, at = {}, 2 * k * nL
+    for i, L in enumerate(p.distances):
+        out[L] = (flat[i * k:(i + 1) * k], flat[(nL + i) * k:(nL + i + 1) * k], rows[i], flat[at:at + n[i]])
+        at += n[i]
+    return out
 
 
-def _add_spill_layers(p: _Page, progress) -> None:
-    """Inward core, outward reach and neighbour exposure at each L (one shown at a time)."""
+def _add_spill_layers(p: _Page, shapes, progress) -> None:
+    """Inward core, outward reach and neighbour exposure at each L (one shown at a time),
+    drawn from the spill report's shapes (:func:`_spill_bands`)."""
     progress("map: spill layers", 0, len(p.distances))
     nums = p.plan.dissolved["subarea"].astype(int).to_numpy()
+    names = p.name_json(nums)
+    bands = _spill_bands(p, shapes)
     for i, L in enumerate(p.distances):
-        core, reach = spill_geometry(p.plan, L)
-        below = [p.below(s, L) for s in nums]
-        props = pd.DataFrame({
-            "subarea": [str(s) for s in nums], "名称": [p.esc(p.names[s]) for s in nums],
+        core, ring, ex, pieces = bands[L]
+        below = np.array([p.below(s, L) for s in nums], dtype=bool)
+        props = _props({
+            "subarea": nums.astype(str), "名称": names,
             "非到達率": [p.share_text(s, L) + (f"（目安 {p.target_share:.0%} 未満）" if b else "")
                       for s, b in zip(nums, below)],
-            "below": ["1" if b else "0" for b in below], "L": f"{km_label(L)} km"})
-        _spill_layer(p, "core", L, core, props, _core_style(p),
+            "below": np.where(below, "1", "0"), "L": f"{km_label(L)} km"}, ready=["名称"])
+        _spill_layer(p, "core", L, core, props,
+                     (nums.astype(str) + np.where(below, "b", ""),
+                      {f"{s}{'b' if b else ''}": _style(p.colours[s], weight=3.5 if b else 1.5, fill_opacity=0.55,
+                                                        dash="4 3", line=BELOW_COLOUR if b else "#333")
+                       for s, b in zip(nums, below)}),
                      ["名称", "L", "非到達率"], ["内側コア", "漏れ距離 L", "非到達率"])
-        _spill_layer(p, "reach", L, reach, props[["subarea", "名称", "L"]],
-                     lambda f: _style(p.colours[int(f["properties"]["subarea"])], weight=1.5, fill_opacity=0.18,
-                                      dash="6 4"),
+        _spill_layer(p, "reach", L, ring, _props({c: props[c] for c in ("subarea", "名称", "L")}, ready=["名称"]),
+                     (nums, {s: _style(p.colours[s], weight=1.5, fill_opacity=0.18, dash="6 4") for s in nums}),
                      ["名称", "L"], ["この配信元の配信が届く範囲", "漏れ距離 L"])
-        ex = exposure_geometry(p.plan, L, reach=reach)
-        _spill_layer(p, "exposure", L, ex.geometry.values, _exposure_props(p, ex, L),
-                     lambda f: _style(p.colours[int(f["properties"]["src"])], weight=1, fill_opacity=0.5,
-                                      line="#b00000", dash="2 2"),
+        src = ex["source"].astype(int).to_numpy()
+        _spill_layer(p, "exposure", L, pieces, _exposure_props(p, ex),
+                     (src, {s: _style(p.colours[s], weight=1, fill_opacity=0.5, line="#b00000", dash="2 2")
+                            for s in np.unique(src)}),
                      ["from", "to", "area", "pop"], ["配信元", "受信するエリア", "面積", "人口（概算）"])
         progress("map: spill layers", i + 1, len(p.distances))
 
@@ -999,83 +1237,77 @@ _TILE_ERROR_JS = """
 """
 
 
-def _exposure_props(p: _Page, ex, L) -> pd.DataFrame:
-    """Tooltip text of the exposure polygons; figures from the spill view where it has them."""
-    fig = p.view.exposure[p.view.exposure["distance_km"] == float(L)].set_index(["source", "target"])
-    pairs = list(zip(ex["source"], ex["target"]))
-    return pd.DataFrame({
-        "from": [f"{s} {p.esc(p.names[int(s)])}" for s in ex["source"]],
-        "to": [f"{t} {p.esc(p.names[int(t)])}" for t in ex["target"]],
-        "area": [f"{(fig.loc[st, 'area_km2'] if st in fig.index else a):,.2f} km²"
-                 for st, a in zip(pairs, ex["area_km2"])],
-        "pop": [f"{_fmt_int(fig.loc[st, 'population'] if st in fig.index else v)} 人"
-                for st, v in zip(pairs, ex["population"])],
-        "src": [str(int(s)) for s in ex["source"]],
-    })
+def _exposure_props(p: _Page, ex) -> pd.DataFrame:
+    """Tooltip text of the exposure pieces: the spill report's figures of each row."""
+    src, dst = ex["source"].astype(int).to_numpy(), ex["target"].astype(int).to_numpy()
+    return _props({
+        "from": src.astype(str).astype(object) + " " + p.name_json(src),
+        "to": dst.astype(str).astype(object) + " " + p.name_json(dst),
+        "area": [f"{a:,.2f} km²" for a in ex["area_km2"]],
+        "pop": [f"{_fmt_int(v)} 人" for v in ex["population"]],
+        "src": src.astype(str),
+    }, ready=["from", "to"])
 
 
 def _add_overlays(p: _Page, coverage, sites, points, progress) -> None:
     """Carriers' footprints, sites and office/measurement points (kept above the areas)."""
     if coverage is not None and len(coverage):
         progress("map: carrier footprints", 0, 0)
-        _add_coverage(p.folium, p.m, p.plan, coverage, p.colours, p.names, p.tolerance_m, p.esc)
+        _add_coverage(p, coverage)
     layers = []
     if sites is not None and len(sites):
-        layers += _add_points(p.folium, p.m, sites, group_col=_pick(sites, "carrier", "operator"),
-                              base_name="基地局", colour="#444", radius=4, show=False, esc=p.esc)
+        layers += _add_points(p, sites, group_col=_pick(sites, "carrier", "operator"),
+                              base_name="基地局", colour="#444", radius=4, show=False)
     if points is not None and len(points):
-        layers += _add_points(p.folium, p.m, points, group_col=None, base_name="支所・計測地点",
-                              colour="#d7191c", radius=7, esc=p.esc)
+        layers += _add_points(p, points, group_col=None, base_name="支所・計測地点",
+                              colour="#d7191c", radius=7)
     if layers:
         # a layer switched on later is drawn on top: keep the points above the areas
-        p.Script(_POINTS_ON_TOP_JS.replace("{layers}", ", ".join(g.get_name() for g in layers))).add_to(p.m)
+        p.js(_POINTS_ON_TOP_JS.replace("{layers}", ", ".join(layers)))
 
 
 def _add_labels(p: _Page, sub_geom) -> None:
     """Sub-area names as labels at the centre of each one's largest inscribed circle."""
     centres = to_display(label_points(sub_geom), p.plan.crs)
-    g = p.folium.FeatureGroup(name="エリア名ラベル", overlay=True, show=True).add_to(p.m)
+    g = p.group("エリア名ラベル")
     for s, c in zip(p.plan.dissolved["subarea"].astype(int), centres):
         if c is None:
             continue
         label = (f'<div class="sd-label"><span class="sd-num" style="background:{p.colours[s]};'
                  f'color:#111">{s}</span>{p.esc_a(p.names[s])}</div>')
-        p.folium.Marker([float(shapely.get_y(c)), float(shapely.get_x(c))],
-                        icon=p.folium.DivIcon(html=label, icon_size=(0, 0), icon_anchor=(0, 0),
-                                              class_name="sd-label-icon"),
-                        interactive=False, keyboard=False).add_to(g)
+        p.js(f"L.marker({_js([float(shapely.get_y(c)), float(shapely.get_x(c))])}, "
+             f'{{"interactive": false, "keyboard": false, "icon": L.divIcon({{"html": "{js_string(label)}", '
+             f'"iconSize": [0, 0], "iconAnchor": [0, 0], "className": "sd-label-icon"}})}}).addTo({g});')
+    p.close(g)
 
 
-def _add_controls(p: _Page, blk_layer, bounds, title, note) -> None:
+def _add_controls(p: _Page, blk_layer: str, bounds, title, note) -> None:
     """Layer control, full screen, measure, search, scale, heading, legend, explanation."""
-    from folium import plugins
-
-    m, HtmlControl = p.m, p.HtmlControl
-    p.folium.LayerControl(position="topright", collapsed=False).add_to(m)
-    plugins.Fullscreen(position="topleft", title="全画面表示", title_cancel="全画面表示を終了",
-                       force_separate_button=True).add_to(m)
-    plugins.MeasureControl(position="topleft", primary_length_unit="kilometers",
-                           secondary_length_unit="meters", primary_area_unit="sqkilometers",
-                           secondary_area_unit="hectares", localization="ja",
-                           units={"sqkilometers": {"factor": 1e-6, "display": "km²", "decimals": 2}}).add_to(m)
-    plugins.Search(layer=blk_layer, search_label="search", geom_type="Polygon", placeholder="町丁・字名で検索",
-                   collapsed=True, position="topleft").add_to(m)
-    p.Script("L.control.scale({imperial: false, metric: true, maxWidth: 200, position: 'bottomleft'})"
-             ".addTo({map});").add_to(m)
+    p.layer_control()
+    p.include("Control.Fullscreen.js", FULLSCREEN_JS)
+    p.include("Control.FullScreen.css", FULLSCREEN_CSS, css=True)
+    p.js(_FULLSCREEN_JS)
+    p.include("leaflet_measure_js", MEASURE_JS)
+    p.include("leaflet_measure_css", MEASURE_CSS, css=True)
+    p.js(_MEASURE_CONTROL_JS)
+    p.include("Leaflet.Search.js", SEARCH_JS)
+    p.include("Leaflet.Search.css", SEARCH_CSS, css=True)
+    search = f"{blk_layer}searchControl"
+    p.js(_SEARCH_CONTROL_JS.replace("{search}", search).replace("{layer}", blk_layer))
+    p.js("L.control.scale({imperial: false, metric: true, maxWidth: 200, position: 'bottomleft'}).addTo({map});")
     heading = p.esc_a(title or "細分化エリア 審議用地図")
     note_html = f'<div class="sd-note">{p.esc_a(note)}</div>' if note else ""
-    HtmlControl(f'<div class="sd-title">{heading}</div>{note_html}', "bottomleft", "sd-box sd-head").add_to(m)
-    HtmlControl(_spill_control_html(p), "topright", "sd-box sd-spill").add_to(m)
-    HtmlControl(_legend_html(p.view, p.plan.metrics, p.colours, p.distances, p.esc_a, p.target_share),
-                "bottomright", "sd-box sd-legend").add_to(m)
-    HtmlControl(_info_html(p.distances, note, p.esc_a), "bottomleft", "sd-box sd-info").add_to(m)
-    p.Script(_SPILL_JS.replace("{groups}", json.dumps(p.spill_groups, sort_keys=True))).add_to(m)
-    p.Script(_TILE_ERROR_JS.replace("{text}", json.dumps(TILE_ERROR_TEXT, ensure_ascii=True))).add_to(m)
-    p.Script(_SEARCH_JS.replace("{search}", f"{blk_layer.get_name()}searchControl")
-             .replace("{layer}", blk_layer.get_name())).add_to(m)
+    p.html_control(f'<div class="sd-title">{heading}</div>{note_html}', "bottomleft", "sd-box sd-head")
+    p.html_control(_spill_control_html(p), "topright", "sd-box sd-spill")
+    p.html_control(_legend_html(p.view, p.plan.metrics, p.colours, p.distances, p.esc_a, p.target_share),
+                   "bottomright", "sd-box sd-legend")
+    p.html_control(_info_html(p.distances, note, p.esc_a), "bottomleft", "sd-box sd-info")
+    p.js(_SPILL_JS.replace("{groups}", json.dumps(p.spill_groups, sort_keys=True)))
+    p.js(_TILE_ERROR_JS.replace("{text}", json.dumps(TILE_ERROR_TEXT, ensure_ascii=True)))
+    p.js(_SEARCH_JS.replace("{search}", search).replace("{layer}", blk_layer))
     # keep the area clear of the layer control (right) and the legend (bottom)
     # (the spill panel is about 320 px wide; the search is a button until opened)
-    m.fit_bounds(bounds, padding_top_left=(60, 20), padding_bottom_right=(330, 60))
+    p.js(f'{{map}}.fitBounds({_js(bounds)}, {{"paddingTopLeft": [60, 20], "paddingBottomRight": [330, 60]}});')
 
 
 # ---------------------------------------------------------------------- the map
@@ -1083,31 +1315,64 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
                points=None, basemap: str = "pale", offline: bool = False, title: str | None = None,
                note: str | None = None, tolerance_m: float = DEFAULT_TOLERANCE_M, basemap_on: bool = True,
                progress: Progress = silent) -> str:
-    """The map page as HTML text (see :func:`build_map`)."""
+    """The map page as HTML text (see :func:`build_map`). The spill figures and shapes
+    are ``spill``'s (a SpillReport), or those of one report computed here when None."""
     if basemap not in BASEMAP_CHOICES:
         raise UserError(f"unknown basemap {basemap!r}", fix=f"choose one of {', '.join(BASEMAP_CHOICES)}")
     distances = _check_distances(distances_km)
     progress("map: spill figures", 0, 0)
-    view = spill_view(plan, spill, distances)
+    if spill is None:   # the shares and the exposure: the advice columns are not drawn
+        from subdivide.analysis.spill import spill_report
+
+        spill = spill_report(plan, distances_km=distances, advice=False)
+    view = view_of_report(spill, plan)
+    shapes = spill_shapes(plan, spill, distances)
     progress("map: display geometry", 0, 0)
     sub_geom, sub_geom_4326, bgeom_4326, bounds = _display_geometry(plan, tolerance_m)
-    with deterministic_ids(), compact_json():
-        p = _new_page(plan, view, distances, bounds, title, tolerance_m)
-        _add_basemaps(p, basemap, basemap_on)
-        _add_subareas(p, sub_geom_4326)
-        blk_layer = _add_townblocks(p, bgeom_4326, progress)
-        _add_spill_layers(p, progress)
-        _add_overlays(p, coverage, sites, points, progress)
-        _add_labels(p, sub_geom)
-        _add_controls(p, blk_layer, bounds, title, note)
-        page = p.slots.fill(p.m.get_root().render())
-    return inline_assets(page, offline=offline)
+    p = _new_page(plan, view, distances, bounds, title, tolerance_m)
+    _add_basemaps(p, basemap, basemap_on)
+    _add_subareas(p, sub_geom_4326)
+    blk_layer = _add_townblocks(p, bgeom_4326, progress)
+    _add_spill_layers(p, shapes, progress)
+    _add_overlays(p, coverage, sites, points, progress)
+    _add_labels(p, sub_geom)
+    _add_controls(p, blk_layer, bounds, title, note)
+    return inline_assets(p.slots.fill(p.render()), offline=offline)
 
 
 _POINTS_ON_TOP_JS = """
 {map}.on('overlayadd sd-spill', function () {
     [{layers}].forEach(function (g) { if ({map}.hasLayer(g)) { g.bringToFront(); } });
 });
+"""
+
+#: the plugin controls (as folium.plugins wrote them until round 2; options in Japanese)
+_FULLSCREEN_JS = ('L.control.fullscreen({"position": "topleft", "title": "全画面表示", '
+                  '"titleCancel": "全画面表示を終了", "forceSeparateButton": true}).addTo({map});')
+_MEASURE_CONTROL_JS = """
+var measure_control = new L.Control.Measure({"position": "topleft", "primaryLengthUnit": "kilometers",
+    "secondaryLengthUnit": "meters", "primaryAreaUnit": "sqkilometers", "secondaryAreaUnit": "hectares",
+    "localization": "ja", "units": {"sqkilometers": {"factor": 1e-06, "display": "km²", "decimals": 2}}});
+{map}.addControl(measure_control);
+// Workaround for using this plugin with Leaflet>=1.8.0
+// https://github.com/ljagis/leaflet-measure/issues/171
+L.Control.Measure.include({
+    _setCaptureMarkerIcon: function () {
+        // disable autopan
+        this._captureMarker.options.autoPanOnFocus = false;
+        // default function
+        this._captureMarker.setIcon(L.divIcon({iconSize: this._map.getSize().multiplyBy(2)}));
+    },
+});
+"""
+#: the town-block search (leaflet-search): zoom to the block found, no marker
+_SEARCH_CONTROL_JS = """
+var {search} = new L.Control.Search({
+    layer: {layer}, propertyName: 'search', collapsed: true, textPlaceholder: '町丁・字名で検索',
+    position: 'topleft', marker: false,
+    moveToLocation: function (latlng, title, map) { map.flyTo(latlng, map.getBoundsZoom(latlng.layer.getBounds())); }
+});
+{map}.addControl({search});
 """
 
 #: the search list shows names as text (not HTML); after a hit, outline the block and
@@ -1165,27 +1430,31 @@ def carrier_footprints(plan, coverage: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out
 
 
-def _add_coverage(folium, m, plan, coverage: gpd.GeoDataFrame, colours, names, tolerance_m: float, esc):
-    """Carrier footprints: one layer per carrier, coloured by sub-area (user text through
-    ``esc``, :meth:`TextSlots.html`)."""
-    fp = carrier_footprints(plan, coverage)
+def _add_coverage(p: _Page, coverage: gpd.GeoDataFrame) -> None:
+    """Carrier footprints: one layer per carrier, coloured by sub-area (layer names through
+    slots, :meth:`TextSlots.html`; data through :func:`html_json_values`)."""
+    fp = carrier_footprints(p.plan, coverage)
     has_carrier = fp["carrier"].notna().any()
     groups = sorted(fp["carrier"].astype(str).unique()) if has_carrier else [None]
     for grp in groups:
         part = fp if grp is None else fp[fp["carrier"].astype(str) == grp]
         subs = part["subarea"].to_numpy()
-        props = pd.DataFrame({
-            "carrier": [esc(grp) if grp is not None else "–"] * len(part),
-            "sub": [f"{int(s)} {esc(names.get(int(s), ''))}" if pd.notna(s) else "–" for s in subs],
+        known = np.array([pd.notna(s) for s in subs], dtype=bool)
+        sub_int = np.where(known, np.nan_to_num(subs.astype(float)), 0).astype(int)
+        names = html_json_values([p.names.get(int(s), "") for s in sub_int])
+        props = _props({
+            "carrier": np.full(len(part), html_json_values([grp])[0] if grp is not None else "–", dtype=object),
+            "sub": np.where(known, sub_int.astype(str).astype(object) + " " + names, "–"),
             "area": [f"{a:,.1f} km²" for a in part["area_km2"]],
-            "c": [colours.get(int(s), "#666") if pd.notna(s) else "#666" for s in subs],
-        })
-        name = "キャリア推定エリア" + (f"（{esc(grp)}）" if grp is not None else "")
-        g = folium.FeatureGroup(name=name, overlay=True, show=False).add_to(m)
-        _add_geojson(folium, g, _geojson_dict(to_display(part.geometry.values, plan.crs,
-                                                         tolerance_m=max(tolerance_m, 10.0)), props),
-                     style_by=lambda f: _style(f["properties"]["c"], weight=2, fill_opacity=0.08, dash="8 4"),
+            "c": [p.colours.get(int(s), "#666") if k else "#666" for s, k in zip(sub_int, known)],
+        }, ready=["carrier", "sub"])
+        name = "キャリア推定エリア" + (f"（{p.esc(grp)}）" if grp is not None else "")
+        g = p.group(name, show=False)
+        _add_geojson(p, g, to_display(part.geometry.values, p.plan.crs, tolerance_m=max(p.tolerance_m, 10.0)),
+                     props, styles=(props["c"].to_numpy(), {c: _style(c, weight=2, fill_opacity=0.08, dash="8 4")
+                                                           for c in sorted(set(props["c"]))}),
                      tooltip_fields=["carrier", "sub", "area"], aliases=["キャリア", "細分化エリア", "配信範囲の面積"])
+        p.close(g)
 
 
 def _as_points(pts, what: str) -> gpd.GeoDataFrame:
@@ -1203,10 +1472,11 @@ def _as_points(pts, what: str) -> gpd.GeoDataFrame:
     return pts
 
 
-def _add_points(folium, m, pts: gpd.GeoDataFrame, *, group_col, base_name, colour, radius, esc, show=True):
+def _add_points(page: _Page, pts: gpd.GeoDataFrame, *, group_col, base_name, colour, radius, show=True):
     """Point layers (offices, measurement points, sites) as circle markers (no icon
-    images, so nothing is fetched); returns the GeoJson layers. User text (names,
-    groups) goes through ``esc`` (:meth:`TextSlots.html`)."""
+    images, so nothing is fetched); returns the GeoJson layers. User text: layer names
+    through slots (:meth:`TextSlots.html`), names in the data through
+    :func:`html_json_values`."""
     pts = _as_points(pts, base_name)
     p = pts.reset_index(drop=True).to_crs(4326)
     p = p[p.geometry.notna() & ~p.geometry.is_empty].reset_index(drop=True)
@@ -1215,19 +1485,21 @@ def _add_points(folium, m, pts: gpd.GeoDataFrame, *, group_col, base_name, colou
     pt = shapely.get_point(p.geometry.values, 0) if (p.geometry.geom_type == "MultiPoint").any() else p.geometry.values
     pt = round_coords(pt)
     name_col = _pick(p, "point", "name", "名称", "office_name", "site_name", "site_id", "id")
+    names = html_json_values(p[name_col]) if name_col else \
+        np.array([f"{base_name} {i + 1}" for i in range(len(p))], dtype=object)
     groups = sorted(p[group_col].astype(str).unique()) if group_col else [None]
     layers = []
     for grp in groups:
         idx = np.arange(len(p)) if grp is None else np.flatnonzero(p[group_col].astype(str).to_numpy() == grp)
-        props = pd.DataFrame({"name": [esc(p.loc[i, name_col]) if name_col else f"{base_name} {i + 1}"
-                                       for i in idx]})
-        lname = base_name + (f"（{esc(grp)}）" if grp is not None else "")
-        g = folium.FeatureGroup(name=lname, overlay=True, show=show).add_to(m)
+        props = _props({"name": names[idx]}, ready=["name"])
+        lname = base_name + (f"（{page.esc(grp)}）" if grp is not None else "")
+        g = page.group(lname, show=show)
         layers.append(_add_geojson(
-            folium, g, _geojson_dict(pt[idx], props),
-            style_by=lambda f: {"color": "#111", "weight": 1.5, "fill": True, "fillColor": colour,
-                                "fillOpacity": 0.9, "radius": radius},
-            tooltip_fields=["name"], aliases=[base_name], point_style={"radius": radius}))
+            page, g, pt[idx], props,
+            styles={"color": "#111", "weight": 1.5, "fill": True, "fillColor": colour, "fillOpacity": 0.9,
+                    "radius": radius},
+            tooltip_fields=["name"], aliases=[base_name], radius=radius))
+        page.close(g)
     return layers
 
 

@@ -36,7 +36,7 @@ import shapely
 
 from subdivide.core.errors import UserError
 from subdivide.core.constants import DEFAULT_DISTANCES_KM
-from subdivide.present.map import escape_text, km_label, spill_view
+from subdivide.present.map import _check_distances, escape_text, km_label, spill_view
 from subdivide.io.output import atomic_dir, check_can_write
 from subdivide.core.progress import Progress, silent
 
@@ -126,13 +126,11 @@ class GlyphCheck:
         self.families = [f for f in families if f]
         self.replaced: dict[str, str] = {}   # original text → characters replaced
 
-    def _covered(self, families) -> set[int]:
-        out: set[int] = set()
-        for fam in families:
-            path = _font_path(fam)
-            if path:
-                out |= _charmap(path)
-        return out
+    def _covered(self, families) -> frozenset:
+        from matplotlib import font_manager
+
+        # keyed on the font list's length too: a font registered later is seen
+        return _covered(tuple(families), len(font_manager.fontManager.ttflist))
 
     def prepare(self, texts) -> list[str]:
         """Add fallback families for characters of ``texts`` the fonts lack; returns the
@@ -174,6 +172,18 @@ class GlyphCheck:
         return "".join(out)
 
 
+@lru_cache(maxsize=None)
+def _covered(families: tuple, n_fonts: int) -> frozenset:
+    """The characters the fonts ``families`` have together (looked up once per family list
+    and number of installed fonts ``n_fonts``)."""
+    out: set[int] = set()
+    for fam in families:
+        path = _font_path(fam)
+        if path:
+            out |= _charmap(path)
+    return frozenset(out)
+
+
 def _drawn(c: str) -> bool:
     """A character that needs a glyph (not a control or format character)."""
     return unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Zl", "Zp")
@@ -193,17 +203,56 @@ class Labels:
         return f"{number} {name}" if self.ja else f"Area {number}"
 
 
-def _figure(width_in: float, height_in: float, font: str | None):
+def _figure(width_in: float, height_in: float, font: str | None = None):
+    """A figure on its own Agg canvas (no pyplot), with no layout engine: each figure
+    places its axes itself (:func:`_axes_at`), with margins computed from the text it
+    holds (:func:`text_width_in`), which costs nothing where constrained layout measured
+    every label twice per figure (issue 19)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width_in, height_in), dpi=DPI)
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout="none")
     FigureCanvasAgg(fig)
-    fig.set_layout_engine("constrained")
     return fig
+
+
+#: points per inch
+_PT = 1 / 72
+#: estimated widths (em) of a character: East Asian wide, fullwidth and ambiguous ones
+#: take a full em; others at most 0.7 em in DejaVu Sans (digits 0.64, capitals ≤ 0.7,
+#: "W" and "M" aside): the estimate errs on the wide side, so labels are never cut off
+_WIDE_EM, _NARROW_EM = 1.0, 0.7
+#: tick length + tick label pad (matplotlib's defaults, 3.5 pt each), inches
+_TICK_IN = 7 * _PT
+#: outer margin of every figure, inches
+_EDGE_IN = 0.08
+
+
+def text_width_in(text: str, size_pt: float) -> float:
+    """Estimated width (inches) of a one-line ``text`` at ``size_pt`` — an upper bound for
+    the figure fonts, computed without drawing."""
+    em = size_pt * _PT
+    return sum(_WIDE_EM if unicodedata.east_asian_width(c) in "WFA" else _NARROW_EM for c in str(text)) * em
+
+
+def _line_in(size_pt: float) -> float:
+    """Height (inches) of one line of text at ``size_pt`` (with matplotlib's 1.2 spacing)."""
+    return 1.2 * size_pt * _PT
+
+
+def _axes_at(fig, left: float, bottom: float, width: float, height: float):
+    """An axes at a fixed place, given in inches from the figure's lower left corner."""
+    w, h = fig.get_size_inches()
+    return fig.add_axes((left / w, bottom / h, width / w, height / h))
+
+
+def _axes_inside(fig, left: float, bottom: float, right: float, top: float):
+    """An axes filling the figure less the given margins (inches)."""
+    w, h = fig.get_size_inches()
+    return _axes_at(fig, left, bottom, w - left - right, h - bottom - top)
 
 
 def _rc(font) -> dict:
@@ -269,7 +318,12 @@ def unreached_curve_figure(points: pd.DataFrame, names: dict, *, font: str | Non
 
     with rc_context(_rc(font)):
         fig = _figure(8.0, 5.2, font)
-        draw_unreached_curve(fig.add_subplot(), points, Labels(font), target_share=target_share)
+        # left: y label + "100%" ticks (10 pt); bottom: "1,000" ticks + x label; top: the title
+        left = _EDGE_IN + _line_in(10) + 4 * _PT + _TICK_IN + text_width_in("100%", 10)
+        bottom = _EDGE_IN + 2 * _line_in(10) + 4 * _PT + _TICK_IN
+        top = _EDGE_IN + _line_in(11) + 6 * _PT
+        ax = _axes_inside(fig, left, bottom, _EDGE_IN + text_width_in("10,000", 10) / 2, top)
+        draw_unreached_curve(ax, points, Labels(font), target_share=target_share)
     return fig
 
 
@@ -283,7 +337,9 @@ def planner_curve_figure(planner: dict, *, font: str | None = None):
     lab = Labels(font)
     with rc_context(_rc(font)):
         fig = _figure(8.0, 4.2, font)
-        ax = fig.add_subplot()
+        left = _EDGE_IN + _line_in(10) + 4 * _PT + _TICK_IN + text_width_in("100", 10)
+        bottom = _EDGE_IN + 2 * _line_in(10) + 4 * _PT + _TICK_IN
+        ax = _axes_inside(fig, left, bottom, _EDGE_IN + text_width_in("14", 10) / 2, _EDGE_IN + 4 * _PT)
         ax.plot(curve["k"], 100 * curve["spared_share_mean"], "o-", color=CURVE_COLORS_PLANNER[0],
                 label=lab("平均（L の範囲）", "mean over L"))
         ax.plot(curve["k"], 100 * curve["spared_share_worst"], "s--", color=CURVE_COLORS_PLANNER[1],
@@ -373,13 +429,43 @@ def exposure_figure(exposure: pd.DataFrame, subareas, names: dict, distances_km,
     # side by side while the panels stay readable on a page; stacked for many sub-areas
     stacked = k > STACK_EXPOSURE_ABOVE
     with rc_context(_rc(font)):
-        if stacked:
-            fig = _figure(k * cell + 3.8, n * (k * cell + 1.4) + 0.6, font)
-            axes = fig.subplots(n, 1, squeeze=False)[:, 0]
-        else:
-            fig = _figure(max(4.0, n * (k * cell + 1.6)) + 0.8, k * cell + 2.2, font)
-            axes = fig.subplots(1, n, squeeze=False)[0]
         ticks = [_short(lab.subarea(s, names[s])) for s in subs]
+        xticks = ticks if k <= 8 else [str(s) for s in subs]
+        rotate = k > 4
+        side = k * cell                                                  # a panel (square), inches
+        tick_fs, label_fs = 7.5, 8.5
+        # room left of a panel (y label + names), below it (names or numbers + x label), above (title)
+        left = _line_in(label_fs) + 4 * _PT + _TICK_IN + max(text_width_in(t, tick_fs) for t in ticks)
+        below = (_TICK_IN + (max(text_width_in(t, tick_fs) for t in xticks) if rotate else _line_in(tick_fs))
+                 + _line_in(label_fs) + 4 * _PT)
+        above = _line_in(10) + 6 * _PT
+        xlabel, ylabel = lab("受信するエリア", "receiving sub-area"), lab("配信元エリア", "sending sub-area")
+        bar_label = lab("受信エリア人口に占める割合", "share of receiving population")
+        # an x label wider than a small panel overhangs it: the gaps make room
+        overhang = max(0.0, text_width_in(xlabel, label_fs) - side) / 2
+        gap = max(0.25, overhang + 0.05)                                 # between panels
+        # the colour bar: bar, "100%" ticks (10 pt), rotated label
+        bar_w = 0.15
+        bar_gap = max(0.2, overhang + 0.05)
+        bar_block = bar_gap + bar_w + _TICK_IN + text_width_in("100%", 10) + 4 * _PT + _line_in(label_fs)
+        head = _line_in(11) + 0.12                                       # the figure's title
+        # vertical labels longer than a small panel and its margins: room above and below
+        spare = max(0.0, max(text_width_in(ylabel, label_fs), text_width_in(bar_label, label_fs))
+                    - side - 2 * min(above, below)) / 2
+        cols, rows = (1, n) if stacked else (n, 1)
+        content_w = cols * (left + side) + (cols - 1) * gap + bar_block
+        title = lab("隣接エリアへの漏れ（数字は人数、町丁・字人口の面積按分）",
+                    "Neighbour exposure (numbers: people, areal-weighted)")
+        width = 2 * _EDGE_IN + max(content_w, text_width_in(title, 11), 4.0)
+        height = 2 * _EDGE_IN + head + 2 * spare + rows * (above + side + below) + (rows - 1) * 0.1
+        fig = _figure(width, height, font)
+        x0 = (width - content_w) / 2                                     # content centred
+        axes = []
+        for i in range(n):
+            c, r = (0, i) if stacked else (i, 0)
+            x = x0 + c * (left + side + gap) + left
+            y = height - _EDGE_IN - head - spare - r * (above + side + below + 0.1) - above - side
+            axes.append(_axes_at(fig, x, y, side, side))
         im = None
         for ax, L in zip(axes, distances_km):
             share = exposure_matrix(exposure, subs, L, "target_population_share")
@@ -394,17 +480,21 @@ def exposure_figure(exposure: pd.DataFrame, subareas, names: dict, distances_km,
                     elif pop[i, j] > 0:
                         ax.text(j, i, f"{pop[i, j]:,.0f}", ha="center", va="center", fontsize=6.5 if k > 8 else 8,
                                 color="#fff" if share[i, j] > 0.6 * (np.nanmax(share) or 1) else "#111")
-            ax.set_xticks(range(k), ticks if k <= 8 else [str(s) for s in subs], rotation=90 if k > 4 else 0,
-                          fontsize=7.5, parse_math=False)   # names are text, never mathtext
-            ax.set_yticks(range(k), ticks, fontsize=7.5, parse_math=False)
+            ax.set_xticks(range(k), xticks, rotation=90 if rotate else 0,
+                          fontsize=tick_fs, parse_math=False)   # names are text, never mathtext
+            ax.set_yticks(range(k), ticks, fontsize=tick_fs, parse_math=False)
             ax.set_title(f"L = {km_label(L)} km", fontsize=10)
-            ax.set_xlabel(lab("受信するエリア", "receiving sub-area"), fontsize=8.5)
-            ax.set_ylabel(lab("配信元エリア", "sending sub-area"), fontsize=8.5)
-        cb = fig.colorbar(im, ax=list(axes), shrink=0.6 if stacked else 0.8)
+            ax.set_xlabel(xlabel, fontsize=label_fs)
+            ax.set_ylabel(ylabel, fontsize=label_fs)
+        # the colour bar beside the panels, as tall as 60 % (stacked) or 80 % of their span
+        top_y = axes[0].get_position().y1 * height
+        low_y = axes[-1].get_position().y0 * height
+        bar_h = (top_y - low_y) * (0.6 if stacked else 0.8)
+        cax = _axes_at(fig, x0 + content_w - bar_block + bar_gap, (top_y + low_y - bar_h) / 2, bar_w, bar_h)
+        cb = fig.colorbar(im, cax=cax)
         cb.ax.yaxis.set_major_formatter(_pct_formatter())
-        cb.set_label(lab("受信エリア人口に占める割合", "share of receiving population"), fontsize=8.5)
-        fig.suptitle(lab("隣接エリアへの漏れ（数字は人数、町丁・字人口の面積按分）",
-                         "Neighbour exposure (numbers: people, areal-weighted)"), fontsize=11)
+        cb.set_label(bar_label, fontsize=label_fs)
+        fig.suptitle(title, fontsize=11, y=1 - _EDGE_IN / height, va="top")
     return fig
 
 
@@ -419,18 +509,50 @@ def subarea_map_figure(plan, names: dict, *, font: str | None = None):
     colours = subarea_colours(plan.subareas["subarea"].astype(int).tolist())
     with rc_context(_rc(font)):
         fig = _figure(7.0, 7.0, font)
-        ax = fig.add_subplot()
-        plan.blocks.boundary.plot(ax=ax, color="#999", linewidth=0.25)
-        d.plot(ax=ax, color=[colours[int(s)] for s in d["subarea"]], alpha=0.55, edgecolor="#222", linewidth=1.2)
+        ax = _axes_inside(fig, _EDGE_IN, _EDGE_IN, _EDGE_IN, _EDGE_IN + _line_in(12) + 6 * _PT)
+        ax.add_collection(_ring_lines(plan.blocks.geometry.values, color="#999", linewidth=0.25))
+        ax.add_collection(_polygon_paths(d.geometry.values, facecolor=[colours[int(s)] for s in d["subarea"]],
+                                         alpha=0.55, edgecolor="#222", linewidth=1.2))
         pts = label_points(d.geometry.values)
         for s, p in zip(d["subarea"].astype(int), pts):
             ax.annotate(lab.subarea(s, names[s]), (shapely.get_x(p), shapely.get_y(p)), ha="center", va="center",
                         fontsize=10, parse_math=False,
                         bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": colours[s], "alpha": 0.85})
         ax.set_aspect("equal")
+        ax.autoscale_view()
         ax.set_axis_off()
         ax.set_title(lab("細分化エリア", "Sub-areas"), fontsize=12)
     return fig
+
+
+def _ring_lines(geoms, **style):
+    """The outlines (every ring) of polygons as one LineCollection, built from the
+    coordinate arrays in one pass (no per-geometry artist)."""
+    from matplotlib.collections import LineCollection
+
+    rings = shapely.get_rings(shapely.get_parts(np.asarray(geoms)))
+    xy, idx = shapely.get_coordinates(rings, return_index=True)
+    cuts = np.flatnonzero(np.diff(idx)) + 1
+    return LineCollection(np.split(xy, cuts) if len(xy) else [], **style)
+
+
+def _polygon_paths(geoms, **style):
+    """One compound path (outer rings and holes) per geometry, as a PathCollection; the
+    vertices and path codes of all rings come from one coordinate array."""
+    from matplotlib.collections import PathCollection
+    from matplotlib.path import Path as MplPath
+
+    geoms = np.asarray(geoms)
+    parts, part_geom = shapely.get_parts(geoms, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    xy, coord_ring = shapely.get_coordinates(rings, return_index=True)
+    codes = np.full(len(xy), MplPath.LINETO, dtype=MplPath.code_type)
+    first = np.r_[True, coord_ring[1:] != coord_ring[:-1]] if len(xy) else np.zeros(0, bool)
+    codes[first] = MplPath.MOVETO
+    codes[np.r_[first[1:], True] if len(xy) else first] = MplPath.CLOSEPOLY   # a ring's last vertex
+    owner = part_geom[ring_part[coord_ring]]
+    cuts = np.searchsorted(owner, np.arange(1, len(geoms)))
+    return PathCollection([MplPath(v, c) for v, c in zip(np.split(xy, cuts), np.split(codes, cuts))], **style)
 
 
 # ---------------------------------------------------------------------- HTML
@@ -588,6 +710,10 @@ def build_report(plan, out_dir, *, spill=None, distances_km=DEFAULT_DISTANCES_KM
     if not curve_d or min(curve_d) <= 0:
         raise UserError("curve distances must be positive kilometres", fix="e.g. 2,2.5,3")
     progress("report: spill figures", 0, 0)
+    if spill is None:   # computed once: the table, the figures and the packet all read it
+        from subdivide.analysis.spill import spill_report
+
+        spill = spill_report(plan, distances_km=_check_distances(distances_km))
     view = spill_view(plan, spill, distances_km)
     distances = tuple(sorted(view.shares["distance_km"].unique()))
     names = dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"]))

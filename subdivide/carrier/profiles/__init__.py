@@ -71,6 +71,12 @@ class Profile:
         return self.data["extras"]
 
     @property
+    def require_manifest(self) -> bool:
+        """``[validation] require_manifest``: a package without manifest.json fails validation
+        (MANIFEST-MISSING is an error) instead of being checked with a warning."""
+        return bool(self.data.get("validation", {}).get("require_manifest", False))
+
+    @property
     def sha256(self) -> str:
         """Digest of the merged profile (canonical JSON), recorded in the manifest."""
         blob = json.dumps(self.data, sort_keys=True, ensure_ascii=False).encode("utf-8")
@@ -112,6 +118,17 @@ def check_profile(data: dict, *, where: str = "profile") -> None:
     _check_columns(data, where)
     _check_encodings(data, where)
     _check_file_names(data, where)
+    _check_validation(data, where)
+
+
+def _check_validation(data: dict, where: str) -> None:
+    section = data.get("validation", {})
+    if not isinstance(section, dict):
+        raise UserError("[validation] must be a table", where=where, fix="e.g. [validation] require_manifest = true")
+    value = section.get("require_manifest", False)
+    if not isinstance(value, bool):
+        raise UserError(f"[validation] require_manifest must be true or false, got {value!r}", where=where,
+                        fix="write require_manifest = true (or false)")
 
 
 def _check_columns(data: dict, where: str) -> None:

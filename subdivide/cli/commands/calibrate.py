@@ -141,8 +141,11 @@ def fits_table(pairs, options: dict):
 
 def run(args) -> int:
     from subdivide.analysis import reception, spill
+    from subdivide.core.i18n import printer, stderr_progress
     from subdivide.io.output import atomic_path, check_can_write, csv_bytes
 
+    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    say = printer(lang)
     thresholds = spill.parse_distances(args.thresholds)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -158,10 +161,8 @@ def run(args) -> int:
     ev = None
     n_cities = len(set(pairs["city_code"].astype(str))) if "city_code" in pairs.columns else 1
     if not args.no_evaluate and n_cities > 1:
-        from subdivide.core.progress import StderrProgress
-
-        ev = reception.evaluate(pairs, thresholds_km=thresholds, progress=StderrProgress() if args.progress else None,
-                                **options)
+        ev = reception.evaluate(pairs, thresholds_km=thresholds,
+                                progress=stderr_progress(lang) if args.progress else None, **options)
     enc = args.encoding
     result = {"options": {**options, "thresholds_km": list(thresholds), "exclude_city": args.exclude_city,
                           "exclude_quality": args.exclude_quality, "inputs": ["trial"] * args.trial + list(args.observations)},
@@ -185,8 +186,8 @@ def run(args) -> int:
         with atomic_path(out / name, force=args.force, inputs=inputs) as tmp:
             tmp.write_bytes(data)
         written.append(out / name)
-    print(_summary(models, ev))
-    print("wrote " + ", ".join(str(p) for p in written))
+    say(_summary(models, ev))
+    say("wrote " + ", ".join(str(p) for p in written))
     sys.stdout.flush()
     return 0
 

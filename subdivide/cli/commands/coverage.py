@@ -57,11 +57,14 @@ def run(args) -> int:
 
     from subdivide.analysis.coverage import _check_far
     from subdivide.core.errors import UserError
+    from subdivide.core.i18n import FRAME, frame_text, printer, translate_text
     from subdivide.io.output import check_can_write, write_csv, write_gpkg
     from subdivide.analysis.sites import PropagationRangeWarning, coverage_from_sites, read_sites, synthetic_sites
 
     from subdivide.analysis.sites import check_propagation_options
 
+    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    say = printer(lang)
     check_propagation_options(min_rx_dbm=args.min_rx_dbm, hysteresis_db=args.hysteresis_db,
                               shadow_db=args.shadow_db, path_loss_exponent=args.exponent)
     check_can_write(args.out, args.force, inputs=[args.sites, args.outline])
@@ -95,7 +98,7 @@ def run(args) -> int:
                                   path_loss_exponent=args.exponent, environment=args.environment,
                                   min_rx_dbm=args.min_rx_dbm, widen=not args.no_widen)
     for msg in sorted({str(w.message) for w in caught if issubclass(w.category, PropagationRangeWarning)}):
-        print(f"warning: {msg}", file=sys.stderr)
+        print(f"{FRAME[lang]['warning']}: {translate_text(msg, lang)}", file=sys.stderr)
     if outline is not None and not args.synthetic:
         _check_far(cov, outline, 50.0, crs, str(args.sites))
     out = cov.drop(columns=["nominal"]).copy()
@@ -106,10 +109,10 @@ def run(args) -> int:
     write_gpkg({"coverage": out}, args.out, force=args.force)
     per = cov.groupby("carrier").agg(cells=("cell_id", "size"), radius_km=("radius_km", "median"),
                                      nearest_site_km=("nearest_site_km", "median"), margin_km=("margin_km", "median"))
-    print(f"coverage: {len(cov)} cells, CRS {crs.to_string()}, Δ = {args.hysteresis_db:g} + {args.shadow_db:g} dB, "
-          f"n = {args.exponent:g}")
-    print(per.round(2).to_string())
-    print(f"wrote {args.out}" + (f", {args.sites_out}" if args.sites_out else ""))
+    say(f"coverage: {len(cov)} cells, CRS {crs.to_string()}, Δ = {args.hysteresis_db:g} + {args.shadow_db:g} dB, "
+        f"n = {args.exponent:g}")
+    print(frame_text(per.round(2), lang, index=True))
+    say(f"wrote {args.out}" + (f", {args.sites_out}" if args.sites_out else ""))
     return 0
 
 

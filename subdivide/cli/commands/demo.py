@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from subdivide.core.errors import UserError
-from subdivide.core.progress import StderrProgress, silent
+from subdivide.core.progress import silent
 
 HELP = "run the whole pipeline on the bundled 花巻市 sample and write every output to one folder"
 EXAMPLE = """
@@ -57,29 +57,38 @@ def run(args) -> int:
         raise UserError(f"the bundled sample is not at {sample}", where=str(shp),
                         fix="run from a checkout of subdivide, or pass --sample DIR "
                             "(rebuild it with `python data/build_sample.py`)")
-    say = (lambda *a: None) if args.quiet else print
-    progress = silent if args.quiet else StderrProgress()
+    from subdivide.core.i18n import display_width, format_text, pgettext, printer, stderr_progress
+
+    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    say = (lambda *a: None) if args.quiet else printer(lang)
+    progress = silent if args.quiet else stderr_progress(lang)
     started = time.perf_counter()
     # never over the sample, nor over a folder the demo did not write
     with atomic_dir(args.out, force=args.force, command="demo", inputs=[sample]) as out:
-        summary = run_pipeline(sample, out, isd_km=args.isd_km, say=say, progress=progress)
+        summary = run_pipeline(sample, out, isd_km=args.isd_km, say=say, progress=progress, lang=lang)
         (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                                           encoding="utf-8")
-    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; outputs in {Path(args.out).resolve()}/")
-    from subdivide.core.i18n import display_width
-
+    print("\n" + format_text("demo finished in {seconds} s; outputs in {path}/", lang,
+                             seconds=f"{time.perf_counter() - started:.0f}", path=Path(args.out).resolve()))
     for name, path in summary["outputs"].items():   # aligned by display width (a kanji is two columns)
-        print(f"  {name}{' ' * max(1, 25 - display_width(name))}{path}")
+        shown = pgettext("demo output", name, lang)
+        print(f"  {shown}{' ' * max(1, 25 - display_width(shown))}{path}")
     return 0
 
 
-def _stage(say, title: str) -> None:
-    say(f"\n== {title} " + "=" * max(0, 70 - len(title)))
+def _stage(say, title: str, lang: str = "en") -> None:
+    from subdivide.core.i18n import display_width, translate_text
+
+    shown = translate_text(title, lang)
+    width = len(shown) if lang == "en" else display_width(shown)
+    say(f"\n== {shown} " + "=" * max(0, 70 - width))
 
 
-def run_pipeline(sample: Path, out: Path, *, isd_km: float = 7.0, say=print, progress=silent) -> dict:
-    """Run every stage; returns a summary dict (figures and output paths)."""
-    demo = _Pipeline(sample, out, isd_km=isd_km, say=say, progress=progress)
+def run_pipeline(sample: Path, out: Path, *, isd_km: float = 7.0, say=print, progress=silent,
+                 lang: str = "en") -> dict:
+    """Run every stage; returns a summary dict (figures and output paths). ``say`` prints
+    what each stage found (in ``lang``: the stage titles and the tables' headings)."""
+    demo = _Pipeline(sample, out, isd_km=isd_km, say=say, progress=progress, lang=lang)
     for stage in (demo.info, demo.plans, demo.spill, demo.coverage, demo.package, demo.registry, demo.map):
         stage()
     return demo.summary
@@ -89,8 +98,9 @@ class _Pipeline:
     """The demo's seven stages, each a method writing its numbered folder; what a later
     stage needs (the plan, the spill report, the outline …) is kept as an attribute."""
 
-    def __init__(self, sample: Path, out: Path, *, isd_km: float, say, progress):
+    def __init__(self, sample: Path, out: Path, *, isd_km: float, say, progress, lang: str = "en"):
         self.sample, self.out, self.isd_km, self.say, self.progress = sample, out, isd_km, say, progress
+        self.lang = lang
         self.shp = sample / "h27ka03205.shp"
         self.outputs: dict[str, str] = {}
         self.summary: dict = {"outputs": self.outputs}
@@ -103,7 +113,7 @@ class _Pipeline:
     def info(self) -> None:
         from subdivide.io.townblocks import read_townblocks
 
-        _stage(self.say, "1. town-blocks (subdivide info)")
+        _stage(self.say, "1. town-blocks (subdivide info)", self.lang)
         self.blocks, info = read_townblocks(self.shp, progress=self.progress)
         d = self._folder("01_info")
         (d / "info.txt").write_text(info.to_text() + "\n", encoding="utf-8")
@@ -124,7 +134,7 @@ class _Pipeline:
         from subdivide.cli.commands.plan import curve_text, planner_record
         from subdivide.make.regionalize import regionalize
 
-        _stage(self.say, "2. plan by 旧市町村, and automatically for k = 1–14 (subdivide plan)")
+        _stage(self.say, "2. plan by 旧市町村, and automatically for k = 1–14 (subdivide plan)", self.lang)
         d = self._folder("02_plan")
         plan, _ = plan_by_attribute(self.blocks, "OLD_MUNI", metadata={"inputs": [_input(self.shp)]})
         plan.save(d / "hanamaki_old_muni.plan.gpkg")
@@ -143,8 +153,10 @@ class _Pipeline:
         both = pd.concat([plan.metrics[cols].assign(plan="旧市町村"),
                           auto.metrics[cols].assign(plan="auto k=4")], ignore_index=True)
         write_csv(both.round(3), d / "plans_compared.csv")
-        self.say("by 旧市町村:\n" + plan.metrics[cols].round(2).to_string(index=False))
-        self.say("automatic, k = 4 (seed 0):\n" + auto.metrics[cols].round(2).to_string(index=False))
+        from subdivide.core.i18n import frame_text
+
+        self.say("by 旧市町村:\n" + frame_text(plan.metrics[cols].round(2), self.lang))
+        self.say("automatic, k = 4 (seed 0):\n" + frame_text(auto.metrics[cols].round(2), self.lang))
         self.summary["plan"] = plan.metrics[cols].round(3).to_dict(orient="records")
         self.summary["plan_auto_k4"] = auto.metrics[cols].round(3).to_dict(orient="records")
         self.plan = plan
@@ -155,7 +167,7 @@ class _Pipeline:
         from subdivide.analysis.spill import DEFAULT_DISTANCES_KM, format_summary, office_check, spill_report
         from subdivide.cli.commands.spill import _points_summary
 
-        _stage(self.say, "3. spill at L = 2.0 / 2.5 / 3.0 km (subdivide spill)")
+        _stage(self.say, "3. spill at L = 2.0 / 2.5 / 3.0 km (subdivide spill)", self.lang)
         self.offices = gpd.read_file(self.sample / "offices.geojson")
         report = spill_report(self.plan, progress=self.progress)
         report.extra["points"] = office_check(self.plan, self.offices, DEFAULT_DISTANCES_KM, point_name="office_name")
@@ -172,7 +184,8 @@ class _Pipeline:
         from subdivide.analysis.sites import coverage_from_sites, synthetic_sites
         from subdivide.io.output import write_csv, write_gpkg
 
-        _stage(self.say, f"4. carrier footprints from synthetic sites {self.isd_km:g} km apart (subdivide spill --coverage)")
+        _stage(self.say, f"4. carrier footprints from synthetic sites {self.isd_km:g} km apart "
+               "(subdivide spill --coverage)", self.lang)
         d = self._folder("04_coverage")
         crs = self.plan.crs
         self.outline = gpd.read_file(self.sample / "outline.geojson").to_crs(crs)
@@ -187,7 +200,9 @@ class _Pipeline:
         show = fp["footprints"][[c for c in ("subarea", "carrier", "footprint_km2", "over_alert_km2",
                                               "under_alert_km2", "overshoot_p95_km", "overshoot_max_km")
                                  if c in fp["footprints"].columns]]
-        self.say(show.round(2).to_string(index=False))
+        from subdivide.core.i18n import frame_text
+
+        self.say(frame_text(show.round(2), self.lang))
         self.outputs["footprints"] = "04_coverage/footprint_footprints.csv"
 
     def package(self) -> None:
@@ -195,7 +210,8 @@ class _Pipeline:
         from subdivide.carrier.validation import validate_package
         from subdivide.present.map import package_map_writer
 
-        _stage(self.say, "5. submission package and carrier-side validation (subdivide package / validate)")
+        _stage(self.say, "5. submission package and carrier-side validation (subdivide package / validate)",
+               self.lang)
         d = self._folder("05_package")
         pkg = self.pkg = d / "hanamaki_03205_package.zip"
         build_package(self.plan, pkg, spill=self.report, review_map=package_map_writer,
@@ -204,7 +220,7 @@ class _Pipeline:
         val = dataclasses.replace(val, package=pkg.relative_to(self.out).as_posix())  # not the temp folder
         (d / "validation.json").write_text(val.to_json() + "\n", encoding="utf-8")
         (d / "validation.txt").write_text(val.table() + "\n", encoding="utf-8")
-        self.say(val.table())
+        self.say(validation_text(val, self.lang))
         if val.status != 0:
             raise UserError("the demo package did not validate clean", where=str(pkg))
         self.outputs["package"] = "05_package/hanamaki_03205_package.zip"
@@ -214,7 +230,7 @@ class _Pipeline:
     def registry(self) -> None:
         from subdivide.carrier.registry import Registry
 
-        _stage(self.say, "6. national registry (subdivide registry register)")
+        _stage(self.say, "6. national registry (subdivide registry register)", self.lang)
         d = self._folder("06_registry")
         reg = Registry(d / "registry.sqlite")
         rec = reg.register(self.pkg, actor="demo", name="花巻市")
@@ -225,7 +241,8 @@ class _Pipeline:
         from subdivide.present.map import build_map
         from subdivide.present.report import build_report
 
-        _stage(self.say, "7. council map, summary report and print packet (subdivide map / report --pdf)")
+        _stage(self.say, "7. council map, summary report and print packet (subdivide map / report --pdf)",
+               self.lang)
         d = self._folder("07_map")
         build_map(self.plan, d / "hanamaki_review.html", spill=self.report, points=self.offices, offline=True,
                   coverage=self.cov, sites=self.sites, title="花巻市 緊急速報メール 細分化案（サンプル）",
@@ -236,6 +253,20 @@ class _Pipeline:
         self.outputs["map"] = "07_map/hanamaki_review.html"
         self.outputs["report"] = "07_map/report/report.html"
         self.outputs["print packet"] = "07_map/report/report.pdf"
+
+
+def validation_text(val, lang: str = "en") -> str:
+    """The validation stage's text: the carrier's table (English), or in Japanese each finding
+    with its fix line and the verdict naming the municipality (as ``subdivide validate``)."""
+    if lang == "en":
+        return val.table()
+    from subdivide.cli.commands.validate import municipality_of, verdict_line
+    from subdivide.core.i18n import render_finding
+
+    code, name = municipality_of(val, {})
+    findings = val.render(lang) if hasattr(val, "render") else \
+        "\n".join(render_finding(f, lang) for f in val.findings)
+    return "\n".join([*([findings] if findings else []), verdict_line(val, code, name, lang)])
 
 
 def registry_line(shown: dict, n_active: int) -> str:

@@ -51,10 +51,11 @@ def run(args) -> int:
     from subdivide.io.readers import read_points
     from subdivide.present.map import build_map
     from subdivide.model.plan import read_plan
-    from subdivide.core.progress import StderrProgress, silent
+    from subdivide.core.i18n import printer, stderr_progress
     from subdivide.analysis.spill import parse_distances
 
-    progress = StderrProgress() if args.progress else silent
+    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    progress = stderr_progress(lang, args.progress)
     distances = parse_distances(args.distances)
     if not (args.tolerance >= 0 and args.tolerance <= 1000):      # also refuses NaN
         from subdivide.core.errors import UserError
@@ -82,5 +83,5 @@ def run(args) -> int:
     path = build_map(plan, out, distances_km=distances, coverage=coverage, sites=sites, points=points,
                      basemap=args.basemap, offline=args.offline, force=args.force, title=args.title,
                      note=args.note, tolerance_m=args.tolerance, inputs=inputs, progress=progress)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB{', offline' if args.offline else ''})")
+    printer(lang)(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB{', offline' if args.offline else ''})")
     return 0

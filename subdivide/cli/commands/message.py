@@ -167,13 +167,51 @@ def _defaults(args):
         auto_relay_jalert=None if args.auto_relay_jalert is None else args.auto_relay_jalert == "yes")
 
 
-def _print_rules() -> int:
+def _print_rules(lang: str = "en") -> int:
     from subdivide.carrier.messages.rules import RULE_LIST
+    from subdivide.core.i18n import FRAME, SEVERITY_JA, format_text, translate_text
 
     for r in RULE_LIST:
-        needs = f"  (needs {', '.join(r.needs)})" if r.needs else ""
-        print(f"{r.id}  {r.severity:<7}  {r.what}  [{r.reference}]{needs}\n      fix: {r.fix}")
+        needs = format_text("  (needs {names})", lang, names=", ".join(r.needs)) if r.needs else ""
+        severity = f"{r.severity:<7}" if lang == "en" else f"{SEVERITY_JA[r.severity]:<4}"
+        print(f"{r.id}  {severity}  {translate_text(r.what, lang)}  [{r.reference}]{needs}\n"
+              f"      {FRAME[lang]['fix']}: {translate_text(r.fix, lang)}")
     return 0
+
+
+def lint_text(report, lang: str = "en", *, quiet: bool = False) -> str:
+    """The lint report for people: ``report.table()`` in English; in Japanese per message its
+    counts, per finding the rule's words and the detail, and the rule's fix line (対処), then
+    the verdict. ``quiet``: the verdict line only."""
+    from subdivide.core.i18n import FRAME, SEVERITY_JA, format_text, pgettext, translate_text
+
+    if lang == "en":
+        table = report.table()
+        return table.splitlines()[-1] if quiet else table
+    from subdivide.carrier.messages.lint import BODY_LIMIT, TITLE_LIMIT
+    from subdivide.carrier.messages.rules import RULES as LINT_RULES
+
+    field = lambda x: pgettext("message field", str(x), lang)    # noqa: E731
+    lines = []
+    for r in report.results:
+        lines.append(format_text("{id}: title {title}/{title_limit}, body {body}/{body_limit} (edition {edition})",
+                                 lang, id=field(r.message.id), title=r.title_count, title_limit=TITLE_LIMIT,
+                                 body=r.body_count, body_limit=BODY_LIMIT, edition=r.edition))
+        for f in r.findings:
+            rule = LINT_RULES.get(f.rule)
+            what = rule.what if rule is not None else ""
+            detail = f.message[len(what) + 2:] if what and f.message.startswith(what + ": ") else f.message
+            text = (translate_text(what, lang) + ": " if what else "") + translate_text(detail, lang)
+            feats = "、".join(field(x) for x in f.features[:5])
+            lines.append(f"  {SEVERITY_JA.get(f.severity, f.severity):4} {f.rule}: {text}" + (f" [{feats}]" if feats else ""))
+            if rule is not None:
+                lines.append(f"        {FRAME[lang]['fix']}: {translate_text(rule.fix, lang)}")
+    n = report.to_dict()["counts"]
+    verdict = format_text("{verdict}: {errors} errors, {warnings} warnings, {notes} notes — {n} message(s), {source}",
+                          lang, verdict=pgettext("verdict", {0: "CLEAN", 1: "ERRORS FOUND"}[report.status], lang),
+                          errors=n["error"], warnings=n["warning"], notes=n["info"], n=len(report.results),
+                          source=pgettext("message source", report.source, lang))
+    return verdict if quiet else "\n".join([*lines, verdict])
 
 
 def _messages(args, defaults):
@@ -193,8 +231,9 @@ def _messages(args, defaults):
 def _run_lint(args) -> int:
     from subdivide.carrier.messages.lint import lint_messages
 
+    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
     if args.rules:
-        return _print_rules()
+        return _print_rules(lang)
     if args.json and args.json != "-":
         from subdivide.io.output import check_can_write
 
@@ -203,8 +242,7 @@ def _run_lint(args) -> int:
     msgs, source = _messages(args, _defaults(args))
     report = lint_messages(msgs, cfg, source=source)
     out = sys.stderr if args.json == "-" else sys.stdout
-    table = report.table()
-    print(table.splitlines()[-1] if args.quiet else table, file=out)
+    print(lint_text(report, lang, quiet=args.quiet), file=out)
     _write_json(args.json, report.to_json(), args.force)
     return report.status
 
@@ -253,9 +291,12 @@ def _run_compose(args) -> int:
                         fix=f"use the plan's names: {', '.join(plan.subareas['name'])}")
     sheet = compose_plan(plan, opts, cfg, spill_km=spill, neighbours=args.neighbours)
     out = sys.stderr if args.json == "-" else sys.stdout
-    print(sheet.report.table(), file=out)
+    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    print(lint_text(sheet.report, lang), file=out)
     if args.output:
+        from subdivide.core.i18n import format_text
+
         sheet.write(args.output, force=args.force)
-        print(f"wrote {args.output} ({len(sheet.rows)} messages)", file=out)
+        print(format_text("wrote {path} ({n} messages)", lang, path=args.output, n=len(sheet.rows)), file=out)
     _write_json(args.json, sheet.to_json(), args.force)
     return sheet.status

@@ -10,7 +10,6 @@ import argparse
 from pathlib import Path
 
 from subdivide.core.errors import UserError
-from subdivide.core.progress import StderrProgress, silent
 
 HELP = "build the carrier submission package (Shapefiles, GeoPackage, lists, spill, map, manifest)"
 EXAMPLE = """
@@ -46,9 +45,12 @@ def run(args) -> int:
         raise UserError("--online-map and --offline-map contradict each other",
                         fix="give one (the map is offline by default)")
     from subdivide.carrier.package import build_package
+    from subdivide.core.i18n import printer, stderr_progress
     from subdivide.present.map import package_map_writer
     from subdivide.model.plan import read_plan
 
+    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    say = printer(lang)
     plan_path = Path(args.plan)
     if not plan_path.is_file():
         raise UserError(f"plan {plan_path} does not exist", fix="make one with `subdivide plan`")
@@ -56,7 +58,7 @@ def run(args) -> int:
     out = build_package(plan, args.out, profile=args.profile, csv_encoding=args.csv_encoding,
                         inputs={"plan": plan_path, **({"profile": args.profile} if args.profile else {})},
                         spill=not args.no_spill, review_map=None if args.no_map else package_map_writer, offline_map=not args.online_map,
-                        force=args.force, progress=StderrProgress() if args.progress else silent)
-    print(f"package written: {out}  ({len(plan.blocks)} town-blocks, {plan.k} sub-areas)")
-    print(f"next: subdivide validate {out}")
+                        force=args.force, progress=stderr_progress(lang, args.progress))
+    say(f"package written: {out}  ({len(plan.blocks)} town-blocks, {plan.k} sub-areas)")
+    say(f"next: subdivide validate {out}")
     return 0

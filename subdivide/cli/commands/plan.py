@@ -8,11 +8,16 @@ Input is a town-block file (read with ``read_townblocks``) or an existing plan .
 - ``--overlay FILE --overlay-name COL``  polygon holding most of each block's area
 - ``--auto``                    contiguity-constrained regionalization, ranked by the residents
                                 spared an alert (hazard events ``--scenarios``, spill band ``--spill-band``)
-- ``--import-csv FILE``         a block-assignment CSV (key,subarea)
+- ``--import-csv FILE``         a block-assignment table: the --export-csv CSV, or the package's
+                                townblock_list.csv / area_codes.xlsx (Japanese headers)
 
-then edits in this order: ``--move``, ``--merge``, ``--rename``; then the checks
+then edits in this order: ``--move``, ``--merge``, ``--rename``, ``--renumber``; then the checks
 (Plan rules, and floors / nesting when asked); then outputs. Refusals exit 2 and name
 the offending town-blocks; nothing is written unless every check passes.
+
+Codes never drift: a sub-area keeps its number, so its code, through every edit, merge and
+import (a merged-away sub-area leaves a gap). Only ``--renumber`` renumbers, and the summary
+then prints old → new for each changed code; edits of a plan print what changed per code.
 """
 from __future__ import annotations
 
@@ -48,6 +53,10 @@ EXAMPLE = """
   # (豊沢 032050580 from 花巻地域 to 石鳥谷地域; 花巻地域 renamed 花巻中央地域)
   subdivide plan hanamaki.plan.gpkg --move 032050580=3 --rename 1=花巻中央地域 \\
       --export-csv hanamaki_blocks.csv --out edited.plan.gpkg
+
+  # read the block list back after editing it in Excel: change a block's subarea number to move it
+  # (the number wins; the codes stay as they were)
+  subdivide plan hanamaki.plan.gpkg --import-csv hanamaki_blocks.csv --out imported.plan.gpkg
 """
 
 
@@ -67,7 +76,9 @@ def add_arguments(p) -> None:
                      help="review blocks whose margin to the runner-up is below M (default 0.2)")
     how.add_argument("--review-out", metavar="CSV", help="write the overlay review list")
     how.add_argument("--auto", action="store_true", help="automatic contiguous regionalization")
-    how.add_argument("--import-csv", metavar="FILE", help="block-assignment CSV (key,subarea)")
+    how.add_argument("--import-csv", metavar="FILE",
+                     help="block-assignment table (CSV/XLSX): --export-csv's key,subarea,… or the package's "
+                     "townblock_list.csv / area_codes.xlsx; the sub-area number decides, codes are kept")
     auto = p.add_argument_group("automatic planning (--auto)")
     auto.add_argument("--k", default="1-14", metavar="K|A-B",
                       help="sub-area counts to try (default 1-14; k = 1 is whole-municipality delivery)")
@@ -107,13 +118,20 @@ def add_arguments(p) -> None:
     obj.add_argument("--margin", type=float, default=0.02, metavar="X",
                      help="recommend the smallest k within X of the best spared share (default 0.02)")
     auto.add_argument("--pick", type=int, default=None, metavar="K", help="write the k=K candidate")
-    auto.add_argument("--candidates-out", metavar="CSV", help="write the candidates table")
+    auto.add_argument("--candidates-out", metavar="CSV", help="write the candidates table (Japanese headers; "
+                      "--headers en for English)")
     ed = p.add_argument_group("edits and checks")
     ed.add_argument("--move", action="append", default=[], metavar="KEY=N",
                     help="move a town-block to sub-area N (number or name); repeatable")
     ed.add_argument("--merge", action="append", default=[], metavar="A,B", help="merge sub-areas; repeatable")
     ed.add_argument("--rename", action="append", default=[], metavar="N=名前", help="rename a sub-area")
+    ed.add_argument("--renumber", action="store_true",
+                    help="number the sub-areas 1..k in display order: closes the gaps merges leave, changes "
+                    "codes (the summary prints old → new)")
     ed.add_argument("--export-csv", metavar="FILE", help="write the block-assignment CSV (key,subarea,…)")
+    ed.add_argument("--headers", choices=("ja", "en"), default=None,
+                    help="column headers of the CSVs written: ja (Japanese) or en (English); by default "
+                    "--candidates-out is Japanese and --export-csv English (key,subarea,subarea_name,name)")
     ed.add_argument("--island-exception", action="append", default=[], metavar="KEY",
                     help="allow this town-block to be detached from its sub-area; repeatable")
     ed.add_argument("--no-island-flags", action="store_true",
@@ -221,33 +239,39 @@ def is_plan_file(path) -> bool:
     return set(PLAN_LAYERS) <= layers
 
 
-def summary_table(plan) -> str:
+def summary_table(plan, lang: str = "en") -> str:
+    from subdivide.core.i18n import frame_text
+
     m = plan.metrics
     cols = ["display_order", "subarea", "code", "name", "n_blocks", "population", "area_km2", "polsby_popper"]
     t = m[cols].copy()
     t["area_km2"] = t["area_km2"].round(1)
     t["polsby_popper"] = t["polsby_popper"].round(3)
-    return t.to_string(index=False)
+    return frame_text(t, lang)
 
 
 # ---------------------------------------------------------------------- run
 def run(args) -> int:
     outputs = check_request(args)
-    progress = StderrProgress() if (args.progress or args.auto) else silent
+    from subdivide.core.i18n import stderr_progress
+
+    progress = stderr_progress(getattr(args, "lang", "en"), bool(args.progress or args.auto))
     plan, made = make_plan(args, progress)
-    plan = apply_edits(plan, args)
+    plan = apply_edits(plan, args, made)
     check_floors(plan, args)
     write_outputs(plan, made, args)
-    print_summary(plan, made, outputs)
+    print_summary(plan, made, outputs, getattr(args, "lang", "en"))
     return 0
 
 
 class Made:
     """What making the plan produced besides the plan: notes, tables, the curve."""
 
-    def __init__(self, notes=(), candidates=None, review=None, result=None):
+    def __init__(self, notes=(), candidates=None, review=None, result=None, base=None):
         self.notes = list(notes)
         self.candidates, self.review, self.result = candidates, review, result
+        self.base = base                # the plan file edited (None for a new plan)
+        self.changes: list[str] = []    # what changed per code (old → new, retired, new, moved)
 
 
 def check_request(args) -> list[str]:
@@ -321,24 +345,27 @@ def make_plan(args, progress):
     blocks, report = read_townblocks(args.input, muni_code=args.muni, crs=args.crs, layer=args.layer,
                                      mapping=column_mapping(args), encoding=args.encoding,
                                      progress=progress if args.progress else silent)
-    _say_reading_notes(report)
+    _say_reading_notes(report, getattr(args, "lang", "en"))
     plan, made = _from_blocks(args, blocks, progress)
     plan.metadata.setdefault("ingest", blocks.attrs.get("ingest"))   # layer chosen, CRS assumed, columns renamed
     return plan, made
 
 
-def _say_reading_notes(report) -> None:
+def _say_reading_notes(report, lang: str = "en") -> None:
     """What the reader decided or doubted (secrecy marks, UTF-8 without .cpg, CRS assumed …),
     on stderr as `info` shows it: a plan made from a doubtful file says so."""
     import sys
 
+    from subdivide.core.i18n import printer
+
+    say = printer(lang, file=sys.stderr)
     for w in report.warnings:
-        print(f"subdivide plan: warning: {w}", file=sys.stderr)
+        say(f"subdivide plan: warning: {w}")
     if report.encoding and "UTF-8" in (report.encoding_reason or "") and "--encoding" not in report.encoding_reason:
-        print(f"subdivide plan: note: text read as {report.encoding}: {report.encoding_reason}", file=sys.stderr)
+        say(f"subdivide plan: note: text read as {report.encoding}: {report.encoding_reason}")
     for f in report.fallbacks:
         if f not in report.warnings:
-            print(f"subdivide plan: note: {f}", file=sys.stderr)
+            say(f"subdivide plan: note: {f}")
 
 
 def _from_plan_file(args):
@@ -358,7 +385,7 @@ def _from_plan_file(args):
     if args.max_subareas != base.max_subareas or islands:
         plan = base.with_assignment(base.blocks["subarea"].to_numpy(), max_subareas=args.max_subareas,
                                     island_exceptions=base.island_exceptions | frozenset(islands))
-    made = Made()
+    made = Made(base=base)
     if args.import_csv:
         plan, rep = pl.plan_from_assignment_csv(plan, args.import_csv, **_common(args))
         made.notes += rep.lines()
@@ -391,8 +418,9 @@ def _from_blocks(args, blocks, progress):
     return plan, Made(rep.lines(), None if result is None else result.report_table(), review, result)
 
 
-def apply_edits(plan, args):
-    """--move, then --merge, then --rename."""
+def apply_edits(plan, args, made: Made | None = None):
+    """--move, then --merge, then --rename, then --renumber; what changed per code is kept in
+    ``made.changes`` (against the plan file edited, if any)."""
     from subdivide.make import planning as pl
 
     for text in args.move:
@@ -404,6 +432,16 @@ def apply_edits(plan, args):
     for text in args.rename:
         ref, name = _split_pair(text, "--rename")
         plan = pl.rename_subarea(plan, ref, name)
+    if made is None:
+        made = Made()
+    if made.base is not None:
+        made.changes += pl.code_changes(made.base, plan)
+    if getattr(args, "renumber", False):
+        before = plan
+        plan, renumbered = pl.renumber_subareas(plan)
+        made.changes += (["codes renumbered (--renumber), old → new:"]
+                         + [f"  {line}" for line in pl.renumber_lines(before, renumbered)]
+                         if renumbered else ["--renumber: the sub-areas are already numbered 1..k; no code changed"])
     return plan
 
 
@@ -424,29 +462,46 @@ def write_outputs(plan, made: Made, args) -> None:
     if args.out:
         plan.save(args.out, force=args.force)
     if args.export_csv:
-        pl.export_assignment_csv(plan, args.export_csv, force=args.force)
+        pl.export_assignment_csv(plan, args.export_csv, force=args.force, headers=args.headers or "en")
     if args.candidates_out and made.result is not None:
-        write_csv(made.result.table, args.candidates_out, force=args.force)
+        write_csv(pl.candidates_table(made.result.table, headers=args.headers or "ja"), args.candidates_out,
+                  force=args.force)
     if args.review_out and made.review is not None:
         write_csv(made.review, args.review_out, force=args.force)
 
 
-def print_summary(plan, made: Made, outputs) -> None:
+def print_summary(plan, made: Made, outputs, lang: str = "en") -> None:
+    from subdivide.core.i18n import frame_text, printer
+
+    say, warn = printer(lang), printer(lang, file=sys.stderr)
     for line in made.notes:
-        print(line, file=sys.stderr)
+        warn(line)
     if made.candidates is not None:
-        print("candidates (ranked):")
-        print(made.candidates.to_string(index=False))
-        print()
+        say("candidates (ranked):")
+        cand = made.candidates
+        if lang != "en":        # bilingual labels (English｜日本語): the Japanese half
+            extra = {"compactness objective": "コンパクト性の目的関数値", "ssd": "属性の偏差平方和",
+                     "ch_score": "CH指標", "旧市町村 mixing": "旧市町村の混在率"}
+            cand = cand.rename(columns=lambda c: c.split("｜", 1)[1] if "｜" in str(c) else extra.get(c, c))
+            for c in cand.columns[cand.dtypes == bool]:
+                cand[c] = cand[c].map({True: "はい", False: "いいえ"})
+        say(frame_text(cand, lang))
+        say()
     if made.result is not None and made.result.summary:
-        print(curve_text(made.result))
-        print(made.result.summary)
-        print()
-    print(f"plan: {plan.k} sub-areas, {len(plan.blocks)} town-blocks, municipality {plan.muni_code}"
-          + (f", island exceptions {sorted(plan.island_exceptions)}" if plan.island_exceptions else ""))
-    print(summary_table(plan))
+        say(curve_text(made.result))
+        say(made.result.summary)
+        say()
+    say(f"plan: {plan.k} sub-areas, {len(plan.blocks)} town-blocks, municipality {plan.muni_code}"
+        + (f", island exceptions {sorted(plan.island_exceptions)}" if plan.island_exceptions else ""))
+    say(summary_table(plan, lang))
+    if made.changes:
+        say("changes｜変更:")
+        for line in made.changes:
+            say(f"  {line}")
+    elif made.base is not None:
+        say("codes unchanged｜コードの変更なし")
     for o in outputs:
-        print(f"wrote {o}")
+        say(f"wrote {o}")
 
 
 def curve_text(result, width: int = 40) -> str:

@@ -72,6 +72,14 @@ def fit(text, width: int, *, right: bool = False) -> str:
     return pad + text if right else text + pad
 
 
+def pad(text, width: int, *, right: bool = False) -> str:
+    """``text`` padded to ``width`` terminal columns (never cut; a kanji counts two)."""
+    from subdivide.core.i18n import display_width
+
+    fill = " " * max(0, width - display_width(text))
+    return fill + text if right else text + fill
+
+
 def name_width(names) -> int:
     from subdivide.core.i18n import display_width
 
@@ -91,8 +99,13 @@ def run(args) -> int:
     return 0
 
 
+def _lang(args) -> str:
+    return getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+
+
 def _register(reg, args) -> None:
     from subdivide.core.constants import MAX_MUNICIPALITIES
+    from subdivide.core.i18n import format_text
 
     out = reg.register(args.package, actor=args.actor, name=args.name, profile=args.profile, outline=args.outline)
     a = out["active"]
@@ -100,43 +113,62 @@ def _register(reg, args) -> None:
         _print_json(out)
     else:
         name = f" {_clean(a['muni_name'])}" if a["muni_name"] else ""
-        print(f"registered {a['muni_code']}{name} as #{a['id']}: {a['n_subareas']} sub-areas, "
-              f"{a['n_townblocks']} town-blocks ({reg.active_count()}/{MAX_MUNICIPALITIES} active) "
-              f"at {a['registered_at']}")
+        print(format_text("registered {muni} as #{id}: {subareas} sub-areas, {blocks} town-blocks "
+                          "({active}/{limit} active) at {at}", _lang(args), muni=f"{a['muni_code']}{name}",
+                          id=a["id"], subareas=a["n_subareas"], blocks=a["n_townblocks"],
+                          active=reg.active_count(), limit=MAX_MUNICIPALITIES, at=a["registered_at"]))
 
 
 def _list(reg, args) -> None:
     from subdivide.core.constants import MAX_MUNICIPALITIES
+    from subdivide.core.i18n import display_width, format_text, pgettext
 
     rows = reg.list(include_ended=args.all)
     if args.json:
         _print_json(rows)
         return
-    w = name_width(r["muni_name"] for r in rows)
-    print(f"{'code':<6} {fit('name', w)} {'#':>4} {'areas':>5} {'blocks':>6} {'status':<10} registered (JST)")
+    lang = _lang(args)
+    word = lambda text: pgettext("registry", text, lang)    # noqa: E731   headings and statuses
+    head = {k: word(k) for k in ("code", "name", "#", "areas", "blocks", "status", "registered (JST)")}
+    widths = {k: max(n, display_width(head[k])) for k, n in (("code", 6), ("#", 4), ("areas", 5), ("blocks", 6))}
+    widths["status"] = max([10, display_width(head["status"]), *(display_width(word(r["status"])) for r in rows)])
+    w = max(name_width(r["muni_name"] for r in rows), display_width(head["name"]))
+    print(f"{pad(head['code'], widths['code'])} {fit(head['name'], w)} {pad(head['#'], widths['#'], right=True)} "
+          f"{pad(head['areas'], widths['areas'], right=True)} {pad(head['blocks'], widths['blocks'], right=True)} "
+          f"{pad(head['status'], widths['status'])} {head['registered (JST)']}")
     for r in rows:
-        print(f"{r['muni_code']:<6} {fit(r['muni_name'] or '', w)} {r['id']:>4} {r['n_subareas']:>5} "
-              f"{r['n_townblocks']:>6} {r['status']:<10} {r['registered_at']} by {_clean(r['registered_by'])}")
-    print(f"{reg.active_count()}/{MAX_MUNICIPALITIES} municipalities active")
+        print(f"{pad(r['muni_code'], widths['code'])} {fit(r['muni_name'] or '', w)} "
+              f"{pad(str(r['id']), widths['#'], right=True)} {pad(str(r['n_subareas']), widths['areas'], right=True)} "
+              f"{pad(str(r['n_townblocks']), widths['blocks'], right=True)} {pad(word(r['status']), widths['status'])} "
+              + format_text("{at} by {actor}", lang, context="registry", at=r["registered_at"],
+                            actor=_clean(r["registered_by"])))
+    print(format_text("{active}/{limit} municipalities active", lang, active=reg.active_count(),
+                      limit=MAX_MUNICIPALITIES))
 
 
 def _show(reg, args) -> None:
+    from subdivide.core.i18n import format_text, pgettext
+
     out = reg.show(args.muni)
     if args.json:
         _print_json(out)
         return
+    lang = _lang(args)
     a = out["active"]
     name = f" {_clean(a['muni_name'])}" if a and a["muni_name"] else ""
-    print(f"{out['muni_code']}{name}: " + (f"active #{a['id']} since {a['registered_at']}" if a
-                                          else "no active subdivision"))
+    muni = f"{out['muni_code']}{name}"
+    print(format_text("{muni}: active #{id} since {at}", lang, muni=muni, id=a["id"], at=a["registered_at"]) if a
+          else format_text("{muni}: no active subdivision", lang, muni=muni))
     if a:
         w = name_width(s["name"] for s in a["subareas"])
         for s in a["subareas"]:
             area = "" if s["area_km2"] is None else f"{s['area_km2']:,.1f} km²"
-            print(f"  {s['display_order']:>2}. {s['code']} {fit(s['name'], w)} {_count(s['n_blocks']):>6} blocks "
-                  f"{_count(s['population']):>9} people {area:>12}")
+            blocks = format_text("{num} blocks", lang, context="registry", num=f"{_count(s['n_blocks']):>6}")
+            people = format_text("{num} people", lang, context="registry", num=f"{_count(s['population']):>9}")
+            print(f"  {s['display_order']:>2}. {s['code']} {fit(s['name'], w)} {blocks} {people} {area:>12}")
     for r in out["registrations"]:
-        print(f"  #{r['id']} {r['status']:<10} {r['registered_at']} sha256 {r['package_sha256'][:12]}…")
+        status = pad(pgettext("registry", r["status"], lang), 10)
+        print(f"  #{r['id']} {status} {r['registered_at']} sha256 {r['package_sha256'][:12]}…")
 
 
 def _count(v) -> str:
@@ -144,24 +176,30 @@ def _count(v) -> str:
 
 
 def _history(reg, args) -> None:
+    from subdivide.core.i18n import format_text, pgettext
+
     rows = reg.history(args.muni)
     if args.json:
         _print_json(rows)
         return
+    lang = _lang(args)
     for r in rows:
-        print(f"{r['at']}  {r['action']:<9} {r['muni_code'] or '-':<6} #{r['registration_id'] or '-'} "
-              f"by {r['actor']}  {json.dumps(r['detail'], ensure_ascii=False)}")
+        action = pad(pgettext("registry", r["action"], lang), 9)
+        print(f"{r['at']}  {action} {r['muni_code'] or '-':<6} #{r['registration_id'] or '-'} "
+              + format_text("by {actor}", lang, context="registry", actor=r["actor"])
+              + f"  {json.dumps(r['detail'], ensure_ascii=False)}")
 
 
 def _withdraw(reg, args) -> None:
     from subdivide.core.constants import MAX_MUNICIPALITIES
+    from subdivide.core.i18n import format_text
 
     out = reg.withdraw(args.muni, actor=args.actor, reason=args.reason)
     if args.json:
         _print_json(out)
     else:
-        print(f"withdrew {out['muni_code']} (#{out['registration_id']}); "
-              f"{reg.active_count()}/{MAX_MUNICIPALITIES} active")
+        print(format_text("withdrew {muni} (#{id}); {active}/{limit} active", _lang(args), muni=out["muni_code"],
+                          id=out["registration_id"], active=reg.active_count(), limit=MAX_MUNICIPALITIES))
 
 
 ACTIONS = {"register": _register, "list": _list, "show": _show, "history": _history, "withdraw": _withdraw}

@@ -37,11 +37,13 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from subdivide.io.output import check_can_write
     from subdivide.model.plan import read_plan
-    from subdivide.core.progress import StderrProgress, silent
+    from subdivide.core.i18n import printer, stderr_progress
     from subdivide.present.report import build_report, earlier_report
     from subdivide.analysis.spill import parse_distances
 
-    progress = StderrProgress() if args.progress else silent
+    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    say = printer(lang)
+    progress = stderr_progress(lang, args.progress)
     distances = parse_distances(args.distances)
     curve = parse_distances(args.curve_distances, where="--curve-distances") if args.curve_distances else distances
     out = Path(args.out) if args.out else Path(args.plan).with_name(Path(args.plan).stem.split(".")[0] + "_report")
@@ -49,8 +51,8 @@ def run(args) -> int:
     plan = read_plan(args.plan)
     path = build_report(plan, out, distances_km=distances, curve_distances_km=curve, title=args.title,
                         note=args.note, force=args.force, inputs=[args.plan], pdf=args.pdf, progress=progress)
-    print(f"wrote {path}")
+    say(f"wrote {path}")
     if args.pdf:
         pdf = path.with_name("report.pdf")
-        print(f"wrote {pdf} (A4 print packet, {pdf.stat().st_size / 1e6:.2f} MB)")
+        say(f"wrote {pdf} (A4 print packet, {pdf.stat().st_size / 1e6:.2f} MB)")
     return 0

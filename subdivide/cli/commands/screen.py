@@ -63,10 +63,11 @@ def run(args) -> int:
 
     from subdivide.analysis.screening import Screening
     from subdivide.core.errors import UserError
-    from subdivide.core.progress import StderrProgress, silent
+    from subdivide.core.i18n import format_text, stderr_progress
     from subdivide.io.output import check_can_write
     from subdivide.io.readers import check_input_file
 
+    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
     options = _options(args)
     for f in args.files:
         check_input_file(f, what="town-block file")
@@ -77,19 +78,21 @@ def run(args) -> int:
         raise UserError(f"--workers {workers} must be ≥ 0", where="--workers", fix="give e.g. --workers 2")
     checkpoints = Path(args.checkpoints) if args.checkpoints else out.with_name(out.name + ".checkpoints")
     job = Screening(files=list(args.files), options=options, checkpoints=checkpoints, workers=workers,
-                    scheduler=args.scheduler, progress=StderrProgress() if args.progress else silent)
+                    scheduler=args.scheduler, progress=stderr_progress(lang, args.progress))
     table = job.solve()
     write_outputs(table, out, force=args.force, inputs=args.files)
     shutil.rmtree(checkpoints / options.key(), ignore_errors=True)
     if checkpoints.is_dir() and not any(checkpoints.iterdir()):
         checkpoints.rmdir()
     ok = table[table["status"] == "ok"]
-    print(f"screened {len(table)} municipalities ({len(job.computed)} computed, {len(job.reused)} resumed "
-          f"from checkpoints); {len(table) - len(ok)} not screened")
+    print(format_text("screened {n} municipalities ({computed} computed, {resumed} resumed from checkpoints); "
+                      "{failed} not screened", lang, n=len(table), computed=len(job.computed),
+                      resumed=len(job.reused), failed=len(table) - len(ok)))
     for r in ok.head(5).itertuples():
-        print(f"  {int(r.rank):>2}. {r.muni_code} {r.name}: k = {int(r.recommended_k)}, "
-              f"{r.spared_per_event_mean:,.0f} residents spared per event ({r.spared_share_mean:.0%})")
-    print(f"wrote {out}")
+        print(f"  {int(r.rank):>2}. " + format_text(
+            "{muni}: k = {k}, {spared} residents spared per event ({share})", lang, muni=f"{r.muni_code} {r.name}",
+            k=int(r.recommended_k), spared=f"{r.spared_per_event_mean:,.0f}", share=f"{r.spared_share_mean:.0%}"))
+    print(format_text("wrote {path}", lang, path=out))
     return 0
 
 

@@ -97,14 +97,16 @@ def _check_inputs(args, spill) -> Path:
 
 def run(args) -> int:
     from subdivide.analysis import spill
-    from subdivide.core.progress import StderrProgress, silent
+    from subdivide.core.i18n import printer, stderr_progress
     from subdivide.model.plan import read_plan
 
+    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    say = printer(lang)
     distances = spill.parse_distances(args.distances)
     target = spill.check_share(args.target)
     encoding = "utf-8-sig" if args.encoding in ("utf-8-sig", "utf-8") else args.encoding
     out = _check_inputs(args, spill)
-    progress = StderrProgress() if args.progress else silent
+    progress = stderr_progress(lang, args.progress)
     model = None
     if args.model:
         from subdivide.analysis.reception import ReceptionModel
@@ -129,13 +131,13 @@ def run(args) -> int:
                                          "min_share": args.min_share, "cell_ids": args.cell_ids}
     written = report.write(out, force=args.force, encoding=encoding)
     if model is not None:
-        print("policy view (fixed L):")
-    print(spill.format_summary(report))
+        say("policy view (fixed L):")
+    say(spill.format_summary(report))
     if "points" in report.extra:
-        print(_points_summary(report.extra["points"], distances))
+        say(_points_summary(report.extra["points"], distances))
     if model is not None:
-        print(_expected_summary(report.extra["expected"]))
-    print("wrote " + ", ".join(str(p) for p in written))
+        say(_expected_summary(report.extra["expected"]))
+    say("wrote " + ", ".join(str(p) for p in written))
     sys.stdout.flush()
     return 0
 

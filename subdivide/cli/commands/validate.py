@@ -1,8 +1,9 @@
 """``subdivide validate``: what a carrier runs on a package it receives.
 
-Prints a table of findings (rule id, severity, message, offending features) and writes
-a JSON report with ``--json FILE``. Exit status 0 clean, 1 errors found, 2 unreadable.
-See docs/validation.md for every rule.
+Prints the findings (severity, rule id, message, offending features, and the rule's fix
+line under each; in Japanese with ``--lang ja`` or a Japanese locale) and writes a JSON
+report with ``--json FILE``. Exit status 0 clean, 1 errors found, 2 unreadable. See
+docs/validation.md for every rule.
 
 Several packages (``subdivide validate DIR/*``): one verdict line each, naming the
 municipality (code and name), and with ``--summary FILE.csv|.xlsx`` one table with a row
@@ -24,6 +25,7 @@ from subdivide.core.errors import UserError
 HELP = "validate a received package (directory or zip): exit 0 clean, 1 errors, 2 unreadable"
 EXAMPLE = """
   subdivide validate hanamaki-package.zip
+  subdivide validate hanamaki-package.zip --lang ja   # findings and their fixes in Japanese
   subdivide validate hanamaki-package.zip pkg/ --quiet --json reports.json   # several: a JSON list
   subdivide validate pkg/ --outline data/hanamaki_03205/outline.geojson --json report.json
   subdivide validate hanamaki-package.zip pkg.zip --quiet --summary summary.xlsx   # batch (or received/*): a row each
@@ -220,12 +222,13 @@ def _write_json(args, reports: list, inputs: list) -> None:
             tmp.write_text(text, encoding="utf-8")
 
 
-def _print_report(report, line: str, first: bool, quiet: bool, out) -> None:
+def _print_report(report, line: str, first: bool, quiet: bool, out, lang: str = "en") -> None:
+    """The findings (each with its rule's fix line, in ``lang``), then the verdict line."""
     if quiet:
         print(line, file=out)
         return
-    table = report.table().splitlines()[:-1]   # the findings; the verdict names the municipality
-    print(("" if first else "\n") + "\n".join([*table, line]), file=out)
+    findings = report.render(lang)
+    print(("" if first else "\n") + "\n".join([*([findings] if findings else []), line]), file=out)
 
 
 def run(args) -> int:
@@ -250,7 +253,7 @@ def run(args) -> int:
         reports.append(report)
         rows.append(summary_row(report, code, name, lang))
         lines.append(verdict_line(report, code, name, lang))
-        _print_report(report, lines[-1], i == 0, args.quiet, out)
+        _print_report(report, lines[-1], i == 0, args.quiet, out, lang)
     if len(reports) > 1 and not args.quiet:
         print(f"\n{len(reports)} 件のパッケージ:" if lang == "ja" else f"\n{len(reports)} packages:", file=out)
         print("\n".join("  " + ln for ln in lines), file=out)

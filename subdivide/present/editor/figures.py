@@ -30,7 +30,7 @@ from subdivide.model.contiguity import contiguity_breaks
 from subdivide.model.plan import _drop_pinholes, _is_coverage
 from subdivide.model.reach import (
     circle_unreached_share,
-    parallel_buffer,
+    ladder_buffer,
     spill_territory,
 )
 
@@ -127,7 +127,7 @@ class FigureEngine:
                     cores[n], reaches[n], windows[n] = res
             if full:
                 t = territories[[todo[n] for n in full]]
-                bufs = parallel_buffer(np.concatenate([t, t]),
+                bufs = ladder_buffer(np.concatenate([t, t]),
                                        np.concatenate([np.full(len(t), -distance_m), np.full(len(t), distance_m)]),
                                        quad_segs=QUAD_SEGS)
                 cores[full], reaches[full] = bufs[: len(t)], bufs[len(t):]
@@ -206,7 +206,7 @@ class FigureEngine:
     def bands(self, territory, distance_km: float):
         """(core, reach ring) of one territory at L, projected CRS."""
         L = float(distance_km) * 1000.0
-        core, reach = parallel_buffer(np.array([territory, territory], dtype=object), np.array([-L, L]),
+        core, reach = ladder_buffer(np.array([territory, territory], dtype=object), np.array([-L, L]),
                                       quad_segs=QUAD_SEGS)
         return core, shapely.difference(reach, territory)
 
@@ -247,17 +247,18 @@ def local_buffers(prev, territory, distance_m: float):
         return None
     L = float(distance_m)
     grew, shrank = shapely.area(lost) <= 0, shapely.area(gained) <= 0
-    window, clip, near = shapely.buffer(np.array([D, D, D], dtype=object),
-                                        [L + LOCAL_MARGIN_M, 2 * L + 2 * LOCAL_MARGIN_M, L], quad_segs=QUAD_SEGS)
+    window, clip = shapely.buffer(np.array([D, D], dtype=object),
+                                  [L + LOCAL_MARGIN_M, 2 * L + 2 * LOCAL_MARGIN_M], quad_segs=QUAD_SEGS)
+    near = ladder_buffer(np.array([D], dtype=object), L, quad_segs=QUAD_SEGS)[0]
     part = shapely.intersection(territory, clip)
     if grew:
-        core_w = shapely.intersection(shapely.buffer(part, -L, quad_segs=QUAD_SEGS), window)
+        core_w = shapely.intersection(ladder_buffer(part, -L, quad_segs=QUAD_SEGS)[0], window)
         return shapely.union(shapely.difference(old_core, window), core_w), shapely.union(old_reach, near), window
     if shrank:
-        reach_w = shapely.intersection(shapely.buffer(part, L, quad_segs=QUAD_SEGS), window)
+        reach_w = shapely.intersection(ladder_buffer(part, L, quad_segs=QUAD_SEGS)[0], window)
         return shapely.difference(old_core, near), shapely.union(shapely.difference(old_reach, window), reach_w), window
     core_w, reach_w = shapely.intersection(
-        shapely.buffer(np.array([part, part], dtype=object), [-L, L], quad_segs=QUAD_SEGS), window)
+        ladder_buffer(np.array([part, part], dtype=object), [-L, L], quad_segs=QUAD_SEGS), window)
     core = shapely.union(shapely.difference(old_core, window), core_w)
     reach = shapely.union(shapely.difference(old_reach, window), reach_w)
     return core, reach, window
