@@ -4,9 +4,8 @@ do first, and which re-checks contiguity on every load (issue 19).
 In one process, on the same files, CPU time (best of ``--repeat``) of
 
 - ``overlay``: the contiguity check on the boundary-intersection adjacency (before edge matching);
-- ``head``:    the plan module as committed (``git show HEAD:subdivide/model/plan.py``) when git is
-  there: edge matching after a coverage validation (``block_adjacency(method="edges")``);
-- ``now``:     the working tree: the shared-edge graph without the validation, completed by
+- ``edges``:   on edge matching after a coverage validation (``block_adjacency(method="edges")``);
+- ``now``:     as ``read_plan`` checks: the shared-edge graph without the validation, completed by
   boundary intersections only around blocks that look detached.
 
 Each variant's findings must be the same (a check that the faster path changes no result).
@@ -18,8 +17,6 @@ shared data are there, 鳥取市 (31201, 666 real e-Stat blocks) split by the pl
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,29 +35,13 @@ def _cpu(fn, repeat: int) -> float:
     return best
 
 
-def _head_module():
-    """The committed subdivide/model/plan.py as a module of its own (None without git)."""
-    try:
-        src = subprocess.run(["git", "-C", str(REPO), "show", "HEAD:subdivide/model/plan.py"], check=True,
-                             capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    path = Path(tempfile.mkdtemp()) / "plan_head.py"
-    path.write_text(src, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("plan_head", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["plan_head"] = mod          # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _overlay_read(path):
-    """read_plan with the contiguity check on the overlay adjacency."""
+def _read_with(path, method: str):
+    """read_plan with the contiguity check on the full adjacency of ``method``."""
     from subdivide.model import plan as pm
     from subdivide.model.contiguity import block_adjacency, contiguity_breaks
 
     def breaks(self, sub, keys):
-        return contiguity_breaks(block_adjacency(self.blocks, method="overlay"), sub, keys, self.island_exceptions)
+        return contiguity_breaks(block_adjacency(self.blocks, method=method), sub, keys, self.island_exceptions)
 
     fast = pm.Plan._contiguity_breaks_fast
     pm.Plan._contiguity_breaks_fast = breaks
@@ -97,19 +78,17 @@ def main() -> None:
     warnings.simplefilter("ignore")
     from subdivide.model.plan import read_plan
 
-    head = _head_module()
-    print(f"{'file':<18} {'overlay s':>9} {'head s':>7} {'now s':>6} {'head/now':>8}  same findings")
+    print(f"{'file':<18} {'overlay s':>9} {'edges s':>7} {'now s':>6} {'edges/now':>9}  same findings")
     with tempfile.TemporaryDirectory() as d:
         for name, path in _files(args.sizes, not args.no_tottori, Path(d)):
-            variants = {"overlay": lambda: _overlay_read(path), "now": lambda: read_plan(path)}
-            if head is not None:
-                variants["head"] = lambda: head.read_plan(path)
+            variants = {"overlay": lambda: _read_with(path, "overlay"), "edges": lambda: _read_with(path, "edges"),
+                        "now": lambda: read_plan(path)}
             found = {k: sorted(map(str, fn().check())) for k, fn in variants.items()}
             times = {k: _cpu(fn, args.repeat) for k, fn in variants.items()}
             same = len({tuple(v) for v in found.values()}) == 1
-            h = times.get("head", float("nan"))
-            print(f"{name:<18} {times['overlay']:>9.3f} {h:>7.3f} {times['now']:>6.3f} {h / times['now']:>8.2f}  "
-                  f"{'yes' if same else 'NO'} ({len(found['now'])} findings)", flush=True)
+            print(f"{name:<18} {times['overlay']:>9.3f} {times['edges']:>7.3f} {times['now']:>6.3f} "
+                  f"{times['edges'] / times['now']:>9.2f}  {'yes' if same else 'NO'} ({len(found['now'])} findings)",
+                  flush=True)
             if not same:
                 sys.exit(1)
 

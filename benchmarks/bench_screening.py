@@ -91,6 +91,15 @@ def schedule(times: list[float], workers: int) -> float:
     return max(free)
 
 
+def peak_mb(rows) -> list[float]:
+    """Peak memory (MB) of each worker, ascending, from ``Screening.seconds`` rows
+    (blocks, seconds, pid, peak MB, CPU s)."""
+    peak: dict = {}
+    for _, _, pid, rss, _ in rows:
+        peak[pid] = max(peak.get(pid, 0.0), rss)
+    return sorted(peak.values())
+
+
 def screen_nation(a, options: ScreenOptions) -> dict:
     import resource
 
@@ -108,15 +117,13 @@ def screen_nation(a, options: ScreenOptions) -> dict:
     n = np.array([r[0] for r in rows], float)
     w = np.array([r[1] for r in rows], float)
     cpu = np.array([r[4] for r in rows], float)
-    peak: dict = {}
-    for r in rows:
-        peak[r[2]] = max(peak.get(r[2], 0.0), r[3])
+    peak = peak_mb(rows)
     driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"nation: {len(table)} municipalities ({len(job.computed)} computed, {len(job.reused)} from "
           f"checkpoints), {int(table['n_blocks'].sum()):,} blocks, {len(files)} files "
           f"(generated in {gen:.0f} s)")
     print(f"wall {wall:.0f} s with {a.workers} workers; load average now {os.getloadavg()}")
-    print("peak memory per worker (MB): " + ", ".join(f"{v:.0f}" for v in sorted(peak.values()))
+    print("peak memory per worker (MB): " + ", ".join(f"{v:.0f}" for v in peak)
           + f"; driver {driver_mb:.0f} MB")
     bins = [(0, 50), (50, 300), (300, 1000), (1000, 5000), (5000, 10 ** 9)]
     print("blocks      munis  mean wall s  mean CPU s  max CPU s  share of CPU")
@@ -124,11 +131,11 @@ def screen_nation(a, options: ScreenOptions) -> dict:
     for lo, hi in bins:
         m = (n >= lo) & (n < hi)
         if m.any():
-            classes.append(dict(lo=lo, hi=hi, munis=int(m.sum()), mean_wall=float(w[m].mean()),
-                                mean_cpu=float(cpu[m].mean()), max_cpu=float(cpu[m].max()),
-                                share=float(cpu[m].sum() / cpu.sum())))
-            print(f"{lo:>5}–{hi if hi < 10 ** 9 else '':<6} {m.sum():>5} {w[m].mean():>12.2f} "
-                  f"{cpu[m].mean():>11.2f} {cpu[m].max():>10.1f} {cpu[m].sum() / cpu.sum():>12.0%}")
+            c = dict(lo=lo, hi=hi, munis=int(m.sum()), mean_wall=float(w[m].mean()), mean_cpu=float(cpu[m].mean()),
+                     max_cpu=float(cpu[m].max()), share=float(cpu[m].sum() / cpu.sum()))
+            classes.append(c)
+            print(f"{lo:>5}–{hi if hi < 10 ** 9 else '':<6} {c['munis']:>5} {c['mean_wall']:>12.2f} "
+                  f"{c['mean_cpu']:>11.2f} {c['max_cpu']:>10.1f} {c['share']:>12.0%}")
     fails = table[table["status"] != "ok"]["status"].value_counts().to_dict()
     print(f"status: {table['status'].value_counts().to_dict()}")
     total_cpu = float(cpu.sum())
@@ -137,7 +144,7 @@ def screen_nation(a, options: ScreenOptions) -> dict:
     print(f"total CPU {total_cpu / 3600:.2f} h; on 100 workers (largest first) ≈ {m100 / 60:.1f} min "
           f"(largest municipality alone {cpu.max() / 60:.1f} min; CPU/100 = {total_cpu / 100 / 60:.1f} min)")
     return dict(wall_s=wall, workers=a.workers, munis=len(table), computed=len(job.computed),
-                reused=len(job.reused), blocks=int(table["n_blocks"].sum()), peak_worker_mb=sorted(peak.values()),
+                reused=len(job.reused), blocks=int(table["n_blocks"].sum()), peak_worker_mb=peak,
                 driver_mb=driver_mb, classes=classes, total_cpu_h=total_cpu / 3600, makespan_100_min=m100 / 60,
                 statuses=table["status"].value_counts().to_dict(), failed=fails,
                 per_muni=[dict(blocks=int(a_), wall=float(b_), cpu=float(c_)) for a_, b_, c_ in zip(n, w, cpu)],
@@ -174,13 +181,11 @@ def main() -> None:
             wall, job = run(sizes, options, w, Path(d))
             walls[w] = wall
             per = sorted(job.seconds.values())
-            peak = {}
-            for _, _, pid, rss in per:
-                peak[pid] = max(peak.get(pid, 0.0), rss)
+            peak = peak_mb(per)
             print(f"{w} worker(s): wall {wall:.1f} s; peak memory per worker (MB): "
-                  + ", ".join(f"{v:.0f}" for v in sorted(peak.values())))
+                  + ", ".join(f"{v:.0f}" for v in peak))
             out[f"wall_{w}"] = wall
-            out[f"peak_mb_{w}"] = sorted(peak.values())
+            out[f"peak_mb_{w}"] = peak
             if w == 1:
                 n = np.array([p[0] for p in per], float)
                 s = np.array([p[1] for p in per], float)

@@ -66,6 +66,23 @@ def synthetic_blocks():
     return make
 
 
+@pytest.fixture
+def spill_report_calls(monkeypatch):
+    """Count the spill reports computed: ``(calls, real)``, where every call of
+    ``subdivide.analysis.spill.spill_report`` appends its ``distances_km`` to ``calls`` and
+    ``real`` is the unwrapped function."""
+    import subdivide.analysis.spill as spill_mod
+
+    calls, real = [], spill_mod.spill_report
+
+    def counting(*a, **kw):
+        calls.append(kw.get("distances_km"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(spill_mod, "spill_report", counting)
+    return calls, real
+
+
 @pytest.fixture(autouse=True)
 def _english_locale(monkeypatch):
     """Tests read the CLI's English output: pin the locale (tests of the Japanese output

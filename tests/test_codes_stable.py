@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -19,6 +18,7 @@ from subdivide.make.planning import (code_changes, export_assignment_csv, merge_
                                      plan_by_attribute, plan_from_assignment_csv, rename_subarea,
                                      renumber_subareas)
 from subdivide.model.plan import Plan, read_plan
+from test_excel_roundtrip import _export, _import, _movable
 
 
 def _codes(plan) -> dict:
@@ -106,10 +106,9 @@ def test_import_keeps_codes_with_gaps_and_without_a_base_plan(sample_plan, sampl
 
 
 def test_import_with_a_whole_subarea_renamed_renames_it(sample_plan, tmp_path):
-    df = pd.read_csv(export_assignment_csv(sample_plan, tmp_path / "a.csv"), dtype=str, encoding="utf-8-sig")
+    df = _export(sample_plan, tmp_path)
     df.loc[df["subarea"] == "2", "subarea_name"] = "北部地域"
-    df.to_csv(tmp_path / "b.csv", index=False, encoding="utf-8-sig")
-    back, _ = plan_from_assignment_csv(sample_plan, tmp_path / "b.csv")
+    back, _ = _import(sample_plan, df, tmp_path / "b.csv")
     assert _codes(back) == {"花巻地域": "0320501", "北部地域": "0320502", "石鳥谷地域": "0320503",
                             "東和地域": "0320504"}
     assert code_changes(sample_plan, back)[1:] == ["code 0320502 renamed: 大迫地域 → 北部地域"]
@@ -119,10 +118,9 @@ def test_import_with_a_whole_subarea_renamed_renames_it(sample_plan, tmp_path):
 def test_names_only_import_with_a_retyped_name_reorders_nothing(sample_plan, tmp_path, typo):
     """A table of names only (the sub-area column holds names): one sub-area's name retyped in
     every row used to become a new sub-area numbered after the others (codes reshuffled)."""
-    df = pd.read_csv(export_assignment_csv(sample_plan, tmp_path / "a.csv"), dtype=str, encoding="utf-8-sig")
+    df = _export(sample_plan, tmp_path)
     df["subarea"] = df["subarea_name"].where(df["subarea"] != "2", typo)
-    df[["key", "subarea"]].to_csv(tmp_path / "names.csv", index=False, encoding="utf-8-sig")
-    back, _ = plan_from_assignment_csv(sample_plan, tmp_path / "names.csv")
+    back, _ = _import(sample_plan, df[["key", "subarea"]], tmp_path / "names.csv")
     assert list(back.subareas["subarea"]) == [1, 2, 3, 4]
     assert _codes(back)["大迫北地域"] == "0320502"
     assert (back.blocks["subarea"].to_numpy() == sample_plan.blocks["subarea"].to_numpy()).all()
@@ -131,18 +129,13 @@ def test_names_only_import_with_a_retyped_name_reorders_nothing(sample_plan, tmp
 def test_names_only_import_new_subarea_takes_a_fresh_number(sample_plan, tmp_path):
     """A new name for part of a sub-area: a new sub-area with the smallest number the plan has
     never used (5), not a renumbering of the others."""
-    coo = sample_plan.adjacency.tocoo()
-    sub = sample_plan.blocks["subarea"].to_numpy()
-    edge = sorted(set(coo.row[(sub[coo.row] == 1) & (sub[coo.col] == 3)]))
-    df = pd.read_csv(export_assignment_csv(sample_plan, tmp_path / "a.csv"), dtype=str, encoding="utf-8-sig")
+    df = _export(sample_plan, tmp_path)
     df["subarea"] = df["subarea_name"]
-    for i in edge:
-        key = sample_plan.blocks["key"].iloc[i]
+    for key in _movable(sample_plan, 1, 3):
         d = df.copy()
         d.loc[d["key"] == key, "subarea"] = "新町地域"
-        d[["key", "subarea"]].to_csv(tmp_path / "n.csv", index=False, encoding="utf-8-sig")
         try:
-            back, _ = plan_from_assignment_csv(sample_plan, tmp_path / "n.csv")
+            back, _ = _import(sample_plan, d[["key", "subarea"]], tmp_path / "n.csv")
         except PlanCheckError:          # that block cut 花巻 in two: try another
             continue
         assert _codes(back) == {**_codes(sample_plan), "新町地域": "0320505"}
@@ -192,15 +185,14 @@ def _apply(plan, op: str, r: int, tmp: Path):
         key = plan.blocks["key"].iloc[i]
         if op == "move":
             return move_blocks(plan, {key: b}), {a, b}
-        df = pd.read_csv(export_assignment_csv(plan, tmp / "a.csv", force=True), dtype=str, encoding="utf-8-sig")
+        df = _export(plan, tmp, force=True)
         if op == "import":                           # the natural Excel edit: only the number
             df.loc[df["key"] == key, "subarea"] = str(b)
-            df.to_csv(tmp / "b.csv", index=False, encoding="utf-8-sig")
         else:                                        # names only, one of them retyped
             df["subarea"] = df["subarea_name"]
             df.loc[df["subarea"] == df.loc[df["key"] == key, "subarea_name"].item(), "subarea"] = f"再{r}地域"
-            df[["key", "subarea"]].to_csv(tmp / "b.csv", index=False, encoding="utf-8-sig")
-        back, _ = plan_from_assignment_csv(plan, tmp / "b.csv")
+            df = df[["key", "subarea"]]
+        back, _ = _import(plan, df, tmp / "b.csv")
         if op == "import":
             return back, {a, b}
         # typing a name another sub-area already has (an earlier edit with the same r) is a
@@ -233,16 +225,12 @@ def test_codes_of_untouched_subareas_never_change(nine_areas, ops):
 
 
 def test_a_new_number_typed_in_the_file_makes_a_new_subarea_with_a_placeholder_name(sample_plan, tmp_path):
-    df = pd.read_csv(export_assignment_csv(sample_plan, tmp_path / "a.csv"), dtype=str, encoding="utf-8-sig")
-    coo = sample_plan.adjacency.tocoo()
-    sub = sample_plan.blocks["subarea"].to_numpy()
-    for i in sorted(set(coo.row[(sub[coo.row] == 1) & (sub[coo.col] == 3)])):
-        key = sample_plan.blocks["key"].iloc[i]
+    df = _export(sample_plan, tmp_path)
+    for key in _movable(sample_plan, 1, 3):
         d = df.copy()
         d.loc[d["key"] == key, "subarea"] = "7"               # the name column still says 花巻地域
-        d.to_csv(tmp_path / "n.csv", index=False, encoding="utf-8-sig")
         try:
-            back, report = plan_from_assignment_csv(sample_plan, tmp_path / "n.csv")
+            back, report = _import(sample_plan, d, tmp_path / "n.csv")
         except PlanCheckError:
             continue
         assert _codes(back) == {**_codes(sample_plan), "第7地域": "0320507"}

@@ -17,8 +17,15 @@ from subdivide.make.planning import (candidates_table, code_changes, export_assi
 from subdivide.model.plan import read_plan
 
 
-def _export(plan, tmp_path, name="a.csv") -> pd.DataFrame:
-    return pd.read_csv(export_assignment_csv(plan, tmp_path / name), dtype=str, encoding="utf-8-sig")
+def _export(plan, tmp_path, name="a.csv", **kw) -> pd.DataFrame:
+    """The plan's --export-csv table, read back as text."""
+    return pd.read_csv(export_assignment_csv(plan, tmp_path / name, **kw), dtype=str, encoding="utf-8-sig")
+
+
+def _import(plan, df: pd.DataFrame, path):
+    """``df`` saved as an assignment CSV (UTF-8 with BOM) at ``path`` and imported onto ``plan``."""
+    df.to_csv(path, index=False, encoding="utf-8-sig")
+    return plan_from_assignment_csv(plan, path)
 
 
 def _movable(plan, src: int, dst: int) -> list[str]:
@@ -50,9 +57,8 @@ def natural(sample_plan, tmp_path_factory):
         d = df.copy()
         d.loc[d["key"] == key, "subarea"] = "3"
         f = tmp / f"moved_{key}.csv"
-        d.to_csv(f, index=False, encoding="utf-8-sig")
         try:
-            plan, report = plan_from_assignment_csv(sample_plan, f)
+            plan, report = _import(sample_plan, d, f)
         except PlanCheckError:
             continue
         return key, d, f, plan, report
@@ -93,9 +99,8 @@ def test_two_names_typed_for_one_number_are_listed_with_rows_and_keys(sample_pla
     df = _export(sample_plan, tmp_path)
     rows = df.index[df["subarea"] == "3"][:2]
     df.loc[rows, "subarea_name"] = "北部地域"                    # two rows of 3 renamed, the rest not
-    df.to_csv(tmp_path / "c.csv", index=False, encoding="utf-8-sig")
     with pytest.raises(PlanCheckError) as exc:
-        plan_from_assignment_csv(sample_plan, tmp_path / "c.csv")
+        _import(sample_plan, df, tmp_path / "c.csv")
     msg = str(exc.value)
     assert "sub-area 3 has several names" in msg and "北部地域" in msg and "石鳥谷地域" in msg
     for i in rows:
@@ -108,9 +113,8 @@ def test_name_changed_to_another_subarea_with_the_number_unchanged_is_a_conflict
     df = _export(sample_plan, tmp_path)
     i = df.index[df["subarea"] == "1"][5]
     df.loc[i, "subarea_name"] = "石鳥谷地域"
-    df.to_csv(tmp_path / "c.csv", index=False, encoding="utf-8-sig")
     with pytest.raises(PlanCheckError) as exc:
-        plan_from_assignment_csv(sample_plan, tmp_path / "c.csv")
+        _import(sample_plan, df, tmp_path / "c.csv")
     assert f"row {i + 2} ({df.loc[i, 'key']})" in str(exc.value) and "石鳥谷地域" in str(exc.value)
     assert "change their sub-area number" in exc.value.fix
 
@@ -122,9 +126,8 @@ def test_errors_number_subareas_as_the_file_does(sample_plan, tmp_path):
     df = _export(merged, tmp_path)
     far = df.index[df["subarea"] == "2"][0]
     df.loc[far, "subarea"] = "4"
-    df.to_csv(tmp_path / "far.csv", index=False, encoding="utf-8-sig")
     with pytest.raises(PlanCheckError) as exc:
-        plan_from_assignment_csv(merged, tmp_path / "far.csv")
+        _import(merged, df, tmp_path / "far.csv")
     assert "sub-area 4 (東和地域) is not contiguous" in str(exc.value)
     assert df.loc[far, "key"] in str(exc.value)
 
@@ -133,14 +136,12 @@ def test_rows_without_a_subarea_name_their_rows_and_numbers_outside_the_range(sa
     df = _export(sample_plan, tmp_path)
     d = df.copy()
     d.loc[7, "subarea"] = ""
-    d.to_csv(tmp_path / "e.csv", index=False, encoding="utf-8-sig")
     with pytest.raises(PlanCheckError, match=rf"row 9 \({df.loc[7, 'key']}\)"):
-        plan_from_assignment_csv(sample_plan, tmp_path / "e.csv")
+        _import(sample_plan, d, tmp_path / "e.csv")
     d = df.copy()
     d.loc[3, "subarea"] = "15"
-    d.to_csv(tmp_path / "r.csv", index=False, encoding="utf-8-sig")
     with pytest.raises(PlanCheckError, match=r"1–14.*row 5"):
-        plan_from_assignment_csv(sample_plan, tmp_path / "r.csv")
+        _import(sample_plan, d, tmp_path / "r.csv")
 
 
 # ---------------------------------------------------------------- what Excel writes

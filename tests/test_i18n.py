@@ -547,7 +547,7 @@ def test_every_progress_stage_has_japanese():
             if isinstance(node, ast.Call) and name == "progress" and node.args and \
                     isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
                 stages.add(node.args[0].value)
-    assert len(stages) > 40
+    assert len(stages) >= 40
     translate = progress_translator("ja")
     missing = sorted(s for s in stages if not JA.search(translate(s)))
     assert not missing, missing

@@ -584,17 +584,8 @@ def test_map_draws_the_reports_shapes_without_buffering(hostile_plan, monkeypatc
     assert len(layers[groups["exposure"]["3"]]["features"]) == len(ex) > 0
 
 
-def test_map_computes_one_report_when_given_none(hostile_plan, monkeypatch):
-    import subdivide.analysis.spill as spill_mod
-
-    calls = []
-    real = spill_mod.spill_report
-
-    def counting(*a, **k):
-        calls.append(k.get("distances_km"))
-        return real(*a, **k)
-
-    monkeypatch.setattr(spill_mod, "spill_report", counting)
+def test_map_computes_one_report_when_given_none(hostile_plan, spill_report_calls):
+    calls, real = spill_report_calls
     render_map(hostile_plan, basemap="none", distances_km=(2,))
     assert len(calls) == 1
     calls.clear()

@@ -328,19 +328,10 @@ def test_every_figure_keeps_its_text_inside_without_a_layout_engine(plan14, font
         assert _outside(fig) == [], name
 
 
-def test_report_computes_the_spill_report_once(plan14, tmp_path, monkeypatch):
+def test_report_computes_the_spill_report_once(plan14, tmp_path, spill_report_calls):
     """The table, the exposure figure and the curve read one spill report (they computed
     two before issue 19); a report passed in is used as it is."""
-    import subdivide.analysis.spill as spill_mod
-
-    calls = []
-    real = spill_mod.spill_report
-
-    def counting(*a, **kw):
-        calls.append(kw.get("distances_km"))
-        return real(*a, **kw)
-
-    monkeypatch.setattr(spill_mod, "spill_report", counting)
+    calls, real = spill_report_calls
     build_report(plan14, tmp_path / "a")
     assert len(calls) == 1
     rep = real(plan14)

@@ -59,11 +59,15 @@ OUTPUT_FILES = ("spill_subareas.csv", "spill_exposure.csv", "spill_totals.csv", 
 
 # ====================================================================== parsing
 def parse_distances(value, *, where: str = "--distances") -> tuple[float, ...]:
-    """'2,2.5,3' or a sequence of numbers → sorted unique distances in km (each > 0, ≤ 50)."""
+    """'2,2.5,3', a sequence of numbers or one number → sorted unique distances in km
+    (each > 0, ≤ 50)."""
     if isinstance(value, str):
         parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
     else:
-        parts = list(value)
+        try:
+            parts = list(value)
+        except TypeError:   # one number
+            parts = [value]
     if not parts:
         raise UserError("no spill distance given", where=where,
                         fix=f"give distances in km, e.g. {where} 2,2.5,3")

@@ -51,7 +51,8 @@ from subdivide.carrier.profiles import Profile, load_profile
 from subdivide.io.readers import read_outline
 from subdivide.model.reach import spill_territory
 from subdivide.core.names import NAME_RULE, name_problem, name_problems
-from subdivide.io.safezip import DEFAULT_LIMITS, Limits, PackageRejected, check_nested_zip, stage_package
+from subdivide.io.safezip import (DEFAULT_LIMITS, Limits, PackageRejected, _package_root, check_nested_zip,
+                                  stage_package)
 
 #: rule id → (default severity, one-line description): a view of the one rule vocabulary,
 #: :data:`subdivide.core.rules.RULES` (docs/validation.md lists the same)
@@ -242,21 +243,11 @@ def validate_package(path, *, profile: Profile | str | None = None, outline=None
 def _root_without_manifest(root: Path, prof: Profile, c: _Check) -> Path:
     """A package without a manifest zipped as one folder (Explorer's 「送る → 圧縮フォルダー」 of a
     folder exported from QGIS): that folder, when it holds the town-block Shapefile, with the
-    same PKG-NESTED-FOLDER note a package with a manifest gets. Otherwise ``root``."""
-    from subdivide.io.safezip import ARCHIVER_JUNK
-
-    if (root / prof.extras["manifest"]).is_file() or (root / f"{prof.shapefile['townblocks']}.shp").is_file():
+    same PKG-NESTED-FOLDER note a package with a manifest gets (the staging's own rule, with
+    the Shapefile for the manifest). Otherwise ``root``."""
+    if (root / prof.extras["manifest"]).is_file():
         return root
-    everything = sorted(root.iterdir())
-    entries = [p for p in everything if p.name not in ARCHIVER_JUNK]
-    if len(entries) != 1 or not entries[0].is_dir() or entries[0].is_symlink() \
-            or not (entries[0] / f"{prof.shapefile['townblocks']}.shp").is_file():
-        return root
-    junk = [p.name + ("/" if p.is_dir() else "") for p in everything if p.name in ARCHIVER_JUNK]
-    c.add("PKG-NESTED-FOLDER", f"the package sits in the single top-level folder {entries[0].name}/ (accepted; "
-          "files are checked relative to it)" + (f"; archiver metadata beside it ignored: {', '.join(junk)}"
-                                                 if junk else ""), [entries[0].name + "/", *junk])
-    return entries[0]
+    return _package_root(root, f"{prof.shapefile['townblocks']}.shp", c.findings)
 
 
 def _sorted(findings: list[Finding]) -> list[Finding]:
@@ -294,11 +285,8 @@ def _validate_root(root: Path, prof: Profile, c: _Check, report: ValidationRepor
     check_townblocks(tb, blk_csv, xlsx, muni, c)
     check_subareas(tb, sa, sub_csv, xlsx, muni, c, headers=prof.lists["subarea_columns"])
     check_geometry(tb, sa, c, outline=outline)
-    if manifest is None:   # no manifest: islands are inferred from the geometry
-        exceptions = check_contiguity(tb, None, c)
-    else:
-        exceptions = set(manifest.get("island_exceptions") or [])
-        check_contiguity(tb, exceptions, c)
+    # the manifest's island exceptions; without a manifest, those the geometry shows
+    exceptions = check_contiguity(tb, None if manifest is None else set(manifest.get("island_exceptions") or []), c)
     check_spill(root, sa, prof, c, spill_km=spill_km, target_share=target_share)
     if coverage is not None:
         report.footprint = check_coverage(tb, sa, muni, exceptions, coverage, coverage_selection, c)
@@ -1277,7 +1265,7 @@ def island_parts(tb: gpd.GeoDataFrame, adj) -> tuple[np.ndarray, np.ndarray, np.
     main = (order.sort_values(["group", "isolated", "size", "part"], ascending=[True, True, False, True])
                  .drop_duplicates("group")["part"].to_numpy())
     detached = ~np.isin(part, main)
-    isolated = isolated_part[part] if len(part) else np.zeros(0, bool)
+    isolated = isolated_part[part]
     return detached, isolated, detached & isolated
 
 
@@ -1301,7 +1289,7 @@ def check_contiguity(tb: gpd.GeoDataFrame, exceptions: set | None, c: _Check) ->
         exceptions = set(keys[islands])
     else:
         bad, excused = contiguity_breaks(adj, sub, keys, exceptions)
-    names = (tb["subarea_name"] if "subarea_name" in tb.columns else pd.Series("", index=tb.index)).astype(str).to_numpy()
+    names = tb["subarea_name"].astype(str).to_numpy()
     for s in sorted(set(sub[bad])):
         mask = bad & (sub == s)
         ks = keys[mask]

@@ -36,7 +36,7 @@ from subdivide.core.faults import (
     fault_to_user_error,
     refuse_special_files,
 )
-from subdivide.core.i18n import FRAME, error_line, language, translate_parser, translate_text
+from subdivide.core.i18n import FRAME, command_language, error_line, language, translate_parser, translate_text
 
 LANG_HELP = "choose the language of messages and help: ja (日本語) or en (default: from LANG / LC_ALL)"
 
@@ -119,7 +119,7 @@ def cli_language(argv: list[str], env=os.environ) -> tuple[str, list[str]]:
 
 
 def _error(args, exc: UserError) -> int:
-    print(error_line(args.command, exc, getattr(args, "lang", "en")), file=sys.stderr)
+    print(error_line(args.command, exc, command_language(args)), file=sys.stderr)
     return exc.exit_status
 
 
@@ -134,7 +134,7 @@ def _internal_error(args, exc: BaseException) -> int:
     if os.environ.get("SUBDIVIDE_DEBUG"):
         traceback.print_exc()
     text = " ".join(str(exc).split())[:300]
-    lang = getattr(args, "lang", "en")
+    lang = command_language(args)
     words = FRAME[lang]
     fix_pad = "   " if lang == "en" else " "
     print(f"subdivide {args.command}: {words['internal']}: {exc.__class__.__name__}: {text}\n"

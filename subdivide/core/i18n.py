@@ -23,7 +23,8 @@ up to date); docs/i18n.md says how to add a string.
   re-padded by display width so that the columns stay aligned).
 - :func:`column_label` names a table column (``msgctxt "column"``); :func:`frame_text`
   prints a DataFrame with those labels, aligned by display width; :func:`printer` and
-  :func:`stderr_progress` are what a command prints and reports progress with.
+  :func:`stderr_progress` are what a command prints and reports progress with, in the
+  language :func:`command_language` reads from its arguments.
 """
 from __future__ import annotations
 
@@ -52,9 +53,9 @@ CONTEXT = "\x04"
 #: frame words of an error and of a finding, per language
 FRAME = {
     "en": {"error": "error", "where": "where", "fix": "fix", "usage": "usage: ", "example": "example:",
-           "internal": "internal error", "warning": "warning"},
+           "internal": "internal error", "warning": "warning", "yes": "True", "no": "False"},
     "ja": {"error": "エラー", "where": "場所", "fix": "対処", "usage": "使い方: ", "example": "例:",
-           "internal": "内部エラー", "warning": "警告"},
+           "internal": "内部エラー", "warning": "警告", "yes": "はい", "no": "いいえ"},
 }
 SEVERITY_JA = {"error": "エラー", "warning": "警告", "info": "情報"}
 
@@ -250,7 +251,8 @@ def column_label(name: str, lang: str) -> str:
 
 def frame_text(df, lang: str, *, index: bool = False) -> str:
     """``df.to_string()`` for a terminal: in Japanese with :func:`column_label` headings, the
-    cells translated where the catalogue knows them, and aligned by display width."""
+    cells translated where the catalogue knows them (True / False as はい / いいえ), and
+    aligned by display width."""
     if lang == "en":
         return df.to_string(index=index)
     import pandas as pd
@@ -259,10 +261,18 @@ def frame_text(df, lang: str, *, index: bool = False) -> str:
     if shown.index.name:
         shown.index.name = column_label(shown.index.name, lang)
     for c in shown.columns:
-        if shown[c].dtype == object:
+        if shown[c].dtype == bool:
+            shown[c] = shown[c].map({True: FRAME[lang]["yes"], False: FRAME[lang]["no"]})
+        elif shown[c].dtype == object:
             shown[c] = [translate_text(v, lang) if isinstance(v, str) else v for v in shown[c]]
     with pd.option_context("display.unicode.east_asian_width", True):
         return shown.to_string(index=index)
+
+
+def command_language(args) -> str:
+    """The language of a command's output: ``args.lang``, which the CLI sets from ``--lang``
+    or the locale; English when a command's ``run`` is called without it."""
+    return getattr(args, "lang", None) or "en"
 
 
 def printer(lang: str, file=None) -> Callable[..., None]:

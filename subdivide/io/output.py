@@ -354,6 +354,17 @@ def neutralise_cell(value):
     return value
 
 
+def unneutralise_cell(value):
+    """The value as typed, :func:`neutralise_cell`'s quote removed (text read back).
+
+    >>> unneutralise_cell("'=HYPERLINK(1)"), unneutralise_cell("'quoted"), unneutralise_cell(-1)
+    ('=HYPERLINK(1)', "'quoted", -1)
+    """
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES):
+        return value[1:]
+    return value
+
+
 def _safe_frame(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for c in out.columns:
@@ -431,14 +442,9 @@ _XLSX_SHEET_TAIL = ('</sheetData><pageMargins left="0.75" right="0.75" top="1" b
                     'footer="0.5" /></worksheet>')
 
 
-def _column_letter(i: int) -> str:
-    """Excel's column name of the 0-based column ``i`` (A … Z, AA …)."""
-    out = ""
-    i += 1
-    while i:
-        i, r = divmod(i - 1, 26)
-        out = chr(65 + r) + out
-    return out
+def _missing(v) -> bool:
+    """None, NaN, NA or NaT: an empty cell (lists and dicts are values, not missing)."""
+    return v is None or (not isinstance(v, (str, list, tuple, dict)) and pd.isna(v))
 
 
 def _xml_text(s: str) -> str:
@@ -469,7 +475,7 @@ def _text_cell(ref: str, text: str, style: str, where: str) -> str:
 def _value_cell(ref: str, v, where: str) -> str:
     """The cell of one value of a non-text column ('' for an empty cell): booleans,
     numbers (``%.16g``, as openpyxl), text; anything else is refused like openpyxl does."""
-    if v is None or (not isinstance(v, (str, list, tuple, dict)) and pd.isna(v)):
+    if _missing(v):
         return ""
     if hasattr(v, "item") and not isinstance(v, str):
         v = v.item()
@@ -486,25 +492,26 @@ def _value_cell(ref: str, v, where: str) -> str:
 
 def _sheet_xml(df: pd.DataFrame, text_columns: set, sheet: str) -> tuple[str, bool]:
     """(worksheet XML, whether a cell uses the text style '@'). Row 1 is the header."""
+    from openpyxl.utils import get_column_letter
+
     n, cols = len(df), list(df.columns)
-    letters = [_column_letter(j) for j in range(len(cols))]
+    letters = [get_column_letter(j + 1) for j in range(len(cols))]
     rows = [str(r) for r in range(2, n + 2)]
     where = f"{sheet} sheet"
     head = "".join(_text_cell(f"{c}1", str(name), "", where) for c, name in zip(letters, cols))
     columns = []
     styled = False
     for j, name in enumerate(cols):
-        letter, values = letters[j], df.iloc[:, j].tolist()
+        letter, values, dtype = letters[j], df.iloc[:, j].tolist(), df.dtypes.iloc[j]
         if name in text_columns:
             styled = styled or n > 0
-            columns.append([f'<c r="{letter}{r}" s="1" t="inlineStr" />'
-                            if v is None or (not isinstance(v, (str, list, tuple, dict)) and pd.isna(v))
+            columns.append([f'<c r="{letter}{r}" s="1" t="inlineStr" />' if _missing(v)
                             else _text_cell(f"{letter}{r}", str(v), ' s="1"', where)
                             for r, v in zip(rows, values)])
-        elif df.dtypes.iloc[j].kind in "iu" and isinstance(df.dtypes.iloc[j], np.dtype):   # the common cases,
+        elif isinstance(dtype, np.dtype) and dtype.kind in "iu":                 # the common cases,
             columns.append([f'<c r="{letter}{r}" t="n"><v>{"%.16g" % v}</v></c>'     # without a call per cell
                             for r, v in zip(rows, values)])
-        elif df.dtypes.iloc[j].kind == "f" and isinstance(df.dtypes.iloc[j], np.dtype):
+        elif isinstance(dtype, np.dtype) and dtype.kind == "f":
             columns.append(["" if v != v else f'<c r="{letter}{r}" t="n"><v /></c>' if v in (_INF, -_INF)
                             else f'<c r="{letter}{r}" t="n"><v>{"%.16g" % v}</v></c>' for r, v in zip(rows, values)])
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,12 @@ def decode_text(raw: bytes, *, where: str, what: str = "file") -> str:
             continue
     raise UserError(f"{what} is neither UTF-8 nor CP932 text", where=where,
                     fix="save it as UTF-8 CSV (Excel: 「CSV UTF-8（コンマ区切り）」)")
+
+
+def header_key(text) -> str:
+    """A column header as compared with its known spellings: NFKC, without spaces, lower case
+    (「町丁目 コード」, 「ＫＥＹ」 and "key" match "町丁目コード" and "key")."""
+    return "".join(unicodedata.normalize("NFKC", str(text)).split()).lower()
 
 
 def read_text_table(path, *, what: str = "table", fix: str | None = None,

@@ -36,13 +36,13 @@ import shapely
 from subdivide.core.constants import MAX_SUBAREAS
 from subdivide.model.contiguity import block_adjacency, disconnected_blocks, parts_per_group
 from subdivide.io import readers
-from subdivide.io.tables import read_text_table, read_text_tables
+from subdivide.io.tables import header_key, read_text_table, read_text_tables
 from subdivide.core.errors import PlanCheckError, UserError
 from subdivide.core.findings import Finding
 from subdivide.core.rules import finding
-from subdivide.io.output import write_csv
-from subdivide.core.codes import subarea_code
-from subdivide.model.plan import Plan, default_subarea_name
+from subdivide.io.output import unneutralise_cell, write_csv
+from subdivide.core.codes import normalize_municipality_code, subarea_code
+from subdivide.model.plan import Plan, default_subarea_name, single_municipality
 from subdivide.core.schema import SUBAREA_COLUMN, coerce_townblocks
 from subdivide.model.reach import core_share
 
@@ -516,6 +516,11 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def _number_by_key(plan: Plan) -> pd.Series:
+    """Each town-block's sub-area number, indexed by its key."""
+    return pd.Series(plan.blocks[SUBAREA_COLUMN].to_numpy(), index=plan.blocks["key"].to_numpy())
+
+
 def _code_label(plan: Plan, num: int) -> str:
     row = plan.subareas.loc[plan.subareas["subarea"] == num].iloc[0]
     return f"{row['code']} {row['name']}"
@@ -528,8 +533,8 @@ def code_changes(before: Plan, after: Plan, *, limit: int = 10) -> list[str]:
     changed. (Renumbering is reported by :func:`renumber_lines`.)"""
     bt = before.subareas.set_index("subarea")
     at = after.subareas.set_index("subarea")
-    b = pd.Series(before.blocks[SUBAREA_COLUMN].to_numpy(), index=before.blocks["key"].to_numpy())
-    a = pd.Series(after.blocks[SUBAREA_COLUMN].to_numpy(), index=after.blocks["key"].to_numpy()).reindex(b.index)
+    b = _number_by_key(before)
+    a = _number_by_key(after).reindex(b.index)
     names = pd.Series(before.blocks["name"].to_numpy(), index=b.index)
     lines = []
     for num in sorted(set(bt.index) - set(at.index)):
@@ -599,16 +604,12 @@ def export_assignment_csv(plan: Plan, path, *, force: bool = False, encoding: st
     return write_csv(assignment_table(plan, headers=headers), path, encoding=encoding, force=force)
 
 
-def _header_key(text) -> str:
-    return "".join(unicodedata.normalize("NFKC", str(text)).split()).lower()
-
-
 def _assignment_roles(df: pd.DataFrame) -> dict[str, str]:
     """role (key, subarea, subarea_name, code, name) → the column holding it."""
-    cols = {_header_key(c): c for c in df.columns}
+    cols = {header_key(c): c for c in df.columns}
     roles = {}
     for role, spellings in ASSIGNMENT_HEADERS.items():
-        hit = next((cols[_header_key(s)] for s in spellings if _header_key(s) in cols), None)
+        hit = next((cols[header_key(s)] for s in spellings if header_key(s) in cols), None)
         if hit is not None:
             roles[role] = hit
     return roles
@@ -638,13 +639,6 @@ def _rows(df: pd.DataFrame, mask, key: pd.Series, limit: int = 8) -> str:
     return ", ".join(shown) + (f" … (+{len(idx) - limit})" if len(idx) > limit else "")
 
 
-def _unneutralised(text: str) -> str:
-    """A name as typed: the ``'`` our CSV writer puts before formula-like text (=, +, -, @) removed."""
-    from subdivide.io.output import FORMULA_PREFIXES
-
-    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES) else text
-
-
 @dataclass
 class _Rows:
     """The assignment table's rows, cleaned: key, number (or 0), label (a name typed in the
@@ -671,9 +665,9 @@ def _clean_rows(df: pd.DataFrame, roles: dict, blocks, muni: str, where: str, re
         key = key.map(lambda k: restored.get(k, k))
         report.findings.append(_leading_zero_finding("ASSIGNMENT-LEADING-ZERO", "assignment CSV", restored))
     empty = pd.Series("", index=df.index, dtype=object)
-    verbatim = df[roles["subarea"]].map(lambda s: _unneutralised(str(s).strip())) if "subarea" in roles else empty
+    verbatim = df[roles["subarea"]].map(lambda s: unneutralise_cell(str(s).strip())) if "subarea" in roles else empty
     raw = verbatim.map(_nfkc)
-    typed = df[roles["subarea_name"]].map(lambda s: _unneutralised(str(s).strip())) if "subarea_name" in roles else empty
+    typed = df[roles["subarea_name"]].map(lambda s: unneutralise_cell(str(s).strip())) if "subarea_name" in roles else empty
     code = df[roles["code"]].map(_nfkc) if "code" in roles else empty
     is_num = raw.str.fullmatch(r"\d+(\.0+)?")
     num = pd.to_numeric(raw.where(is_num).str.replace(r"\.0+$", "", regex=True), errors="coerce").fillna(0).astype("int64")
@@ -725,7 +719,7 @@ def _number_names(r: _Rows, base: Plan | None, report: PlanningReport) -> dict[i
     and keys as the file numbers them."""
     numbered = (r.label == "") & (r.num > 0)
     if base is not None:
-        bnum = pd.Series(base.blocks[SUBAREA_COLUMN].to_numpy(), index=base.blocks["key"].to_numpy())
+        bnum = _number_by_key(base)
         bname = base.subareas.set_index("subarea")["name"].to_dict()
         was = r.key.map(bnum).fillna(0).astype("int64")
         owner = {_nfkc(v): int(k) for k, v in bname.items()}
@@ -804,8 +798,7 @@ def _label_numbers(r: _Rows, names: dict[int, str], base: Plan | None, report: P
             known.setdefault(norm(v), int(n))
     out: dict[str, int] = {lab: known[norm(lab)] for lab in labels if norm(lab) in known}
     used = set(names) | set(out.values())
-    bnum = (pd.Series(base.blocks[SUBAREA_COLUMN].to_numpy(), index=base.blocks["key"].to_numpy())
-            if base is not None else pd.Series(dtype="int64"))
+    bnum = _number_by_key(base) if base is not None else pd.Series(dtype="int64")
     in_base = set(bnum.unique().tolist())
     for lab in labels:
         if lab in out:
@@ -849,7 +842,9 @@ def plan_from_assignment_csv(blocks_or_plan, path, *, muni_code: str | None = No
     blocks = base.blocks if base is not None else blocks_or_plan
     df, roles, where = read_assignment_table(path)
     report = PlanningReport()
-    muni = muni_code or (base.muni_code if base is not None else _one_muni(blocks))
+    coerced = coerce_townblocks(blocks.drop(columns=[SUBAREA_COLUMN], errors="ignore"))
+    muni = normalize_municipality_code(muni_code or (base.muni_code if base is not None
+                                                     else single_municipality(coerced)))
     r = _clean_rows(df, roles, blocks, muni, where, report)
     names = _number_names(r, base, report)
     label_num = _label_numbers(r, names, base, report)
@@ -870,8 +865,7 @@ def plan_from_assignment_csv(blocks_or_plan, path, *, muni_code: str | None = No
     exc = list(island_exceptions)
     if base is not None:
         exc = sorted(set(exc) | set(base.island_exceptions))
-    exc = _island_args(coerce_townblocks(blocks.drop(columns=[SUBAREA_COLUMN], errors="ignore")), exc,
-                       allow_flagged_islands, report)
+    exc = _island_args(coerced, exc, allow_flagged_islands, report)
     used = set(number.unique().tolist())
     plan = Plan.from_assignment(blocks, pd.Series(number.to_numpy(), index=r.key.to_numpy(dtype=object)),
                                 muni_code=muni, names={n: names[n] for n in used}, numbers={n: n for n in used},
@@ -881,14 +875,6 @@ def plan_from_assignment_csv(blocks_or_plan, path, *, muni_code: str | None = No
                                 metadata=dict(base.metadata if base is not None else {},
                                               method=f"assignment CSV {Path(path).name}"))
     return plan, report
-
-
-def _one_muni(blocks) -> str:
-    codes = sorted(set(blocks["muni_code"].astype(str)))
-    if len(codes) != 1:
-        raise UserError(f"town-blocks span several municipalities {codes[:5]}", where="--muni (not given)",
-                        fix="select one municipality when reading (--muni CODE)")
-    return codes[0]
 
 
 # ====================================================================== the candidates table
@@ -916,12 +902,14 @@ def candidates_table(table: pd.DataFrame, *, headers: str = "ja") -> pd.DataFram
 def read_candidates_table(path) -> pd.DataFrame:
     """A candidates table written by ``--candidates-out`` (Japanese or English headers, or the
     printed bilingual labels) read back with the English column keys; numbers as numbers."""
+    from subdivide.make.regionalize.candidates import LABELS
+
     df = read_text_table(path, what="candidates table")
-    back = {_header_key(v): k for k, v in CANDIDATE_HEADERS_JA.items()}
-    back.update({_header_key(k): k for k in CANDIDATE_HEADERS_JA})
-    for k, label in _bilingual_labels().items():
-        back.setdefault(_header_key(label), k)
-    df = df.rename(columns={c: back.get(_header_key(c), c) for c in df.columns})
+    back = {header_key(v): k for k, v in CANDIDATE_HEADERS_JA.items()}
+    back.update({header_key(k): k for k in CANDIDATE_HEADERS_JA})
+    for k, label in LABELS.items():
+        back.setdefault(header_key(label), k)
+    df = df.rename(columns={c: back.get(header_key(c), c) for c in df.columns})
     for c in df.columns:
         if c in ("core_shares", "violations"):
             continue
@@ -932,12 +920,6 @@ def read_candidates_table(path) -> pd.DataFrame:
         if num.notna().sum() == (df[c] != "").sum():
             df[c] = num
     return df
-
-
-def _bilingual_labels() -> dict:
-    from subdivide.make.regionalize.candidates import LABELS
-
-    return LABELS
 
 
 # ====================================================================== constraint checks

@@ -37,7 +37,6 @@ from subdivide.core.constants import MAX_SUBAREAS
 from subdivide import __version__
 from subdivide.core.codes import normalize_municipality_code, subarea_code, subarea_code6
 from subdivide.model.contiguity import block_adjacency, contiguity_breaks, group_adjacency
-from subdivide.model.contiguity import _shared_edges
 from subdivide.core.errors import PlanCheckError, UserError
 from subdivide.core.findings import Finding
 from subdivide.core.rules import finding, fixes_for
@@ -145,7 +144,7 @@ class Plan:
             order = [lab for lab in order if lab in first_key.index]
         number = ({lab: i + 1 for i, lab in enumerate(order)} if numbers is None
                   else {lab: _label_number(numbers, lab) for lab in order})
-        muni = normalize_municipality_code(muni_code or _single_muni(blocks))
+        muni = normalize_municipality_code(muni_code or single_municipality(blocks))
         names = names or {}
         table = pd.DataFrame({
             "subarea": [number[lab] for lab in order],
@@ -247,26 +246,29 @@ class Plan:
         detached = np.flatnonzero(bad | excused)
         if len(detached) == 0:
             return bad, excused
-        graph = graph + _boundary_edges(np.asarray(self.blocks.geometry.values, dtype=object), detached)
+        graph = graph + block_adjacency(self.blocks, around=detached)
         return contiguity_breaks(graph, sub, keys, self.island_exceptions)
 
     def _has_adjacency(self) -> bool:
-        return "adjacency" in self.__dict__ or (self.block_graph is not None
-                                                and self.block_graph.shape == (len(self.blocks),) * 2)
+        return "adjacency" in self.__dict__ or self._fits(self.block_graph)
+
+    def _fits(self, graph) -> bool:
+        """Whether ``graph`` (a precomputed block graph, or None) is over these blocks."""
+        return graph is not None and graph.shape == (len(self.blocks),) * 2
 
     @cached_property
     def _shared_edge_graph(self):
         """Blocks sharing identical border segments (≥ 1 m): a subgraph of :attr:`adjacency`,
         about 2× cheaper (no coverage validation); enough to prove contiguity."""
-        if self.edge_graph is not None and self.edge_graph.shape == (len(self.blocks),) * 2:
+        if self._fits(self.edge_graph):
             return self.edge_graph
-        return shared_edge_graph(self.blocks)
+        return block_adjacency(self.blocks, method="edges", check_coverage=False)
 
     # ------------------------------------------------------------------ metrics (on demand)
     @cached_property
     def adjacency(self):
         """Block adjacency (sparse, shared border length in m), in block order."""
-        if self.block_graph is not None and self.block_graph.shape == (len(self.blocks),) * 2:
+        if self._fits(self.block_graph):
             return self.block_graph
         return block_adjacency(self.blocks, method="edges")
 
@@ -551,37 +553,6 @@ def _finish_table(table: pd.DataFrame, muni: str) -> pd.DataFrame:
     return t[list(SUBAREA_COLUMNS) + ["code6"]]
 
 
-def shared_edge_graph(blocks: gpd.GeoDataFrame):
-    """Shared border lengths (m) of blocks from identical ring segments, without the coverage
-    validation :func:`~subdivide.model.contiguity.block_adjacency` ``method="edges"`` makes
-    first: on a valid coverage it is the adjacency; on another it may miss pairs whose shared
-    borders have different vertices, never adds one (a subgraph)."""
-    from subdivide.model.contiguity import MIN_SHARED_BORDER_M
-
-    geoms = np.asarray(blocks.geometry.values, dtype=object)
-    return _shared_edges(geoms, MIN_SHARED_BORDER_M)
-
-
-def _boundary_edges(geoms: np.ndarray, idx: np.ndarray):
-    """Adjacency edges (shared border ≥ 1 m, boundaries intersected: the overlay rule of
-    :func:`~subdivide.model.contiguity.block_adjacency`) of the blocks ``idx`` only, as a
-    symmetric matrix over all blocks; a 0/1 weight (lengths are not needed to test connection)."""
-    from scipy import sparse
-
-    from subdivide.model.contiguity import MIN_SHARED_BORDER_M
-
-    n = len(geoms)
-    tree = shapely.STRtree(geoms)
-    qi, j = tree.query(geoms[idx], predicate="intersects")
-    i = idx[qi]
-    keep = i != j
-    i, j = i[keep], j[keep]
-    lengths = shapely.length(shapely.intersection(shapely.boundary(geoms[i]), shapely.boundary(geoms[j])))
-    ok = lengths >= MIN_SHARED_BORDER_M
-    m = sparse.coo_matrix((np.ones(int(ok.sum())), (i[ok], j[ok])), shape=(n, n))
-    return (m + m.T).tocsr()
-
-
 def _label_number(numbers: dict, label) -> int:
     """The sub-area number ``numbers`` gives ``label`` (a programming error when it gives none)."""
     try:
@@ -600,7 +571,8 @@ def _findings_where(errors) -> str:
     return "; ".join(dict.fromkeys(parts))
 
 
-def _single_muni(blocks: gpd.GeoDataFrame) -> str:
+def single_municipality(blocks: gpd.GeoDataFrame) -> str:
+    """The one municipality code of ``blocks`` (UserError when they span several)."""
     codes = sorted(set(blocks["muni_code"]))
     if len(codes) != 1:
         raise UserError(f"town-blocks span several municipalities {codes[:5]}", where="--muni (not given)",

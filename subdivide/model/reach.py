@@ -251,9 +251,10 @@ def ladder_rungs(distance_m, *, first_m: float = LADDER_FIRST_M, ratio: float = 
 
 def _rung_values(below: float, first_m: float, ratio: float) -> list[float]:
     """[0, first_m, first_m·ratio, …] up to the last value strictly below ``below``."""
-    out = [0.0]
-    while first_m > 0 and (first_m if len(out) == 1 else out[-1] * ratio) < below:
-        out.append(first_m if len(out) == 1 else out[-1] * ratio)
+    out, nxt = [0.0], first_m
+    while 0 < nxt < below:
+        out.append(nxt)
+        nxt *= ratio
     return out
 
 

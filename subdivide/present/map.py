@@ -70,15 +70,11 @@ from subdivide.io.output import atomic_path, check_can_write
 from subdivide.core.progress import Progress, silent
 
 # ---------------------------------------------------------------------- constants
-
-#: default spill distances L (km): the trial measured spill 1.6–3.3 km past the border
-
 #: coverage-simplification tolerance for display (m); borders move at most this much
 DEFAULT_TOLERANCE_M = 15.0
 
 #: lat/lon decimals in the page (1e-6° ≈ 0.1 m)
 COORD_DECIMALS = 6
-
 
 GSI_ATTRIBUTION = ('<a href="https://maps.gsi.go.jp/development/ichiran.html" '
                    'target="_blank" rel="noopener">地理院タイル</a>')
@@ -234,16 +230,21 @@ class TextSlots:
         return out
 
 
+def _script_safe(json_text: str) -> str:
+    """JSON text made safe within ``<script>``: ``< > & '`` and the JavaScript line
+    separators U+2028/9 as \\u escapes (the same JSON value)."""
+    return (json_text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("'", "\\u0027").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
 def js_string(text: str, *, ascii: bool = False) -> str:
     """``text`` as the inside of a JSON/JavaScript string literal that is safe within
-    ``<script>`` (``< > & '`` as \\u escapes, as Jinja2's ``tojson`` writes them).
+    ``<script>`` (:func:`_script_safe`).
 
     >>> print(js_string('a"</script>'))
     a\\"\\u003c/script\\u003e
     """
-    s = json.dumps(text, ensure_ascii=ascii)[1:-1]
-    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("'", "\\u0027").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return _script_safe(json.dumps(text, ensure_ascii=ascii)[1:-1])
 
 
 #: characters that :func:`escape_text` or :func:`js_string` change; a string without any
@@ -291,18 +292,16 @@ def _fmt_pct(x) -> str:
     return f"{100 * float(x):.0f} %"
 
 
-def _check_distances(distances_km) -> tuple[float, ...]:
-    try:
-        d = tuple(float(x) for x in distances_km)
-    except (TypeError, ValueError):
-        raise UserError(f"spill distances {distances_km!r} are not numbers",
-                        fix="give kilometres, e.g. --distances 2,2.5,3") from None
-    if not d or any(not np.isfinite(x) or x <= 0 or x > 50 for x in d):
-        raise UserError(f"spill distances {d} must be between 0 and 50 km",
-                        fix="give kilometres, e.g. --distances 2,2.5,3")
+def display_distances(distances_km) -> tuple[float, ...]:
+    """The spill distances (km) a map or a report shows: checked as every spill distance
+    is (:func:`subdivide.analysis.spill.parse_distances`: sorted, unique, in (0, 50]), and
+    at most 6 (what the map's selector and legend hold)."""
+    from subdivide.analysis.spill import parse_distances
+
+    d = parse_distances(distances_km)
     if len(d) > 6:
         raise UserError(f"{len(d)} spill distances: at most 6 fit on the map", fix="give fewer distances")
-    return tuple(sorted(set(d)))
+    return d
 
 
 # ---------------------------------------------------------------------- display geometry
@@ -385,13 +384,10 @@ class SpillView:
     ``exposure``: one row per (source, target, L) with target reached by source's
     broadcasts — source, target, distance_km, area_km2, population (areal-weighted
     from town-block counts), target_population_share.
-    ``geometry``: the report's :class:`~subdivide.analysis.spill.SpillGeometry` (the cores
-    and reaches those figures were measured on), or None.
     """
 
     shares: pd.DataFrame
     exposure: pd.DataFrame
-    geometry: object = None
 
 
 def spill_shapes(plan, spill=None, distances_km=DEFAULT_DISTANCES_KM):
@@ -400,7 +396,7 @@ def spill_shapes(plan, spill=None, distances_km=DEFAULT_DISTANCES_KM):
     sub-areas, else that of a report computed once here (by the analysis layer)."""
     from subdivide.analysis.spill import spill_report
 
-    distances = _check_distances(distances_km)
+    distances = display_distances(distances_km)
     geo = getattr(spill, "geometry", None)
     if geo is None or not _shapes_fit(geo, plan, distances):
         geo = spill_report(plan, distances_km=distances, advice=False).geometry
@@ -414,14 +410,6 @@ def _shapes_fit(geo, plan, distances) -> bool:
             and bool(np.all(np.asarray(geo.subarea) == subs)))
 
 
-def spill_geometry(plan, distance_km: float, *, spill=None):
-    """(core, reach) per sub-area in plan.dissolved order, projected CRS, as the spill
-    report measured them: core = A ⊖ L, reach = (A ⊕ L) − A (A the territory)."""
-    geo = spill_shapes(plan, spill, (distance_km,))
-    core, reach = geo.at(distance_km)
-    return core, shapely.difference(reach, geo.territory)
-
-
 def exposure_geometry(plan, distance_km: float, *, spill=None) -> gpd.GeoDataFrame:
     """Pairwise neighbour exposure polygons at L (projected CRS): the part of sub-area j
     inside sub-area i's reach, one per exposure row of the spill report, with that row's
@@ -430,20 +418,23 @@ def exposure_geometry(plan, distance_km: float, *, spill=None) -> gpd.GeoDataFra
 
     report = spill if spill is not None else spill_report(plan, distances_km=(distance_km,), advice=False)
     view = view_of_report(report, plan)
-    geo = spill_shapes(plan, report, (distance_km,))
-    _, reach = geo.at(distance_km)
-    d = plan.dissolved
-    pos = {int(s): i for i, s in enumerate(d["subarea"])}
+    _, reach = spill_shapes(plan, report, (distance_km,)).at(distance_km)
     ex = view.exposure[view.exposure["distance_km"] == float(distance_km)]
-    src = np.array([pos[int(x)] for x in ex["source"]], dtype=np.int64)
-    dst = np.array([pos[int(x)] for x in ex["target"]], dtype=np.int64)
-    pieces = shapely.intersection(reach[src], np.asarray(d.geometry.values, dtype=object)[dst])
     out = gpd.GeoDataFrame({
         "source": ex["source"].to_numpy("int64"), "target": ex["target"].to_numpy("int64"),
         "distance_km": float(distance_km), "area_km2": ex["area_km2"].to_numpy(float),
         "population": ex["population"].to_numpy(float),
-    }, geometry=pieces, crs=plan.crs)
+    }, geometry=_exposure_pieces(plan.dissolved, ex, reach), crs=plan.crs)
     return out.sort_values(["source", "target"], kind="stable").reset_index(drop=True)
+
+
+def _exposure_pieces(dissolved: gpd.GeoDataFrame, ex: pd.DataFrame, reach) -> np.ndarray:
+    """Per exposure row (``ex``: :class:`SpillView` exposure rows at one L) the part of
+    its target sub-area inside its source's ``reach`` (reaches in ``dissolved`` order)."""
+    pos = {int(s): i for i, s in enumerate(dissolved["subarea"])}
+    src = np.array([pos[int(x)] for x in ex["source"]], dtype=np.int64)
+    dst = np.array([pos[int(x)] for x in ex["target"]], dtype=np.int64)
+    return shapely.intersection(reach[src], np.asarray(dissolved.geometry.values, dtype=object)[dst])
 
 
 def spill_view(plan, spill=None, distances_km=DEFAULT_DISTANCES_KM) -> SpillView:
@@ -453,7 +444,7 @@ def spill_view(plan, spill=None, distances_km=DEFAULT_DISTANCES_KM) -> SpillView
     figures are the analysis layer's: nothing is recomputed here."""
     from subdivide.analysis.spill import spill_report
 
-    distances = _check_distances(distances_km)
+    distances = display_distances(distances_km)
     if spill is None:
         spill = spill_report(plan, distances_km=distances)
     return view_of_report(spill, plan)
@@ -497,7 +488,7 @@ def view_of_report(report, plan) -> SpillView:
                         & (exposure["source"] != exposure["target"])]
     return SpillView(shares=shares.sort_values(["distance_km", "subarea"], kind="stable").reset_index(drop=True),
                      exposure=exposure.sort_values(["distance_km", "source", "target"], kind="stable")
-                     .reset_index(drop=True), geometry=getattr(report, "geometry", None))
+                     .reset_index(drop=True))
 
 
 def _pick(df: pd.DataFrame, *names):
@@ -588,10 +579,8 @@ def external_references(page: str) -> list[str]:
 # ---------------------------------------------------------------------- the page (Leaflet, written here)
 def _js(value) -> str:
     """A value this module made (numbers, constants, slot names) as script-safe JSON
-    (``< > & '`` as \\u escapes, as :func:`js_string` writes them)."""
-    s = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("'", "\\u0027").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    (:func:`_script_safe`)."""
+    return _script_safe(json.dumps(value, ensure_ascii=False, separators=(", ", ": ")))
 
 
 class _Leaflet:
@@ -599,10 +588,7 @@ class _Leaflet:
     (stylesheets and scripts as CDN tags that :func:`inline_assets` replaces), one map
     element and one script. Variables are numbered in order (``map_00000001``,
     ``geo_json_0000000f``), so the same map gives the same bytes. User text never reaches
-    this code as text: it is in slots (:class:`TextSlots`), filled once the page is whole.
-
-    (Until round 2 of issue 19 folium/branca rendered the page, through Jinja2 twice per
-    element; importing and running them cost more CPU than drawing 鳥取市's layers.)"""
+    this code as text: it is in slots (:class:`TextSlots`), filled once the page is whole."""
 
     def __init__(self, slots: TextSlots, title: str, location, zoom: int = 10):
         self.slots = slots
@@ -816,14 +802,13 @@ def _json_strings(values) -> np.ndarray:
     return lit[codes] if len(uniq) else np.zeros(0, dtype=object)
 
 
-def _geojson_text(geoms, props: pd.DataFrame) -> tuple[str, dict | None, np.ndarray]:
+def _geojson_text(geoms, props: pd.DataFrame) -> tuple[str, np.ndarray]:
     """A FeatureCollection as compact, script-safe JSON text, built from arrays
     (``shapely.to_geojson``; one JSON literal per distinct property value), from 4326
     geometries and a table of properties: plain strings (:func:`_json_strings`) or, in
     columns named in ``props.attrs["json"]``, ready JSON string contents
     (:func:`html_json_values`). Rows with no geometry are skipped; feature ids are the row
-    numbers. Returns (text, the first feature's id and property names — no values, no
-    geometry — or None when there is no feature, the rows kept)."""
+    numbers. Returns (text, the rows kept)."""
     g = np.asarray(geoms, dtype=object)
     keep = np.flatnonzero(~shapely.is_missing(g)) if len(g) else np.zeros(0, np.int64)
     ready = set(props.attrs.get("json", ()))
@@ -839,11 +824,7 @@ def _geojson_text(geoms, props: pd.DataFrame) -> tuple[str, dict | None, np.ndar
     feats = [f'{{"geometry":{geom},"id":"{i}","properties":{{{pt}}},"type":"Feature"}}'
              for geom, i, pt in zip(gj, ids, prop_text)]
     text = '{"features":[' + ",".join(feats) + '],"type":"FeatureCollection"}'
-    # safe inside <script>, as Jinja2's tojson writes it (the strings in it are escaped already)
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace("'", "\\u0027")
-    first = {"type": "Feature", "id": str(keep[0]), "properties": {c: "" for c in cols},
-             "geometry": None} if len(keep) else None
-    return text, first, keep
+    return _script_safe(text), keep   # (the strings in it are escaped already)
 
 
 def _legend_html(view: SpillView, metrics: pd.DataFrame, colours: dict[int, str], distances, esc,
@@ -936,13 +917,13 @@ def _add_geojson(p, group: str, geoms, props: pd.DataFrame, *, styles, highlight
     """A GeoJSON layer in ``group`` (geometries in EPSG:4326, properties as for
     :func:`_geojson_text`) styled per feature: ``styles`` one dict, or (key per row,
     {key: style dict}). Returns its variable."""
-    text, first, keep = _geojson_text(geoms, props)
+    text, keep = _geojson_text(geoms, props)
     if isinstance(styles, tuple):
         styles = (np.asarray(styles[0], dtype=object)[keep], styles[1])
     ids = keep.astype(str)
     return p.geojson(group, p.slots.raw(text), style_map=_style_map(styles, ids),
                      highlight_map=None if highlight is None else _style_map(highlight, ids),
-                     tooltip=(tooltip_fields, aliases) if tooltip_fields and first is not None else None,
+                     tooltip=(tooltip_fields, aliases) if tooltip_fields and len(keep) else None,
                      radius=radius)
 
 
@@ -960,6 +941,7 @@ class _Page(_Leaflet):
         self.distances = distances
         self.colours = subarea_colours(plan.subareas["subarea"].astype(int).tolist())
         self.names = dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"]))
+        self._names_json = dict(zip(self.names, html_json_values(list(self.names.values()))))
         self.tolerance_m = tolerance_m
         # core share: index sub-area, columns L
         self.shares = view.shares.pivot_table(index="subarea", columns="distance_km", values="core_share")
@@ -988,8 +970,7 @@ class _Page(_Leaflet):
 
     def name_json(self, subs) -> np.ndarray:
         """Sub-area names for layer data (:func:`html_json_values`; no slots there)."""
-        esc = dict(zip(self.names, html_json_values(list(self.names.values()))))
-        return np.array([esc[int(s)] for s in subs], dtype=object)
+        return np.array([self._names_json[int(s)] for s in subs], dtype=object)
 
 
 def _display_geometry(plan, tolerance_m: float):
@@ -1096,22 +1077,17 @@ def _spill_bands(p: _Page, shapes) -> dict:
     part in each sub-area it reaches, one per exposure row of the report. Nothing is
     buffered or measured here. Returns {L: (cores, rings, exposure rows, pieces)}."""
     tol = p.tolerance_m
-    nums = p.plan.dissolved["subarea"].astype(int).to_numpy()
-    pos = {int(s): i for i, s in enumerate(nums)}
-    dissolved = np.asarray(p.plan.dissolved.geometry.values, dtype=object)
     cores, rings, pieces, rows = [], [], [], []
     for L in p.distances:
         core, reach = shapes.at(L)
         if tol > 0:   # display resolution before cutting (the ladder's arcs are fine)
             reach = display_simplify(reach, tol)
         ex = p.view.exposure[p.view.exposure["distance_km"] == float(L)]
-        src = np.array([pos[int(x)] for x in ex["source"]], dtype=np.int64)
-        dst = np.array([pos[int(x)] for x in ex["target"]], dtype=np.int64)
         cores.append(core)
         rings.append(shapely.difference(reach, shapes.territory))
-        pieces.append(shapely.intersection(reach[src], dissolved[dst]))
+        pieces.append(_exposure_pieces(p.plan.dissolved, ex, reach))
         rows.append(ex)
-    k, nL, n = len(nums), len(p.distances), [len(x) for x in pieces]
+    k, nL, n = len(p.plan.dissolved), len(p.distances), [len(x) for x in pieces]
     flat = to_display(np.concatenate([*cores, *rings, *pieces]), p.plan.crs, tolerance_m=tol)
     out, at = {}, 2 * k * nL
     for i, L in enumerate(p.distances):
@@ -1319,7 +1295,7 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
     are ``spill``'s (a SpillReport), or those of one report computed here when None."""
     if basemap not in BASEMAP_CHOICES:
         raise UserError(f"unknown basemap {basemap!r}", fix=f"choose one of {', '.join(BASEMAP_CHOICES)}")
-    distances = _check_distances(distances_km)
+    distances = display_distances(distances_km)
     progress("map: spill figures", 0, 0)
     if spill is None:   # the shares and the exposure: the advice columns are not drawn
         from subdivide.analysis.spill import spill_report
@@ -1346,7 +1322,7 @@ _POINTS_ON_TOP_JS = """
 });
 """
 
-#: the plugin controls (as folium.plugins wrote them until round 2; options in Japanese)
+#: the plugin controls (options in Japanese)
 _FULLSCREEN_JS = ('L.control.fullscreen({"position": "topleft", "title": "全画面表示", '
                   '"titleCancel": "全画面表示を終了", "forceSeparateButton": true}).addTo({map});')
 _MEASURE_CONTROL_JS = """

@@ -34,9 +34,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from subdivide.core.errors import UserError
 from subdivide.core.constants import DEFAULT_DISTANCES_KM
-from subdivide.present.map import _check_distances, escape_text, km_label, spill_view
+from subdivide.present.map import display_distances, escape_text, km_label, spill_view
 from subdivide.io.output import atomic_dir, check_can_write
 from subdivide.core.progress import Progress, silent
 
@@ -130,7 +129,7 @@ class GlyphCheck:
         from matplotlib import font_manager
 
         # keyed on the font list's length too: a font registered later is seen
-        return _covered(tuple(families), len(font_manager.fontManager.ttflist))
+        return _covered_chars(tuple(families), len(font_manager.fontManager.ttflist))
 
     def prepare(self, texts) -> list[str]:
         """Add fallback families for characters of ``texts`` the fonts lack; returns the
@@ -173,7 +172,7 @@ class GlyphCheck:
 
 
 @lru_cache(maxsize=None)
-def _covered(families: tuple, n_fonts: int) -> frozenset:
+def _covered_chars(families: tuple, n_fonts: int) -> frozenset:
     """The characters the fonts ``families`` have together (looked up once per family list
     and number of installed fonts ``n_fonts``)."""
     out: set[int] = set()
@@ -627,7 +626,6 @@ def render_report_html(plan, view, distances, curve_distances, *, title: str | N
     note_html = (f'<p class="note">{escape_text(note)}</p>' if note else "") + _glyph_note(replaced or {})
     if packet:
         note_html += f'<p class="packet">印刷用（A4 PDF）：<a href="{escape_text(packet)}">{escape_text(packet)}</a></p>'
-
     ls = "、".join(km_label(L) for L in distances)
     key = "、".join(f"{s} {escape_text(n)}" for s, n in names.items())
     return f"""<!DOCTYPE html>
@@ -670,10 +668,17 @@ def render_report_html(plan, view, distances, curve_distances, *, title: str | N
 """
 
 
+def _planner(plan) -> dict | None:
+    """The automatic planner's record (``plan.metadata["planner"]``) when it holds a curve
+    (plans made by ``plan --auto``), else None."""
+    planner = plan.metadata.get("planner") if isinstance(plan.metadata, dict) else None
+    return planner if planner and planner.get("curve") else None
+
+
 def _planner_html(plan) -> str:
     """The automatic planner's curve section, when the plan was made by ``plan --auto``."""
-    planner = plan.metadata.get("planner") if isinstance(plan.metadata, dict) else None
-    if not planner or not planner.get("curve"):
+    planner = _planner(plan)
+    if planner is None:
         return ""
     summary = html.escape(str(planner.get("summary") or ""))
     return (f'<h2>地域数と効果（自動作成）</h2>\n<figure><img src="{PLANNER_FILE}" alt="地域数ごとの、'
@@ -705,15 +710,13 @@ def build_report(plan, out_dir, *, spill=None, distances_km=DEFAULT_DISTANCES_KM
     The folder is replaced atomically, only with ``force`` when it exists, and only if it
     holds nothing but an earlier report (never one of ``inputs``, e.g. the plan file).
     """
+    from subdivide.analysis.spill import parse_distances, spill_report
+
     out = check_can_write(out_dir, force, folder=True, inputs=inputs, command="report", owned=earlier_report)
-    curve_d = tuple(sorted({float(x) for x in curve_distances_km}))
-    if not curve_d or min(curve_d) <= 0:
-        raise UserError("curve distances must be positive kilometres", fix="e.g. 2,2.5,3")
+    curve_d = parse_distances(curve_distances_km, where="--curve-distances")
     progress("report: spill figures", 0, 0)
     if spill is None:   # computed once: the table, the figures and the packet all read it
-        from subdivide.analysis.spill import spill_report
-
-        spill = spill_report(plan, distances_km=_check_distances(distances_km))
+        spill = spill_report(plan, distances_km=display_distances(distances_km))
     view = spill_view(plan, spill, distances_km)
     distances = tuple(sorted(view.shares["distance_km"].unique()))
     names = dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"]))
@@ -740,8 +743,8 @@ def build_report(plan, out_dir, *, spill=None, distances_km=DEFAULT_DISTANCES_KM
         save_png(exposure_figure(view.exposure, order, shown, distances, font=font), tmp / "exposure_matrix.png")
         progress("report: figures", 2, 3)
         save_png(subarea_map_figure(plan, shown, font=font), tmp / "subareas.png")
-        planner = plan.metadata.get("planner") if isinstance(plan.metadata, dict) else None
-        if planner and planner.get("curve"):
+        planner = _planner(plan)
+        if planner is not None:
             save_png(planner_curve_figure(planner, font=font), tmp / PLANNER_FILE)
         progress("report: figures", 3, 3)
         (tmp / "report.html").write_bytes(page.encode("utf-8"))

@@ -141,10 +141,10 @@ def fits_table(pairs, options: dict):
 
 def run(args) -> int:
     from subdivide.analysis import reception, spill
-    from subdivide.core.i18n import printer, stderr_progress
+    from subdivide.core.i18n import command_language, printer, stderr_progress
     from subdivide.io.output import atomic_path, check_can_write, csv_bytes
 
-    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    lang = command_language(args)
     say = printer(lang)
     thresholds = spill.parse_distances(args.thresholds)
     out = Path(args.out)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import warnings
-from pathlib import Path
 
 HELP = "build coverage polygons from a site list (or synthetic sites) for `spill --coverage`"
 EXAMPLE = """
@@ -57,13 +56,13 @@ def run(args) -> int:
 
     from subdivide.analysis.coverage import _check_far
     from subdivide.core.errors import UserError
-    from subdivide.core.i18n import FRAME, frame_text, printer, translate_text
+    from subdivide.core.i18n import FRAME, command_language, frame_text, printer, translate_text
     from subdivide.io.output import check_can_write, write_csv, write_gpkg
     from subdivide.analysis.sites import PropagationRangeWarning, coverage_from_sites, read_sites, synthetic_sites
 
     from subdivide.analysis.sites import check_propagation_options
 
-    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    lang = command_language(args)
     say = printer(lang)
     check_propagation_options(min_rx_dbm=args.min_rx_dbm, hysteresis_db=args.hysteresis_db,
                               shadow_db=args.shadow_db, path_loss_exponent=args.exponent)

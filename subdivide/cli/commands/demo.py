@@ -57,9 +57,9 @@ def run(args) -> int:
         raise UserError(f"the bundled sample is not at {sample}", where=str(shp),
                         fix="run from a checkout of subdivide, or pass --sample DIR "
                             "(rebuild it with `python data/build_sample.py`)")
-    from subdivide.core.i18n import display_width, format_text, pgettext, printer, stderr_progress
+    from subdivide.core.i18n import command_language, display_width, format_text, pgettext, printer, stderr_progress
 
-    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    lang = command_language(args)
     say = (lambda *a: None) if args.quiet else printer(lang)
     progress = silent if args.quiet else stderr_progress(lang)
     started = time.perf_counter()
@@ -260,13 +260,10 @@ def validation_text(val, lang: str = "en") -> str:
     with its fix line and the verdict naming the municipality (as ``subdivide validate``)."""
     if lang == "en":
         return val.table()
-    from subdivide.cli.commands.validate import municipality_of, verdict_line
-    from subdivide.core.i18n import render_finding
+    from subdivide.cli.commands.validate import municipality_of, report_text, verdict_line
 
     code, name = municipality_of(val, {})
-    findings = val.render(lang) if hasattr(val, "render") else \
-        "\n".join(render_finding(f, lang) for f in val.findings)
-    return "\n".join([*([findings] if findings else []), verdict_line(val, code, name, lang)])
+    return report_text(val, verdict_line(val, code, name, lang), lang)
 
 
 def registry_line(shown: dict, n_active: int) -> str:

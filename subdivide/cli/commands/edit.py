@@ -72,7 +72,7 @@ def load_plan(args):
 
 
 def run(args) -> int:
-    from subdivide.core.i18n import printer
+    from subdivide.core.i18n import command_language, printer
     from subdivide.present.editor.server import EditorApp, serve
     from subdivide.present.editor.session import EditSession, PathPolicy
 
@@ -96,5 +96,5 @@ def run(args) -> int:
                            if is_plan else src.stem + ".plan.gpkg")
     editor = EditorApp(session, policy=policy, compare={str(i + 1): Path(c) for i, c in enumerate(args.compare)},
                        port=args.port, default_output=name)
-    serve(editor, port=args.port, open_browser=not args.no_browser, log=printer(getattr(args, "lang", "en")))
+    serve(editor, port=args.port, open_browser=not args.no_browser, log=printer(command_language(args)))
     return 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import sys
 
-from subdivide.core.progress import StderrProgress, silent
 from subdivide.cli.commands._reading import add_reading_arguments, column_mapping
 
 HELP = "describe a town-block file (layout, encoding, CRS, counts, totals, repairs, dropped rows)"
@@ -39,11 +38,11 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from subdivide.core.i18n import progress_translator, translate_lines
+    from subdivide.core.i18n import command_language, stderr_progress, translate_lines
     from subdivide.io.townblocks import read_townblocks
-    lang = getattr(args, "lang", None) or "en"      # set by the CLI from --lang / the locale
+    lang = command_language(args)
     mapping = column_mapping(args)
-    progress = StderrProgress(translate=progress_translator(lang)) if args.progress else silent
+    progress = stderr_progress(lang, args.progress)
     _, report = read_townblocks(args.file, muni_code=args.muni, crs=args.crs, target_crs=args.target_crs,
                                 mapping=mapping, encoding=args.encoding, layer=args.layer, progress=progress)
     if args.json:

@@ -51,10 +51,10 @@ def run(args) -> int:
     from subdivide.io.readers import read_points
     from subdivide.present.map import build_map
     from subdivide.model.plan import read_plan
-    from subdivide.core.i18n import printer, stderr_progress
+    from subdivide.core.i18n import command_language, printer, stderr_progress
     from subdivide.analysis.spill import parse_distances
 
-    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    lang = command_language(args)
     progress = stderr_progress(lang, args.progress)
     distances = parse_distances(args.distances)
     if not (args.tolerance >= 0 and args.tolerance <= 1000):      # also refuses NaN

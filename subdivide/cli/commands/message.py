@@ -230,8 +230,9 @@ def _messages(args, defaults):
 
 def _run_lint(args) -> int:
     from subdivide.carrier.messages.lint import lint_messages
+    from subdivide.core.i18n import command_language
 
-    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    lang = command_language(args)
     if args.rules:
         return _print_rules(lang)
     if args.json and args.json != "-":
@@ -262,6 +263,7 @@ def _run_compose(args) -> int:
     from subdivide.carrier.messages.compose import ComposeOptions, compose_plan
     from subdivide.carrier.messages.reading import parse_time
     from subdivide.carrier.messages.templates import PLACEHOLDER_REASON
+    from subdivide.core.i18n import command_language, format_text
     from subdivide.io.output import check_can_write
 
     if not args.output and not args.json:
@@ -291,11 +293,9 @@ def _run_compose(args) -> int:
                         fix=f"use the plan's names: {', '.join(plan.subareas['name'])}")
     sheet = compose_plan(plan, opts, cfg, spill_km=spill, neighbours=args.neighbours)
     out = sys.stderr if args.json == "-" else sys.stdout
-    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    lang = command_language(args)
     print(lint_text(sheet.report, lang), file=out)
     if args.output:
-        from subdivide.core.i18n import format_text
-
         sheet.write(args.output, force=args.force)
         print(format_text("wrote {path} ({n} messages)", lang, path=args.output, n=len(sheet.rows)), file=out)
     _write_json(args.json, sheet.to_json(), args.force)

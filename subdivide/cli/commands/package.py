@@ -45,11 +45,11 @@ def run(args) -> int:
         raise UserError("--online-map and --offline-map contradict each other",
                         fix="give one (the map is offline by default)")
     from subdivide.carrier.package import build_package
-    from subdivide.core.i18n import printer, stderr_progress
+    from subdivide.core.i18n import command_language, printer, stderr_progress
     from subdivide.present.map import package_map_writer
     from subdivide.model.plan import read_plan
 
-    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    lang = command_language(args)
     say = printer(lang)
     plan_path = Path(args.plan)
     if not plan_path.is_file():

@@ -28,7 +28,7 @@ from pathlib import Path
 from subdivide.cli.commands._reading import add_reading_arguments, column_mapping
 from subdivide.core.constants import MAX_SUBAREAS
 from subdivide.core.errors import UserError
-from subdivide.core.progress import StderrProgress, silent
+from subdivide.core.progress import silent
 
 HELP = "make or edit a sub-area plan (by 旧市町村, mapping, overlay, automatic, edits, CSV)"
 EXAMPLE = """
@@ -253,14 +253,15 @@ def summary_table(plan, lang: str = "en") -> str:
 # ---------------------------------------------------------------------- run
 def run(args) -> int:
     outputs = check_request(args)
-    from subdivide.core.i18n import stderr_progress
+    from subdivide.core.i18n import command_language, stderr_progress
 
-    progress = stderr_progress(getattr(args, "lang", "en"), bool(args.progress or args.auto))
+    lang = command_language(args)
+    progress = stderr_progress(lang, bool(args.progress or args.auto))
     plan, made = make_plan(args, progress)
     plan = apply_edits(plan, args, made)
     check_floors(plan, args)
     write_outputs(plan, made, args)
-    print_summary(plan, made, outputs, getattr(args, "lang", "en"))
+    print_summary(plan, made, outputs, lang)
     return 0
 
 
@@ -340,12 +341,13 @@ def make_plan(args, progress):
     """The plan from an existing plan file (then only edits) or from town-blocks."""
     if is_plan_file(args.input):
         return _from_plan_file(args)
+    from subdivide.core.i18n import command_language
     from subdivide.io.townblocks import read_townblocks
 
     blocks, report = read_townblocks(args.input, muni_code=args.muni, crs=args.crs, layer=args.layer,
                                      mapping=column_mapping(args), encoding=args.encoding,
                                      progress=progress if args.progress else silent)
-    _say_reading_notes(report, getattr(args, "lang", "en"))
+    _say_reading_notes(report, command_language(args))
     plan, made = _from_blocks(args, blocks, progress)
     plan.metadata.setdefault("ingest", blocks.attrs.get("ingest"))   # layer chosen, CRS assumed, columns renamed
     return plan, made
@@ -478,14 +480,7 @@ def print_summary(plan, made: Made, outputs, lang: str = "en") -> None:
         warn(line)
     if made.candidates is not None:
         say("candidates (ranked):")
-        cand = made.candidates
-        if lang != "en":        # bilingual labels (English｜日本語): the Japanese half
-            extra = {"compactness objective": "コンパクト性の目的関数値", "ssd": "属性の偏差平方和",
-                     "ch_score": "CH指標", "旧市町村 mixing": "旧市町村の混在率"}
-            cand = cand.rename(columns=lambda c: c.split("｜", 1)[1] if "｜" in str(c) else extra.get(c, c))
-            for c in cand.columns[cand.dtypes == bool]:
-                cand[c] = cand[c].map({True: "はい", False: "いいえ"})
-        say(frame_text(cand, lang))
+        say(frame_text(candidates_shown(made.candidates, lang), lang))
         say()
     if made.result is not None and made.result.summary:
         say(curve_text(made.result))
@@ -502,6 +497,17 @@ def print_summary(plan, made: Made, outputs, lang: str = "en") -> None:
         say("codes unchanged｜コードの変更なし")
     for o in outputs:
         say(f"wrote {o}")
+
+
+def candidates_shown(table, lang: str = "en"):
+    """The candidates table as printed: its bilingual labels (English｜日本語) in English; in
+    Japanese the headings --candidates-out writes (:func:`~subdivide.make.planning.candidates_table`)."""
+    if lang == "en":
+        return table
+    from subdivide.make.planning import candidates_table
+    from subdivide.make.regionalize import LABELS
+
+    return candidates_table(table.rename(columns={label: key for key, label in LABELS.items()}), headers=lang)
 
 
 def curve_text(result, width: int = 40) -> str:

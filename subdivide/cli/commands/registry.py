@@ -99,13 +99,9 @@ def run(args) -> int:
     return 0
 
 
-def _lang(args) -> str:
-    return getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
-
-
 def _register(reg, args) -> None:
     from subdivide.core.constants import MAX_MUNICIPALITIES
-    from subdivide.core.i18n import format_text
+    from subdivide.core.i18n import command_language, format_text
 
     out = reg.register(args.package, actor=args.actor, name=args.name, profile=args.profile, outline=args.outline)
     a = out["active"]
@@ -114,20 +110,20 @@ def _register(reg, args) -> None:
     else:
         name = f" {_clean(a['muni_name'])}" if a["muni_name"] else ""
         print(format_text("registered {muni} as #{id}: {subareas} sub-areas, {blocks} town-blocks "
-                          "({active}/{limit} active) at {at}", _lang(args), muni=f"{a['muni_code']}{name}",
+                          "({active}/{limit} active) at {at}", command_language(args), muni=f"{a['muni_code']}{name}",
                           id=a["id"], subareas=a["n_subareas"], blocks=a["n_townblocks"],
                           active=reg.active_count(), limit=MAX_MUNICIPALITIES, at=a["registered_at"]))
 
 
 def _list(reg, args) -> None:
     from subdivide.core.constants import MAX_MUNICIPALITIES
-    from subdivide.core.i18n import display_width, format_text, pgettext
+    from subdivide.core.i18n import command_language, display_width, format_text, pgettext
 
     rows = reg.list(include_ended=args.all)
     if args.json:
         _print_json(rows)
         return
-    lang = _lang(args)
+    lang = command_language(args)
     word = lambda text: pgettext("registry", text, lang)    # noqa: E731   headings and statuses
     head = {k: word(k) for k in ("code", "name", "#", "areas", "blocks", "status", "registered (JST)")}
     widths = {k: max(n, display_width(head[k])) for k, n in (("code", 6), ("#", 4), ("areas", 5), ("blocks", 6))}
@@ -147,13 +143,13 @@ def _list(reg, args) -> None:
 
 
 def _show(reg, args) -> None:
-    from subdivide.core.i18n import format_text, pgettext
+    from subdivide.core.i18n import command_language, format_text, pgettext
 
     out = reg.show(args.muni)
     if args.json:
         _print_json(out)
         return
-    lang = _lang(args)
+    lang = command_language(args)
     a = out["active"]
     name = f" {_clean(a['muni_name'])}" if a and a["muni_name"] else ""
     muni = f"{out['muni_code']}{name}"
@@ -176,13 +172,13 @@ def _count(v) -> str:
 
 
 def _history(reg, args) -> None:
-    from subdivide.core.i18n import format_text, pgettext
+    from subdivide.core.i18n import command_language, format_text, pgettext
 
     rows = reg.history(args.muni)
     if args.json:
         _print_json(rows)
         return
-    lang = _lang(args)
+    lang = command_language(args)
     for r in rows:
         action = pad(pgettext("registry", r["action"], lang), 9)
         print(f"{r['at']}  {action} {r['muni_code'] or '-':<6} #{r['registration_id'] or '-'} "
@@ -192,13 +188,13 @@ def _history(reg, args) -> None:
 
 def _withdraw(reg, args) -> None:
     from subdivide.core.constants import MAX_MUNICIPALITIES
-    from subdivide.core.i18n import format_text
+    from subdivide.core.i18n import command_language, format_text
 
     out = reg.withdraw(args.muni, actor=args.actor, reason=args.reason)
     if args.json:
         _print_json(out)
     else:
-        print(format_text("withdrew {muni} (#{id}); {active}/{limit} active", _lang(args), muni=out["muni_code"],
+        print(format_text("withdrew {muni} (#{id}); {active}/{limit} active", command_language(args), muni=out["muni_code"],
                           id=out["registration_id"], active=reg.active_count(), limit=MAX_MUNICIPALITIES))
 
 

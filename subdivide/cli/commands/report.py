@@ -37,11 +37,11 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from subdivide.io.output import check_can_write
     from subdivide.model.plan import read_plan
-    from subdivide.core.i18n import printer, stderr_progress
+    from subdivide.core.i18n import command_language, printer, stderr_progress
     from subdivide.present.report import build_report, earlier_report
     from subdivide.analysis.spill import parse_distances
 
-    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    lang = command_language(args)
     say = printer(lang)
     progress = stderr_progress(lang, args.progress)
     distances = parse_distances(args.distances)

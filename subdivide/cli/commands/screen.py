@@ -63,11 +63,11 @@ def run(args) -> int:
 
     from subdivide.analysis.screening import Screening
     from subdivide.core.errors import UserError
-    from subdivide.core.i18n import format_text, stderr_progress
+    from subdivide.core.i18n import command_language, format_text, stderr_progress
     from subdivide.io.output import check_can_write
     from subdivide.io.readers import check_input_file
 
-    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    lang = command_language(args)
     options = _options(args)
     for f in args.files:
         check_input_file(f, what="town-block file")

@@ -97,10 +97,10 @@ def _check_inputs(args, spill) -> Path:
 
 def run(args) -> int:
     from subdivide.analysis import spill
-    from subdivide.core.i18n import printer, stderr_progress
+    from subdivide.core.i18n import command_language, printer, stderr_progress
     from subdivide.model.plan import read_plan
 
-    lang = getattr(args, "lang", "en")          # set by the CLI from --lang / the locale
+    lang = command_language(args)
     say = printer(lang)
     distances = spill.parse_distances(args.distances)
     target = spill.check_share(args.target)

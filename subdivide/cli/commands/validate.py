@@ -222,13 +222,18 @@ def _write_json(args, reports: list, inputs: list) -> None:
             tmp.write_text(text, encoding="utf-8")
 
 
+def report_text(report, line: str, lang: str = "en") -> str:
+    """The findings of one package (each with its rule's fix line, in ``lang``), then its
+    verdict ``line``."""
+    findings = report.render(lang)
+    return f"{findings}\n{line}" if findings else line
+
+
 def _print_report(report, line: str, first: bool, quiet: bool, out, lang: str = "en") -> None:
-    """The findings (each with its rule's fix line, in ``lang``), then the verdict line."""
     if quiet:
         print(line, file=out)
         return
-    findings = report.render(lang)
-    print(("" if first else "\n") + "\n".join([*([findings] if findings else []), line]), file=out)
+    print(("" if first else "\n") + report_text(report, line, lang), file=out)
 
 
 def run(args) -> int:

@@ -31,6 +31,7 @@ from subdivide.model.plan import _drop_pinholes, _is_coverage
 from subdivide.model.reach import (
     circle_unreached_share,
     ladder_buffer,
+    spill_buffers,
     spill_territory,
 )
 
@@ -110,7 +111,7 @@ class FigureEngine:
                     distance_m: float) -> list[SpillPart | None]:
         """Spill parts per sub-area; only territories not seen at this L are computed:
         locally around what changed when the sub-area's previous shape at this L is known
-        (:func:`local_buffers`), else in full (both buffers in one threaded call)."""
+        (:func:`local_buffers`), else in full (:func:`~subdivide.model.reach.spill_buffers`)."""
         keys = [None if shapely.is_empty(t) else (_digest(shapely.to_wkb(t)), float(distance_m))
                 for t in territories]
         todo = [i for i, k in enumerate(keys) if k is not None and k not in self._spill]
@@ -126,11 +127,8 @@ class FigureEngine:
                 if res is not None:
                     cores[n], reaches[n], windows[n] = res
             if full:
-                t = territories[[todo[n] for n in full]]
-                bufs = ladder_buffer(np.concatenate([t, t]),
-                                       np.concatenate([np.full(len(t), -distance_m), np.full(len(t), distance_m)]),
-                                       quad_segs=QUAD_SEGS)
-                cores[full], reaches[full] = bufs[: len(t)], bufs[len(t):]
+                cores[full], reaches[full] = spill_buffers(territories[[todo[n] for n in full]], distance_m,
+                                                           quad_segs=QUAD_SEGS)
             for n, i in enumerate(todo):
                 prev = prevs[n][3] if windows[n] is not None else None
                 part = self._part(sub == numbers[i], territories[i], cores[n], reaches[n], windows[n], prev)
@@ -205,10 +203,9 @@ class FigureEngine:
 
     def bands(self, territory, distance_km: float):
         """(core, reach ring) of one territory at L, projected CRS."""
-        L = float(distance_km) * 1000.0
-        core, reach = ladder_buffer(np.array([territory, territory], dtype=object), np.array([-L, L]),
-                                      quad_segs=QUAD_SEGS)
-        return core, shapely.difference(reach, territory)
+        core, reach = spill_buffers(np.array([territory], dtype=object), float(distance_km) * 1000.0,
+                                    quad_segs=QUAD_SEGS)
+        return core[0], shapely.difference(reach[0], territory)
 
 
 #: a local update is tried when the changed part is at most this share of the territory
