@@ -65,7 +65,7 @@ def run(label: str, plan) -> None:
     spill, t_spill = timed(spill_report, plan)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        online, t_on = timed(build_map, plan, d / "online.html", spill=spill)
+        online, t_on = timed(build_map, plan, d / "online.html", spill=spill, offline=False)
         offline, t_off = timed(build_map, plan, d / "offline.html", spill=spill, offline=True)
         raw, t_raw = timed(build_map, plan, d / "raw.html", spill=spill, offline=True, tolerance_m=0)
         rep, t_rep = timed(build_report, plan, d / "report", spill=spill)

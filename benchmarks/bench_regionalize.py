@@ -6,6 +6,15 @@ polygons, full-set runtimes, and one local move vs a from-scratch evaluation.
                                            [--no-maxp] [--no-sample]
     python benchmarks/bench_regionalize.py --alerts [--munis 31201:50,31203:20,31328:20]
                                            [--sizes 3000,10000]
+    python benchmarks/bench_regionalize.py --effort [--before-ref HEAD] [--sizes 1000,3000]
+                                           [--restarts 1,2,4,8] [--tiny 20:0,21:1,...]
+
+``--effort`` (issue 19, search quality): the default planner (k = 2..14, seed 0) of this
+checkout against the planner of a git revision (``--before-ref``: its
+subdivide/make/regionalize/ in a copy of this checkout), each run in a child process in
+turn, CPU time from ``os.wait4``; then more restarts (never worse, k by k); then the
+exact optimum (subdivide.testing.exact) on 20–24-block municipalities, k = 2..5 asked in
+one call (as the test does) and one k per call, for both revisions.
 
 Inputs: the bundled 花巻 sample (attributes: a seeded synthetic hazard raster sampled per
 block with subdivide.model.hazard, and SLOPE-like block density), and synthetic municipalities
@@ -255,9 +264,149 @@ def move_benchmark(n=3000, moves=300):
           f"ratio {t_full / t_move:.0f}× (CPU time: the machine is shared, load {os.getloadavg()[0]:.1f})")
 
 
+# ====================================================================== --effort
+_CHILD = r"""
+import json, sys, time
+from subdivide.testing.synthetic import synthetic_townblocks
+from subdivide.make.regionalize import regionalize
+out = []
+for job in json.loads(sys.argv[1]):
+    b = synthetic_townblocks(job["n"], seed=job["seed"])
+    floor = round(job.get("floor_share", 0.0) * b.geometry.area.sum() / 1e6 / 5, 1)
+    for ks in job["calls"]:
+        t = time.process_time()
+        res = regionalize(b, k=ks, seed=0, min_area_km2=floor, **job.get("kw", {}))
+        out.append({"n": job["n"], "seed": job["seed"], "floor_km2": floor, "ks": ks, "cpu": time.process_time() - t,
+                    "spared": {str(c.k): c.spared for c in res.candidates if c.feasible}})
+print(json.dumps(out))
+"""
+
+
+def _revision_tree(ref: str) -> Path:
+    """A copy of this checkout's package with subdivide/make/regionalize/ as at ``ref``."""
+    import shutil
+    import subprocess
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_regionalize_"))
+    shutil.copytree(ROOT / "subdivide", tmp / "subdivide", ignore=shutil.ignore_patterns("__pycache__"))
+    folder = "subdivide/make/regionalize"
+    names = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", f"{ref}:{folder}"], check=True,
+                           capture_output=True, text=True).stdout.split()
+    shutil.rmtree(tmp / folder)
+    (tmp / folder).mkdir()
+    for name in names:
+        text = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:{folder}/{name}"], check=True,
+                              capture_output=True).stdout
+        (tmp / folder / name).write_bytes(text)
+    return tmp
+
+
+def _child(tree: Path, jobs: list) -> tuple[list, float]:
+    """Run planner jobs in a child process on ``tree``: (results, child CPU seconds)."""
+    import json
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(jobs)], cwd=str(tree), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(err.decode(errors="replace")[-2000:])
+    return json.loads(out), usage.ru_utime + usage.ru_stime
+
+
+def _exact_gaps(runs: list) -> list[dict]:
+    """Each run's spared share against the exact optimum (same model, graph and floor)."""
+    from subdivide.make.regionalize import Regionalizer
+    from subdivide.testing.exact import ExactInstance, solve_exact
+    from subdivide.testing.synthetic import synthetic_townblocks
+
+    rows, inst = [], {}
+    for run in runs:
+        key = (run["n"], run["seed"], run["floor_km2"])
+        if key not in inst:
+            b = synthetic_townblocks(run["n"], seed=run["seed"])
+            inst[key] = ExactInstance.from_regionalizer(Regionalizer(b, k=2, seed=0, min_area_km2=key[2]).fit())
+        for k, v in run["spared"].items():
+            ex = solve_exact(inst[key], int(k), min_area_m2=key[2] * 1e6, incumbent=v)
+            rows.append({"n": run["n"], "seed": run["seed"], "floor_km2": key[2], "k": int(k), "call": str(run["ks"]),
+                         "spared": v, "optimum": ex.value, "gap": (ex.value - v) / ex.value if ex.value else 0.0})
+    return rows
+
+
+def effort_report(ref: str, sizes, restarts, tiny) -> None:
+    ks = list(range(2, 15))
+    before_tree = _revision_tree(ref)
+    print(f"== default planner, k = 2..14, seed 0: this checkout vs {ref} (child processes, CPU by os.wait4; "
+          f"load {os.getloadavg()[0]:.1f})", flush=True)
+    rows = []
+    for n in sizes:
+        job = [{"n": n, "seed": 1, "calls": [ks]}]
+        (old,), old_cpu = _child(before_tree, job)
+        (new,), new_cpu = _child(ROOT, job)
+        o = np.array([old["spared"][str(k)] for k in ks])
+        w = np.array([new["spared"][str(k)] for k in ks])
+        rows.append({"n": n, "before_cpu_s": round(old["cpu"], 1), "after_cpu_s": round(new["cpu"], 1),
+                     "ratio": round(new["cpu"] / old["cpu"], 2), "process_cpu_before": round(old_cpu, 1),
+                     "process_cpu_after": round(new_cpu, 1), "before_mean_spared": round(o.mean(), 4),
+                     "after_mean_spared": round(w.mean(), 4), "k_after_better": int((w > o + 1e-12).sum()),
+                     "k_after_worse": int((w < o - 1e-12).sum())})
+        print(f"  {n}: before {np.round(o, 4).tolist()}\n  {n}: after  {np.round(w, 4).tolist()}", flush=True)
+    print(pd.DataFrame(rows).to_string(index=False))
+
+    print("\n== more restarts (this checkout): spared share per k, k = 2..14", flush=True)
+    for n in sizes:
+        prev, worse = None, 0
+        for r in restarts:
+            (res,), _ = _child(ROOT, [{"n": n, "seed": 1, "calls": [ks], "kw": {"restarts": r}}])
+            v = np.array([res["spared"][str(k)] for k in ks])
+            if prev is not None:
+                worse += int((v < prev - 1e-12).sum())
+            print(f"  {n} blocks, restarts {r}: CPU {res['cpu']:.1f} s, mean {v.mean():.4f}, "
+                  f"{np.round(v, 4).tolist()}", flush=True)
+            prev = v
+        print(f"  {n} blocks: k values worse with more restarts: {worse}")
+
+    print("\n== exact optimum on tiny municipalities (gap = (optimum − planner) / optimum)", flush=True)
+    jobs = [{"n": n, "seed": s, "floor_share": f, "calls": [list(range(2, 6))] + [[k] for k in range(2, 6)]}
+            for n, s, f in tiny]
+    summary = []
+    one_call = str(list(range(2, 6)))
+    for label, tree in ((ref, before_tree), ("this checkout", ROOT)):
+        runs, _ = _child(tree, jobs)
+        g = pd.DataFrame(_exact_gaps(runs))
+        for mode, many in (("k = 2..5 in one call", True), ("one k per call", False)):
+            d = g[(g["call"] == one_call) == many]
+            summary.append({"planner": label, "calls": mode, "cases": len(d), "optimal": int((d["gap"] <= 1e-9).sum()),
+                            "optimal_pct": round(100 * float((d["gap"] <= 1e-9).mean()), 1),
+                            "mean_gap_pct": round(100 * float(d["gap"].mean()), 2),
+                            "max_gap_pct": round(100 * float(d["gap"].max()), 2),
+                            "planner_cpu_s": round(sum(r["cpu"] for r in runs
+                                                       if (str(r["ks"]) == one_call) == many), 1)})
+    print(pd.DataFrame(summary).to_string(index=False))
+
+
 def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
+    if "--effort" in argv:
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--effort", action="store_true")
+        ap.add_argument("--before-ref", default="HEAD")
+        ap.add_argument("--sizes", default="1000,3000")
+        ap.add_argument("--restarts", default="1,2,4,8")
+        ap.add_argument("--tiny", default=",".join(f"{20 + i % 5}:{i}" for i in range(8)) + ",22:8:0.6,24:9:0.6",
+                        help="n:seed[:floor share] of 20–24-block municipalities (the exactness test's set)")
+        a = ap.parse_args(argv)
+        tiny = []
+        for spec in a.tiny.split(","):
+            parts = spec.split(":")
+            tiny.append((int(parts[0]), int(parts[1]), float(parts[2]) if len(parts) > 2 else 0.0))
+        effort_report(a.before_ref, [int(s) for s in a.sizes.split(",") if s],
+                      [int(r) for r in a.restarts.split(",") if r], tiny)
+        return
     if "--alerts" in argv:
         ap = argparse.ArgumentParser()
         ap.add_argument("--alerts", action="store_true")

@@ -67,7 +67,7 @@ def build(out: Path, *, progress=None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = [
         build_map(plan, out / "hanamaki_review.html", spill=spill, points=pts, basemap="pale",
-                  title=TITLE, note=NOTE, force=True, progress=progress),
+                  offline=False, title=TITLE, note=NOTE, force=True, progress=progress),
         build_map(plan, out / "hanamaki_review_offline.html", spill=spill, points=pts, basemap="pale",
                   offline=True, title=TITLE, note=NOTE, force=True, progress=progress),
         build_report(plan, out / "report", spill=spill, title=REPORT_TITLE, note=NOTE, force=True,

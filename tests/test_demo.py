@@ -133,7 +133,6 @@ def test_demo_runs_every_stage_prints_what_it_wrote_and_is_reproducible(sample_s
 
 def test_registry_line_names_the_municipality_and_counts():
     from subdivide.cli.commands.demo import registry_line
-    from subdivide.cli.commands.plan import curve_text
     from subdivide.core.errors import UserError
 
     shown = {"muni_code": "03205", "active": {"id": 3, "muni_code": "03205", "muni_name": "花巻市",

@@ -1,5 +1,4 @@
 """e-Stat layout definitions and layout detection."""
-from pathlib import Path
 
 import pandas as pd
 import pytest

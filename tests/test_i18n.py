@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gettext
 import io
 import re
@@ -13,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import numpy as np
 from conftest import SAMPLE_SHP, need
 
 from subdivide.cli.main import build_parser
@@ -467,55 +469,293 @@ def test_japanese_help_fits_the_terminal(monkeypatch):
     assert display_width("花巻 ab") == 7
 
 
-# ------------------------------------------------------------------------------ the commands' own texts
-#: command modules whose UserErrors must all read Japanese (plan.py and validate.py: their owners)
-OWN_COMMANDS = ("calibrate", "coverage", "demo", "edit", "info", "map", "message", "package", "registry",
-                "report", "screen", "spill", "_reading")
-
-
-def _literal(node, counter) -> str | None:
-    """The English of a string literal or f-string, each value replaced by a placeholder."""
+# ------------------------------------------------------------------------------ every UserError, every layer
+def _texts(node, names, counter) -> list[str] | None:
+    """Every English text an expression can give: a literal, an f-string (each value a
+    placeholder ``V1x``), a name bound to a text (``names``: name → expressions), both
+    branches of ``a if c else b``, the texts of ``x or "…"``, a ``+`` of texts (a side
+    that is not text becomes a placeholder); None when the expression gives no known text."""
     import ast
 
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
+    def hole(value=None) -> str:
+        """A made-up value: a number where the code prints one (a format such as ``:,`` or
+        ``:.1f``, ``len(…)``, ``int(…)``, ``….sum()``), else a word ``V1x``."""
+        counter.append(1)
+        spec = ast.unparse(value.format_spec) if value is not None and value.format_spec else ""
+        inner = value.value if value is not None else None
+        call = getattr(getattr(inner, "func", None), "id", None) or getattr(getattr(inner, "func", None), "attr", None)
+        numeric = any(c in spec for c in ",dfg%") or call in ("len", "int", "float", "round", "sum", "mean")
+        return str(10 + len(counter)) if numeric else f"V{len(counter)}x"
+
+    def shown(v) -> str:
+        """A value of an f-string: a constant the module names (MAX_SUBAREAS → 14) as printed."""
+        bound = names.get(getattr(v.value, "id", None)) or []
+        if len(bound) == 1 and isinstance(bound[0], ast.Constant) and not v.format_spec and \
+                isinstance(bound[0].value, (int, float, str)) and not isinstance(bound[0].value, bool):
+            return repr(bound[0].value) if v.conversion == ord("r") else str(bound[0].value)
+        return hole(v)
+
+    if isinstance(node, ast.Constant):
+        return [node.value] if isinstance(node.value, str) else None
     if isinstance(node, ast.JoinedStr):
-        out = ""
-        for v in node.values:
-            if isinstance(v, ast.Constant):
-                out += v.value
-            else:
-                counter.append(1)
-                out += f"V{len(counter)}x"
-        return out
+        return ["".join(v.value if isinstance(v, ast.Constant) else shown(v) for v in node.values)]
+    if isinstance(node, ast.Name) and node.id in names:
+        found = [t for value in names[node.id] for t in (_texts(value, {**names, node.id: []}, counter) or [])]
+        return found or None
+    if isinstance(node, ast.IfExp):
+        found = (_texts(node.body, names, counter) or []) + (_texts(node.orelse, names, counter) or [])
+        return found or None
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
+        found = [t for v in node.values for t in (_texts(v, names, counter) or [])]
+        return found or None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("strip", "rstrip") \
+            and not node.args:
+        found = _texts(node.func.value, names, counter)
+        return None if found is None else [getattr(t, node.func.attr)() for t in found]
+    if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "join" and len(node.args) == 1 and \
+            isinstance(node.args[0], (ast.GeneratorExp, ast.ListComp)):   # "\n".join(f"  {f}" for f in …): one item
+        return _texts(node.args[0].elt, names, counter)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        a, b = _literal(node.left, counter), _literal(node.right, counter)
-        return None if a is None or b is None else a + b
+        a, b = _texts(node.left, names, counter), _texts(node.right, names, counter)
+        if a is None and b is None:
+            return None
+        return [x + y for x in (a or [hole()]) for y in (b or [hole()])]
     return None
 
 
-def test_every_user_error_of_the_commands_reads_japanese():
-    """Each UserError a command module raises (what and fix), with made-up values, translates
-    into Japanese: found by reading the modules, so a new error cannot slip through."""
+@functools.cache
+def _error_texts() -> tuple[list[tuple[str, str]], list[str]]:
+    """(place, English) of every text a user can meet as a UserError's message or fix, read
+    from every module under subdivide/: the calls of UserError and of its subclasses (found
+    by reading the class definitions), their first argument and ``fix=``; a name bound to a
+    text in the module or the function (or imported from another module); a parameter of a
+    function that raises it, at every call of that function in the module; a function's
+    returned texts; the message of an exception caught and raised again as a UserError
+    (``except ShapefileError as exc: raise UserError(str(exc))``). Also the expressions whose
+    text could not be read (second list), for the test to keep small."""
     import ast
 
-    root = Path(__file__).resolve().parents[1] / "subdivide" / "cli"
-    files = [root / "commands" / f"{n}.py" for n in OWN_COMMANDS] + [root / "main.py"]
-    seen, missing = 0, []
-    for f in files:
-        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
-            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "UserError"):
+    root = Path(__file__).resolve().parents[1] / "subdivide"
+    trees = {f.relative_to(root.parent).as_posix(): ast.parse(f.read_text(encoding="utf-8"))
+             for f in sorted(root.rglob("*.py"))}
+    modules = {f[:-3].replace("/", ".").removesuffix(".__init__"): f for f in trees}
+
+    def defs(body) -> dict:
+        """Names bound at one level of a body (module or function), not inside nested defs."""
+        out: dict[str, list] = {}
+        stack = list(body)
+        while stack:
+            n = stack.pop(0)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
                 continue
-            parts = ([node.args[0]] if node.args else []) + [k.value for k in node.keywords if k.arg == "fix"]
-            for part in parts:
-                text = _literal(part, [])
-                if text is None:
+            if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+                out.setdefault(n.targets[0].id, []).append(n.value)
+            elif isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.value is not None:
+                out.setdefault(n.target.id, []).append(n.value)
+            stack.extend(ast.iter_child_nodes(n))
+        return out
+
+    nodes = {f: list(ast.walk(t)) for f, t in trees.items()}
+    top = {f: defs(t.body) for f, t in trees.items()}
+    functions = {f: {n.name: n for n in ns if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+                 for f, ns in nodes.items()}
+    imported: dict[str, dict[str, tuple[str, str]]] = {}
+    for f, ns in nodes.items():
+        for n in ns:
+            if isinstance(n, ast.ImportFrom) and n.module in modules:
+                for a in n.names:
+                    imported.setdefault(f, {})[a.asname or a.name] = (modules[n.module], a.name)
+
+    def names_in(f: str, chain: list) -> dict:
+        """The text bindings seen from a function nested as ``chain`` in module ``f``."""
+        out = {k: v for k, (g, name) in imported.get(f, {}).items() if name in top[g] for v in [top[g][name]]}
+        out.update(top[f])
+        for fn in chain:
+            out.update(defs(fn.body))
+        return out
+
+    def returns(f: str, name: str) -> list | None:
+        g, name = imported.get(f, {}).get(name, (f, name))
+        fn = functions.get(g, {}).get(name)
+        if fn is None:
+            return None
+        return [(g, [fn], n.value) for n in ast.walk(fn) if isinstance(n, ast.Return) and n.value is not None]
+
+    def name_of(call) -> str | None:
+        return getattr(call.func, "id", None) or getattr(call.func, "attr", None)
+
+    def calls(t):
+        """(call, chain of enclosing functions) for every call in tree ``t``."""
+        stack = [(t, [])]
+        while stack:
+            n, chain = stack.pop()
+            if isinstance(n, ast.Call):
+                yield n, chain
+            inner = chain + [n] if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) else chain
+            stack.extend((c, inner) for c in ast.iter_child_nodes(n))
+
+    all_calls = [(f, call, chain) for f, t in trees.items() for call, chain in calls(t)]
+
+    # UserError and its subclasses, with where their constructor takes the message and the fix; a
+    # class that takes its own Japanese (``ja``: the editor's EditError, shown in its web page) is left out
+    signature = {"UserError": {0: "what", "fix": "fix"}}
+    own_japanese: set = set()
+    class_defs = [n for ns in nodes.values() for n in ns if isinstance(n, ast.ClassDef)]
+    for _ in range(3):
+        for c in class_defs:
+            base = next((b for b in (getattr(x, "id", None) or getattr(x, "attr", None) for x in c.bases)
+                         if b in signature), None)
+            if base is None or c.name in signature or c.name in own_japanese:
+                continue
+            init = next((n for n in c.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+            if init is None:
+                signature[c.name] = signature[base]
+                continue
+            params = [a.arg for a in init.args.args[1:]]
+            if "ja" in params + [a.arg for a in init.args.kwonlyargs]:
+                own_japanese.add(c.name)
+                continue
+            sup = next(n for n in ast.walk(init) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "__init__")
+            first = getattr(sup.args[0], "id", None) if sup.args else None
+            signature[c.name] = {**({params.index(first): "what"} if first in params else {}), "fix": "fix"}
+
+    # exceptions whose message is raised again as a UserError's (``raise UserError(str(exc))``)
+    for h in (n for ns in nodes.values() for n in ns if isinstance(n, ast.ExceptHandler) and n.name):
+        for c in (n for n in ast.walk(h) if isinstance(n, ast.Call) and name_of(n) in signature):
+            arg = c.args[0] if c.args else None
+            if isinstance(arg, ast.Call) and name_of(arg) == "str" and arg.args and \
+                    getattr(arg.args[0], "id", None) == h.name:
+                for x in (h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]):
+                    signature.setdefault(getattr(x, "id", None) or getattr(x, "attr", None), {0: "what"})
+
+    # raisers: name → {module (None: any) → where the call takes a message / fix}; a function
+    # whose parameter becomes a UserError's message or fix joins them, for the calls in its module
+    raisers: dict[str, dict] = {name: {None: sig} for name, sig in signature.items()}
+    found, unread, done = [], [], set()
+    while True:
+        new: dict[tuple[str, str], dict] = {}
+        for f, call, chain in all_calls:
+            by_module = raisers.get(name_of(call), {})
+            sig = by_module.get(None) or by_module.get(f)
+            if sig is None or (id(call), id(sig)) in done:
+                continue
+            done.add((id(call), id(sig)))
+            fn = chain[-1] if chain else None
+            args = fn.args.args if fn else []
+            shift = 1 if args and args[0].arg in ("self", "cls") else 0
+            params = {a.arg: i - shift for i, a in enumerate(args)} | \
+                ({a.arg: None for a in fn.args.kwonlyargs} if fn else {})
+            names = names_in(f, chain)
+            for pos, kind in sig.items():
+                part = call.args[pos] if isinstance(pos, int) and len(call.args) > pos else \
+                    next((k.value for k in call.keywords if k.arg == pos or k.arg == kind), None)
+                if part is None or (isinstance(part, ast.Constant) and part.value is None):
                     continue
-                seen += 1
-                if not JA.search(translate_text(text, "ja")):
-                    missing.append(f"{f.name}:{node.lineno}: {text}")
-    assert seen > 60
+                place = f"{f}:{call.lineno}: {kind}"
+                if isinstance(part, ast.Name) and part.id in params and part.id not in defs(fn.body):
+                    into = new.setdefault((f, fn.name), {})
+                    into[part.id] = kind
+                    if params[part.id] is not None:
+                        into[params[part.id]] = kind
+                    continue
+                made = [part] if isinstance(part, ast.Call) else names.get(getattr(part, "id", None), [])
+                if made and all(isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and
+                                returns(f, v.func.id) for v in made):      # a function's returned texts
+                    rets = [r for v in made for r in returns(f, v.func.id)]
+                    texts = [x for g, ch, r in rets for x in (_texts(r, names_in(g, ch), []) or [])] or None
+                else:
+                    texts = _texts(part, names, [])
+                if texts is None:
+                    unread.append(f"{place}: {ast.unparse(part)}")
+                found += [(place, x) for x in texts or []]
+        fresh = {k: v for k, v in new.items() if raisers.get(k[1], {}).get(k[0]) != v}
+        if not fresh:
+            return list(dict.fromkeys(found)), unread
+        for (f, name), sig in fresh.items():
+            raisers.setdefault(name, {})[f] = sig
+
+
+#: expressions whose text the scan cannot read, and why each is covered elsewhere
+UNREAD = {
+    "exc.what", "exc.fix",                            # a UserError raised again with its own texts
+    "str(exc)",                                       # the caught exception's raise sites are scanned (ShapefileError)
+    "fix.replace('{path}', where or 'the file')",     # faults.ERRNO_TEXT: test_file_system_faults_read_japanese
+    "fixes_for(errors)",                              # the rules' fixes: test_every_rule_has_a_fix_and_both_languages
+}
+
+
+def _reads_japanese(text: str) -> bool:
+    """``text`` translates into Japanese (and not into itself). A made-up value ``V1x`` may
+    stand for one of a fixed set of known phrases (a ``{phrase…}`` field), so a text that
+    fails with the words is tried again with a known phrase in their place."""
+    for shown in (text, re.sub(r"V\d+x", PHRASE, text)):
+        ja = translate_text(shown, "ja")
+        if ja != shown and JA.search(ja):
+            return True
+    return False
+
+
+def test_every_user_error_reads_japanese():
+    """Each UserError any module under subdivide/ raises (UserError and its subclasses: message
+    and fix; the texts of helpers that raise it, of names bound to text, of exceptions raised
+    again as UserErrors), with made-up values, translates into Japanese: found by reading the
+    modules, so a new error in any layer cannot slip through in English."""
+    found, unread = _error_texts()
+    assert len(found) > 850, len(found)                 # 878 texts when written: the scan still reads them all
+    assert {u.split(": ", 2)[2] for u in unread} <= UNREAD, unread
+    missing = [f"{place}: {text}" for place, text in found if not _reads_japanese(text)]
     assert not missing, missing
+
+
+def test_the_error_scan_reads_what_the_code_raises():
+    """The scan finds the texts behind names, helpers, conditional parts and constants: a
+    UserError subclass, a helper's parameter, a module constant (REBUILD_FIX), MAX_SUBAREAS
+    printed as 14, both branches of ``… if … else …``, and leaves out the editor's own-Japanese
+    EditError."""
+    texts = {text for _, text in _error_texts()[0]}
+    from subdivide.model.plan import REBUILD_FIX
+
+    assert REBUILD_FIX in texts                                                     # fix=REBUILD_FIX
+    assert "no candidate meets the constraints" in texts                            # InfeasibleError
+    assert "azimuth outside 0–360°" in texts                                        # fail(mask, what, fix)
+    assert "use 1–14" in texts                                                      # f"use 1–{MAX_SUBAREAS}"
+    assert {"11 sites lie outside Japan", "11 sites lie outside Japan — latitude and longitude look swapped"} <= texts
+    assert any(t.startswith("the .shx indexes ") for t in texts)                   # count_problem's return
+    assert any(t.startswith("the V1x has no valid Shapefile header") for t in texts)  # ShapefileError
+    assert not any(t.startswith("town-blocks V1x are not in the plan") for t in texts)  # EditError: own Japanese
+
+
+def test_file_system_faults_read_japanese():
+    """Every errno the fault translator names reads Japanese, message and fix (the fix names the path)."""
+    from subdivide.core.faults import ERRNO_TEXT, _errno_error
+
+    for code in ERRNO_TEXT:
+        for detail in ("", "some detail"):
+            e = _errno_error(code, "out/a.gpkg", None, detail)
+            what, fix = translate_text(e.what, "ja"), translate_text(e.fix, "ja")
+            assert JA.search(what) and what != e.what and JA.search(fix) and fix != e.fix, (code, e.message)
+
+
+def test_num_fields_get_numbers_only():
+    """A list where a {num…} field stands never matches: the sub-area list of a name clash and
+    of an out-of-range check is a plain field (it read [1, 2] as no number before)."""
+    assert translate_text("sub-areas [3, 5] would have the same name 東和地域", "ja") == \
+        "エリア [3, 5] が同じ名前 東和地域 になります"
+    assert translate_text("sub-area numbers must be 1–14 (codes 0320501–0320514): [15, 16]", "ja") == \
+        "エリア番号は 1〜14 にしてください（コード 0320501〜0320514）: [15, 16]"
+
+
+def test_infeasible_plans_explain_themselves_in_japanese():
+    """An InfeasibleError lists a reason per k, one line each: the lines are Japanese too."""
+    text = ("no requested k could be met:\n  k=3: area below 300 km²: ['a 120 km²']; core share below 50% at "
+            "L=2.5 km: ['b 40%']\n  k=4: no contiguous partition into 4 sub-areas meeting the floor was found")
+    assert translate_text(text, "ja").splitlines() == [
+        "指定したどの k も満たせませんでした:",
+        "  k=3: 面積が 300 km² 未満: ['a 120 km²']。L=2.5 km で非到達コア率が 50% 未満: ['b 40%']",
+        "  k=4: 下限を満たす 4 個のつながったエリアへの分け方が見つかりませんでした"]
+    one = "no requested k is feasible:\n  k=3 with a 100000 km² floor in a 908 km² municipality: max feasible k = 0"
+    assert translate_text(one, "ja") == ("指定したどの k も実現できません:\n  k=3: 908 km² の市区町村では、"
+                                         "条件「面積の下限 100000 km²」のもとで実現できる k は最大 0 です")
 
 
 def test_warnings_and_internal_errors_in_japanese(capsys):
@@ -563,3 +803,38 @@ def test_no_two_templates_read_the_same_english():
         shape = _FIELD.sub(lambda m: "{num}" if m.group(1).startswith("num") else "{}", msgid)
         assert shape not in seen, (seen.get(shape), msgid)
         seen[shape] = msgid
+
+
+def test_where_words_translate_but_files_and_options_stay_as_written():
+    """The ``where`` of an error: file names, rows and options kept, the words around them in
+    Japanese (msgctxt "where" templates), and those templates never touch other text."""
+    from subdivide.core.errors import UserError
+    from subdivide.core.i18n import translate_where
+
+    assert translate_where("/x/町丁.csv, rows [3, 5] (row 1 = header)", "ja") == "/x/町丁.csv、[3, 5] 行目（1 行目は見出し）"
+    assert translate_where("plan.gpkg: layer townblocks", "ja") == "plan.gpkg: レイヤ townblocks"
+    assert translate_where("sites.csv (read as EPSG:6668), cells ['d:1']", "ja") == \
+        "sites.csv（EPSG:6668 として読み込み）、セル ['d:1']"
+    assert translate_where("--muni (not given)", "ja") == "--muni（指定なし）"
+    for kept in ("/x/y.shp", "--k", "h27ka31.shp [KEY_CODE]"):
+        assert translate_where(kept, "ja") == kept
+    assert translate_where("b.csv, row 7", "en") == "b.csv, row 7"
+    assert translate_text("the value is bad, row 7", "ja") == "the value is bad, row 7"   # no leak
+    err = UserError("no observations given", where="observations", fix="give observation files, or --trial")
+    assert "\n  場所: 観測データ\n" in translate_error(err, "ja") + "\n"
+
+
+def test_a_plan_that_breaks_the_rules_lists_its_findings_in_japanese(sample_plan):
+    """PlanCheckError carries its findings: in Japanese each reads as the findings table does."""
+    from subdivide.core.errors import PlanCheckError
+
+    sub = sample_plan.blocks["subarea"].to_numpy().copy()
+    far = int(np.flatnonzero(sub == sub.max())[0])       # one block of the last sub-area, moved to the first
+    sub[far] = sub.min()
+    with pytest.raises(PlanCheckError) as exc:
+        sample_plan.with_assignment(sub)
+    assert exc.value.findings and exc.value.message.startswith("the plan breaks the rules:\n  ERROR")
+    ja = translate_error(exc.value, "ja")
+    assert ja.startswith("案が規則を満たしていません:\n  エラー")
+    rows = [line for line in ja.splitlines() if line.startswith("  エラー")]
+    assert rows and all(JA.search(r.split(":", 1)[1]) for r in rows), ja

@@ -91,7 +91,7 @@ def sample_spill(sample_plan):
 @pytest.fixture(scope="module")
 def sample_pages(sample_plan, offices, sample_spill):
     """The sample map online (pale) and offline (no basemap), rendered once."""
-    online = render_map(sample_plan, spill=sample_spill, points=offices, basemap="pale")
+    online = render_map(sample_plan, spill=sample_spill, points=offices, basemap="pale", offline=False)
     offline = render_map(sample_plan, spill=sample_spill, points=offices, basemap="none", offline=True,
                          note="境界は推定形状です")
     return _unescape_js(online), _unescape_js(offline)
@@ -328,13 +328,14 @@ def test_coverage_sites_and_points_layers(hostile_plan):
 
 # ---------------------------------------------------------------------- CLI
 def test_cli_map_writes_offline_file(tmp_path, hostile_plan, capsys):
+    """Every map opens with no internet: the default inlines every library; --cdn links them."""
     from subdivide.cli.main import main
 
     plan_path = tmp_path / "h.plan.gpkg"
     hostile_plan.save(plan_path)
     out = tmp_path / "review.html"
     offices = "data/hanamaki_03205/offices.geojson"
-    args = ["map", str(plan_path), "-o", str(out), "--offline", "--basemap", "none", "--distances", "2,3"]
+    args = ["map", str(plan_path), "-o", str(out), "--basemap", "none", "--distances", "2,3"]
     if os.path.exists(offices):
         args += ["--points", offices]
     assert main(args) == 0
@@ -344,6 +345,14 @@ def test_cli_map_writes_offline_file(tmp_path, hostile_plan, capsys):
     assert "wrote" in capsys.readouterr().out
     assert main(args) == 2  # exists
     assert "already exists" in capsys.readouterr().err
+    cdn = tmp_path / "cdn.html"
+    assert main(["map", str(plan_path), "-o", str(cdn), "--basemap", "none", "--distances", "2", "--cdn"]) == 0
+    linked = cdn.read_text(encoding="utf-8")
+    assert len(external_references(linked)) == 6 == linked.count('="https://cdn.jsdelivr.net/npm/')
+    assert cdn.stat().st_size < out.stat().st_size
+    with pytest.raises(SystemExit) as exc:                                  # argparse: one or the other
+        main(["map", str(plan_path), "-o", str(tmp_path / "c.html"), "--cdn", "--offline"])
+    assert exc.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
     assert main(["map", str(plan_path), "-o", str(tmp_path / "b.html"), "--distances", "2,x"]) == 2
     assert main(["map", str(tmp_path / "missing.gpkg")]) == 2
     assert not (tmp_path / "b.html").exists()
@@ -457,7 +466,7 @@ def test_points_are_kept_on_top_of_later_layers(hostile_plan, offices):
     page = render_map(hostile_plan, basemap="none", distances_km=(2,), points=offices)
     m = re.search(r"\.on\('overlayadd sd-spill', function \(\) \{\s*\[(geo_json_\w+)\]", page)
     assert m and f"var {m.group(1)} = L.geoJson(" in page
-    assert "overlayadd" not in render_map(hostile_plan, basemap="none", distances_km=(2,))
+    assert ".on('overlayadd" not in render_map(hostile_plan, basemap="none", distances_km=(2,))
 
 
 # ---------------------------------------------------------------------- spill panel, policy, offline

@@ -55,7 +55,7 @@ def test_package_lists_every_file_with_checksums(small_package):
         for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
             assert f"{base}{ext}" in files
     assert {"package.gpkg", "subarea_list.csv", "townblock_list.csv", "area_codes.xlsx"} <= set(files)
-    assert man["municipality"] == {"code": "03205", "code6": "032051"}
+    assert man["municipality"] == {"code": "03205", "code6": "032051", "name": "花巻市"}
     assert man["limits"]["max_subareas"] == 14 and man["limits"]["max_municipalities"] == 25
     assert {c["rule"] for c in man["limits"]["checked"]} >= {"LIMIT-SUBAREAS", "CONTIGUITY"}
     assert man["counts"]["townblocks"] == 85 and man["counts"]["subareas"] == 3
@@ -225,6 +225,7 @@ def test_sample_package_validates_clean_and_registers(sample_plan, tmp_path, cap
     man = json.loads(zipfile.ZipFile(out).read("manifest.json"))
     assert man["contents"] == {"map": True, "spill": True}
     assert [i["name"] for i in man["inputs"]] == ["plan"]
+    assert man["municipality"] == {"code": "03205", "code6": "032051", "name": "花巻市"}
     report_path = tmp_path / "report.json"
     status = main(["validate", str(out), "--outline", str(SAMPLE_OUTLINE), "--json", str(report_path)])
     report = json.loads(report_path.read_text(encoding="utf-8"))
@@ -232,12 +233,42 @@ def test_sample_package_validates_clean_and_registers(sample_plan, tmp_path, cap
     # the trial split is known to be tight for the smaller areas: warned, not refused
     assert any(f["rule"] == "SPILL-CORE" for f in report["findings"])
     db = tmp_path / "registry.sqlite"
-    assert main(["registry", "--db", str(db), "register", str(out), "--name", "花巻市"]) == 0
+    capsys.readouterr()
+    assert main(["registry", "--db", str(db), "register", str(out)]) == 0    # named by the manifest
+    assert "registered 03205 花巻市 as #1" in capsys.readouterr().out
     assert main(["package", str(plan_path), "--out", str(out)]) == 2      # exists, no --force
     capsys.readouterr()
     assert main(["registry", "--db", str(db), "--json", "list"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["muni_code"], r["muni_name"], r["n_subareas"]) for r in rows] == [("03205", "花巻市", 4)]
+
+
+def test_the_municipality_name_validate_and_the_registry_show(small_plan, small_package, tmp_path, capsys):
+    """validate: the carrier's --names list, else the manifest's name (control characters
+    dropped). registry: --name, else the earlier registration's, else the manifest's."""
+    import shutil
+
+    from subdivide.carrier.registry import Registry
+
+    assert main(["validate", str(small_package)]) == 0
+    assert "— 03205 花巻市 —" in capsys.readouterr().out
+    names = tmp_path / "codes.csv"
+    names.write_text("code,name\n03205,花巻市（公式）\n", encoding="utf-8")
+    assert main(["validate", str(small_package), "--names", str(names)]) == 0
+    assert "— 03205 花巻市（公式） —" in capsys.readouterr().out
+    hostile = tmp_path / "hostile"
+    shutil.copytree(small_package, hostile)
+    man = json.loads((hostile / "manifest.json").read_text(encoding="utf-8"))
+    man["municipality"]["name"] = "\x1b[2J花巻市\u202e"
+    (hostile / "manifest.json").write_text(json.dumps(man, ensure_ascii=False), encoding="utf-8")
+    assert main(["validate", str(hostile)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out and "[2J花巻市 —" in out
+    reg = Registry(tmp_path / "r.sqlite")
+    assert reg.register(hostile)["active"]["muni_name"] == "[2J花巻市"            # the manifest's, cleaned
+    other = build_package(small_plan, tmp_path / "cp932", spill=False, review_map=False, csv_encoding="cp932")
+    assert reg.register(other, name="花巻市役所")["active"]["muni_name"] == "花巻市役所"
+    assert reg.register(small_package)["active"]["muni_name"] == "花巻市役所"        # kept
 
 
 def test_directory_package_replaced_with_force(small_plan, tmp_path):

@@ -22,10 +22,11 @@ from subdivide.present.packet import (
     Table,
     build_packet,
     draw_table,
-    municipality_name,
+    fit_cell,
     true_north_angle,
     wrap,
 )
+from subdivide.io.townblocks import municipality_name
 from subdivide.present.report import Labels, cjk_font
 from test_report import plan14  # noqa: F401 (fixture)
 
@@ -65,7 +66,7 @@ def test_sample_packet_is_a4_with_everything_a_council_needs(sample_packet, samp
     assert b"/MediaBox [0 0 595.44 841.68]" in data or b"/MediaBox [ 0 0 595.44 841.68 ]" in data  # A4
     assert b"CreationDate" not in data                                   # fixed metadata
     text = pdf_text(sample_packet)
-    assert "花巻市" in municipality_name(sample_plan) and "花巻市 緊急速報メール 細分化エリア案" in text
+    assert municipality_name(sample_plan.blocks) == "花巻市" and "花巻市 緊急速報メール 細分化エリア案" in text
     for name in sample_plan.subareas["name"]:
         assert name in text
     for code in sample_plan.subareas["code"]:
@@ -123,6 +124,36 @@ def test_table_heading_is_never_alone_at_the_bottom_of_a_page():
     assert shown == [f"name {i}" for i in range(80)]     # every row once, in order
     for page in cells[1:]:
         assert page[:2] == ["a", "b"]                    # column titles on every page
+
+
+def test_a_long_name_is_cut_inside_its_cell_not_drawn_over_the_code():
+    """A 60-character sub-area name in the sub-area table's layout: drawn cut with …, its
+    rendered extent inside the name column, and the code beside it intact."""
+    from matplotlib import rc_context
+
+    font = cjk_font()
+    long = ("とても長い名前の地域" * 6) if font else ("A very long sub-area name " * 3)
+    rows = [["1", long, "3120101", "12", "1,234,567", "1,234.5"], ["2", "短い地域", "3120102", "3", "45", "0.9"]]
+    table = Table(heading="エリア一覧", columns=["番号", "名称", "コード", "町丁・字", "人口", "面積 km²"], rows=rows,
+                  widths=[0.55, 2.2, 0.95, 0.75, 0.9, 0.85], align=["right", "left", "left", "right", "right", "right"])
+    with rc_context({"font.family": [font or "DejaVu Sans"]}):
+        pages = Pages(font, Labels(font))
+        pages.new_page()
+        draw_table(pages, table)
+        fig = pages.figures[0]
+        ax = fig.axes[0]
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        texts = {t.get_text(): t for t in ax.texts}
+        cut = next(t for t in texts if t.endswith("…"))
+        assert long.startswith(cut[:-1]) and len(cut) < len(long) and "短い地域" in texts and "3120101" in texts
+        assert {"1,234,567", "1,234.5", "面積 km²", "町丁・字"} <= set(texts)      # figures and headings whole
+        edges = np.concatenate([[0.0], np.cumsum(table.widths) / sum(table.widths)])
+        code_left = ax.transData.transform((edges[2], 0))[0]
+        assert texts[cut].get_window_extent(renderer).x1 < code_left
+    assert fit_cell("短い", 1.0) == "短い" and fit_cell("x" * 200, 0.5).endswith("…")
+    assert len(fit_cell("名" * 20000, 2.0)) < 40          # linear, and a page-wide name is cut short
 
 
 def test_packet_is_deterministic_and_marks_hostile_names_as_text(plan14, tmp_path):  # noqa: F811

@@ -323,6 +323,16 @@ def test_directory_is_an_error_naming_a_file_inside(iwami_shp, tmp_path, capsys)
     refused(capsys, d, needles=("is a folder",))
 
 
+@pytest.mark.parametrize("name, text", [("blocks.csv", "KEY_CODE,JINKO\n312020010,5\n"),
+                                        ("blocks.geojson", '{"type": "FeatureCollection", "features": '
+                                         '[{"type": "Feature", "geometry": null, "properties": {"a": 1}}]}')])
+def test_a_table_without_geometry_is_an_error_not_a_crash(tmp_path, capsys, name, text):
+    """A CSV (or a layer with no geometry) given as the town-block file: exit 2, no traceback."""
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    refused(capsys, p, needles=("the file has no geometry",))
+
+
 def test_too_long_a_name_is_an_error(tmp_path, capsys):
     refused(capsys, tmp_path / ("町" * 100 + ".shp"), needles=("too long",))
 

@@ -199,6 +199,33 @@ def test_place_names_for_subareas():
     assert got[5:] == ["湯口", "大瀬川", "東十二丁目", "湖山町北", "下味野"]
 
 
+def _named(names, pops, subs):
+    import geopandas as gpd
+    import shapely
+
+    from subdivide.make.regionalize.candidates import _names_for
+
+    b = gpd.GeoDataFrame({"name": names, "population": pops, "key": [f"{i:03d}" for i in range(len(names))]},
+                         geometry=[shapely.Point(i, 0) for i in range(len(names))])
+    return _names_for(b, np.asarray(subs), None)
+
+
+def test_subarea_names_are_unique():
+    """Issue 19: 10,000 synthetic blocks gave two 「月本地域」. A place was turned into a
+    name twice (小月村町 → 小月村 → 小月) and met another sub-area's 小月."""
+    assert _named(["小月村町", "小月"], [100, 100], [1, 2]) == {1: "小月村地域", 2: "小月地域"}
+    # 月本町 (9 blocks, the town prefix), 月本 and 月本村 all read 月本地域: the sub-area
+    # with most residents there keeps it; sub-area 2 takes its other place, 星川; sub-area 3
+    # has no other place and is numbered
+    names = ["月本町１丁目"] * 6 + ["月本町２丁目"] * 3 + ["月本"] * 4 + ["月本村"] * 5 + ["星川"] * 2
+    pops = [100] * 9 + [50] * 4 + [30] * 5 + [10] * 2
+    subs = [1] * 9 + [2] * 4 + [3] * 5 + [2] * 2
+    assert _named(names, pops, subs) == {1: "月本地域", 2: "星川地域", 3: "月本2地域"}
+    # the same with more residents in sub-area 3: it wins 月本地域, sub-area 1 is numbered
+    got = _named(names, [100] * 9 + [50] * 4 + [300] * 5 + [10] * 2, subs)
+    assert got == {1: "月本2地域", 2: "星川地域", 3: "月本地域"}
+
+
 @pytest.mark.parametrize("extra, needle", [
     (["--k", "2-2000000000"], "--k"), (["--k", "0-3"], "1–14"), (["--seed", "-1"], "--seed"),
     (["--min-area-km2", "nan"], "--min-area-km2"), (["--min-core", "-0.1"], "--min-core"),
@@ -219,7 +246,6 @@ def test_cli_auto_refuses_bad_numbers(sample_shp, tmp_path, capsys, extra, needl
 @pytest.mark.slow
 def test_cli_auto_with_a_hazard_layer_prints_the_curve(sample_shp, sample_blocks, tmp_path, capsys):
     import geopandas as gpd
-    import pandas as pd
     import shapely
 
     from subdivide.cli.main import main

@@ -176,6 +176,33 @@ def test_cli_refuses_a_package_that_does_not_validate(tmp_path, capsys):
     assert main(["registry", "--db", str(db), "show", "3205x"]) == 2
 
 
+def test_refusal_lists_the_findings_in_the_users_language(tmp_path, capsys):
+    """A refused package names the validator's errors, in Japanese under --lang ja: the
+    rule id, then the finding's message translated (no English sentence left)."""
+    import re
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.json").write_text("{}", encoding="utf-8")
+    db = tmp_path / "r.sqlite"
+    assert main(["registry", "--lang", "ja", "--db", str(db), "register", str(bad)]) == 1
+    err = capsys.readouterr().err
+    rows = [line for line in err.splitlines() if re.match(r"  エラー +[A-Z]", line)]
+    assert {"MANIFEST-INVALID", "GPKG-LAYERS"} <= {r.split()[1].rstrip(":") for r in rows}, err
+    for r in rows:
+        assert re.search(r"[ぁ-んァ-ヶ]", r) and not re.search(r"\b(is missing|lacks)\b", r), r
+    assert main(["registry", "--db", str(db), "register", str(bad)]) == 1
+    assert "  ERROR   MANIFEST-INVALID: manifest.json lacks required keys" in capsys.readouterr().err
+    # a path in someone's manifest is data: an escape sequence is shown, never sent to the terminal
+    (bad / "manifest.json").write_text(json.dumps(
+        {"format": "subdivide-carrier-package", "format_version": 1, "tool_version": "0",
+         "municipality": {"code": "03205"}, "outputs": [{"path": "\x1b[2Jx.csv", "sha256": "0" * 64, "size": 1}]}),
+        encoding="utf-8")
+    assert main(["registry", "--db", str(db), "register", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "MANIFEST-FILE-MISSING: \\x1b[2Jx.csv" in err and "\x1b" not in err
+
+
 def test_cli_json_flag_after_the_action(tmp_path, capsys):
     db = tmp_path / "r.sqlite"
     assert main(["registry", "--db", str(db), "list", "--all", "--json"]) == 0   # the --help example

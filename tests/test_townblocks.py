@@ -377,3 +377,22 @@ def test_mapped_layer_without_population_reports_none_not_zero(tmp_path):
     assert "--population COL" in text and "--households COL" in text
     _, rep = read_townblocks(p, mapping=MAPPING)
     assert rep.totals["population"] == src["pop"].sum()
+
+
+def test_municipality_names_fall_back_row_by_row_and_drop_control_characters():
+    """The one owner of a municipality's name: CITY_NAME, else GST_NAME + CSS_NAME without the
+    郡, else SHICHOSON / MUNI_NAME — per row, so a blank CITY_NAME falls back; the most frequent
+    name per code; escape and bidi characters dropped (a name is data for terminals and files)."""
+    import pandas as pd
+
+    from subdivide.io.townblocks import municipality_name, municipality_names
+
+    df = pd.DataFrame({"CITY_NAME": ["鳥取市", "鳥取市", "鳥取", "", None, "\x1b[31m米子市\u202e"],
+                       "GST_NAME": ["", "", "", "岩美郡", "", ""], "CSS_NAME": ["", "", "", "岩美町", "", ""],
+                       "SHICHOSON": ["", "", "", "", "日吉津村", ""]})
+    codes = pd.Series(["31201", "31201", "31201", "31302", "31384", "31202"])
+    assert municipality_names(df, codes) == {"31201": "鳥取市", "31302": "岩美町", "31384": "日吉津村",
+                                             "31202": "[31m米子市"}
+    assert municipality_name(df.assign(muni_code=codes), "31302") == "岩美町"
+    assert municipality_name(df.assign(muni_code=codes)) == "鳥取市"              # the first code's
+    assert municipality_name(pd.DataFrame({"muni_code": ["03205"], "x": [1]})) == ""

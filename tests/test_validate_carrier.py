@@ -102,7 +102,12 @@ def test_cli_prints_each_finding_with_its_fix_in_japanese_and_english(small_pkg,
     ja = capsys.readouterr().out
     assert f"エラー  BLOCK-NOT-IN-LIST: Shapefile の町丁・字 1 件の行が町丁・字の CSV 一覧にありません: {key} " in ja
     assert "\n        対処: 表示された町丁・字を一覧に加えるか、パッケージを作り直してください\n" in ja
-    assert ja.splitlines()[-1].startswith("エラーあり: エラー 1 件、") and "03205 (岩手県、名称不明)" in ja
+    assert ja.splitlines()[-1].startswith("エラーあり: エラー 1 件、") and "— 03205 花巻市 —" in ja
+    man = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    del man["municipality"]["name"]                     # a package that does not name its municipality
+    (root / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+    assert main(["validate", str(root), "--lang", "ja"]) == 1
+    assert "— 03205 (岩手県、名称不明) —" in capsys.readouterr().out
     en = validate_package(root).render("en")
     assert f"ERROR   BLOCK-NOT-IN-LIST: 1 town-blocks of the Shapefile are missing from the town-block CSV list: {key} " in en
     assert "\n        fix: add the listed town-blocks to the town-block list, or rebuild the package" in en
@@ -371,6 +376,7 @@ def tottori_plan():
 def test_real_tottori_package_without_manifest(tottori_plan, tmp_path):
     pkg = build_package(tottori_plan, tmp_path / "pkg", spill=False, review_map=False)
     with_manifest = validate_package(pkg)
+    assert with_manifest.manifest["municipality"]["name"] == "鳥取市"     # from the e-Stat GST_NAME
     (pkg / "manifest.json").unlink()
     r = validate_package(pkg)
     assert r.status == with_manifest.status == 0

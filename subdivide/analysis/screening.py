@@ -75,7 +75,7 @@ class ScreenOptions:
     seed: int = 0
     spill_km: float = DEFAULT_DISTANCES_KM[0]
     target_share: float = DEFAULT_TARGET_SHARE
-    restarts: int | None = None
+    restarts: int | None = 1        # one search per k ranks municipalities at a quarter of plan --auto's cost
     time_budget_s: float | None = None
 
     def key(self) -> str:
@@ -92,24 +92,15 @@ class Municipality:
     blocks: object          # GeoDataFrame (canonical schema)
 
 
-def municipality_name(blocks) -> str:
-    """The municipality's name from the e-Stat columns (CITY_NAME, or 郡 + 町村 in 2015
-    legacy files), or "" when the file has none."""
-    for cols in (("CITY_NAME",), ("GST_NAME", "CSS_NAME"), ("GST_NAME",)):
-        if all(c in blocks.columns for c in cols):
-            first = blocks.iloc[0]
-            name = "".join(str(first[c]) for c in cols if isinstance(first[c], str))
-            if name.strip():
-                return name.strip()
-    return ""
-
-
 def split_municipalities(blocks) -> Iterator[Municipality]:
     """A town-block frame (one file, one or many municipalities) → one unit each, in code order."""
+    from subdivide.io.townblocks import municipality_names
+
     codes = blocks["muni_code"].astype(str)
+    names = municipality_names(blocks, codes)
     for code in sorted(codes.unique()):
         part = blocks[codes.to_numpy() == code].reset_index(drop=True)
-        yield Municipality(code=code, name=municipality_name(part), blocks=part)
+        yield Municipality(code=code, name=names.get(code, ""), blocks=part)
 
 
 def read_municipalities(paths, *, on_file=None) -> Iterator[Municipality]:
@@ -151,7 +142,9 @@ def screen_municipality(unit: Municipality, options: ScreenOptions) -> dict:
     try:
         row.update(_plan_figures(blocks, unit.code, options))
     except UserError as exc:
-        row.update(status="failed", reason=exc.message.splitlines()[0])
+        # its first line, and the rules it breaks when it carries findings (PlanCheckError)
+        found = "; ".join(f"{f.rule}: {f.message}" for f in exc.findings[:3])
+        row.update(status="failed", reason=" ".join([exc.what.splitlines()[0], found]).strip()[:300])
     except Exception as exc:  # noqa: BLE001 - one municipality's fault must not stop a national run
         row.update(status="failed", reason=f"{exc.__class__.__name__}: {str(exc)[:200]}")
     row["seconds"] = round(time.perf_counter() - started, 2)
@@ -360,6 +353,7 @@ def rank_table(rows: list[dict]) -> pd.DataFrame:
     df["rank_worst_L"] = np.where(df["status"] == "ok", rw.reindex(df.index).to_numpy(), np.nan)
     for c in ("rank", "rank_worst_L", "recommended_k", "n_blocks"):
         df[c] = pd.array(np.where(pd.isna(df[c]), None, df[c]), dtype="Int64")
+    df["area_km2"] = df["area_km2"].astype(float).round(2)      # as staff read it (765.01, not 765.0092…)
     keep = list(COLUMNS) + ["outline_wkb"]
     return df[keep].reset_index(drop=True)
 

@@ -104,7 +104,8 @@ BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
 
 
 class RegistryRefused(UserError):
-    """A registry change refused by a rule (limit reached, nothing to withdraw …): exit 1."""
+    """A registry change refused by a rule (limit reached, nothing to withdraw …): exit 1.
+    A package that does not validate is refused with the validator's errors as ``findings``."""
 
     exit_status = 1
 
@@ -262,15 +263,18 @@ class Registry:
                  outline=None) -> dict:
         """Validate ``package`` (directory or zip) and register it. Refuses (RegistryRefused)
         a package with validation errors, or when a limit would be exceeded."""
-        from subdivide.carrier.validation import validate_package
+        from subdivide.carrier.validation import validate_package, visible_finding
+        from subdivide.core.names import without_controls
 
         report = validate_package(package, profile=profile, outline=outline)
         if report.status != 0 or report.summary is None:
-            errs = "\n".join(f"  {f}" for f in report.errors[:15])
-            raise RegistryRefused(f"the package does not validate (status {report.status}); not registered:\n{errs}",
-                                  where=str(package), fix="run `subdivide validate` and fix the errors")
+            raise RegistryRefused(f"the package does not validate (status {report.status}); not registered:",
+                                  where=str(package), fix="run `subdivide validate` and fix the errors",
+                                  findings=[visible_finding(f) for f in report.errors[:15]])
         record = dict(report.summary)
         record["muni_name"] = name
+        stated = ((report.manifest or {}).get("municipality") or {}).get("name")
+        record["package_muni_name"] = without_controls(stated) if isinstance(stated, str) else None
         record["package_name"] = Path(package).name
         record["package_sha256"] = package_digest(package)
         record["manifest"] = report.manifest or {}
@@ -279,7 +283,9 @@ class Registry:
     def register_record(self, record: dict, *, actor: str | None = None) -> dict:
         """Register an already validated package summary: ``muni_code``, ``subareas`` (list of
         dicts with subarea, code, name, display_order …), ``n_townblocks``, ``package_sha256``
-        and optionally ``muni_name``, ``population``, ``manifest``, ``package_name``.
+        and optionally ``muni_name``, ``population``, ``manifest``, ``package_name``. The
+        name recorded: ``muni_name``, else the active registration's, else
+        ``package_muni_name`` (the name the package's manifest states).
 
         In one BEGIN IMMEDIATE transaction: a municipality already active is superseded by
         the new package; a new one is refused when 25 are active. Returns the new row.
@@ -311,7 +317,8 @@ class Registry:
                     "INSERT INTO registrations (muni_code, muni_name, n_subareas, n_townblocks, population, "
                     "package_sha256, package_name, manifest, status, registered_at, registered_by) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
-                    (muni, record.get("muni_name") or (cur["muni_name"] if cur is not None else None), len(subs),
+                    (muni, record.get("muni_name") or (cur["muni_name"] if cur is not None else None)
+                     or record.get("package_muni_name") or None, len(subs),
                      int(record["n_townblocks"]), record.get("population"), record["package_sha256"],
                      record.get("package_name"),
                      json.dumps(record.get("manifest") or {}, ensure_ascii=False, sort_keys=True), at, who))

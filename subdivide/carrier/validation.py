@@ -29,7 +29,6 @@ import tempfile
 import io
 import json
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -50,7 +49,7 @@ from subdivide.carrier.package import PACKAGE_FORMAT, PACKAGE_FORMAT_VERSION, SH
 from subdivide.carrier.profiles import Profile, load_profile
 from subdivide.io.readers import read_outline
 from subdivide.model.reach import spill_territory
-from subdivide.core.names import NAME_RULE, name_problem, name_problems
+from subdivide.core.names import NAME_RULE, name_problem, name_problems, visible
 from subdivide.io.safezip import (DEFAULT_LIMITS, Limits, PackageRejected, _package_root, check_nested_zip,
                                   stage_package)
 
@@ -132,18 +131,12 @@ class ValidationReport:
         municipality in it)."""
         from subdivide.core.i18n import render_finding
 
-        return "\n".join(render_finding(_visible_finding(f), lang) for f in self.findings)
+        return "\n".join(render_finding(visible_finding(f), lang) for f in self.findings)
 
 
-def _visible(text: str) -> str:
-    """``text`` for a terminal: control and format characters (line breaks, escapes, bidi
-    marks in a hostile name) shown as ``\\n``, ``\\x1b``, ``\\u202e``, never acted on."""
-    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in ("Cc", "Cf")
-                   else ch for ch in str(text))
-
-
-def _visible_finding(f: Finding) -> Finding:
-    return Finding(f.rule, f.severity, _visible(f.message), tuple(_visible(x) for x in f.features))
+def visible_finding(f: Finding) -> Finding:
+    """A finding for a terminal: its message and features through :func:`~subdivide.core.names.visible`."""
+    return Finding(f.rule, f.severity, visible(f.message), tuple(visible(x) for x in f.features))
 
 
 class _Check:

@@ -15,19 +15,23 @@ class UserError(Exception):
     what: what is wrong ("KEY_CODE 032050011 appears twice").
     where: the file, layer, row or option concerned.
     fix: how to fix it ("pass --crs EPSG:6678").
+    findings: the rule findings behind it, when a check refused something (a plan that
+        breaks the rules, a package the registry refuses); listed under ``what``, and in
+        the user's language by the CLI.
     """
 
     exit_status = 2
 
-    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None):
+    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None, findings=()):
         self.what = what
         self.where = where
         self.fix = fix
+        self.findings = list(findings)
         super().__init__(self.message)
 
     @property
     def message(self) -> str:
-        parts = [self.what]
+        parts = [self.what, *(f"  {f}" for f in self.findings)]
         if self.where:
             parts.append(f"  where: {self.where}")
         if self.fix:

@@ -99,10 +99,14 @@ _NUMBER = r"[-+−]?\d[\d,]*(?:\.\d+)?%?"
 
 
 @functools.cache
-def _templates(lang: str) -> tuple[tuple[re.Pattern, str], ...]:
-    """(regex, translated template) for every msgid with ``{name}`` fields, the most literal first."""
+def _templates(lang: str, context: str | None = None) -> tuple[tuple[re.Pattern, str], ...]:
+    """(regex, translated template) for every msgid with ``{name}`` fields, the most literal
+    first: those without a context, or only those of ``context``."""
     cat = catalogue(lang)
     entries = getattr(cat, "_catalog", {})
+    if context is not None:
+        head = f"{context}{CONTEXT}"
+        entries = {k[len(head):]: v for k, v in entries.items() if isinstance(k, str) and k.startswith(head)}
     # a {what} is a subject the catalogue knows ("the town-block file"), tried before any text
     subjects = sorted((k for k in entries if isinstance(k, str) and k.startswith("the ") and "{" not in k
                        and len(k) <= 40), key=len, reverse=True)
@@ -159,6 +163,27 @@ def _translate(text: str, lang: str) -> str:
                     break
             else:
                 return tr.format(**values)
+    return text
+
+
+def translate_where(where: str | None, lang: str) -> str | None:
+    """The ``where`` of an error in ``lang``: a file, row or option stays as written; the
+    words around it (「, rows [3, 5] (row 1 = header)」, 「--muni (not given)」) come from the
+    catalogue's ``msgctxt "where"`` entries, whose templates apply only here."""
+    if where is None or lang == "en":
+        return where
+    return _translate_where(where, lang)
+
+
+@functools.cache
+def _translate_where(text: str, lang: str) -> str:
+    exact = lookup(f"where{CONTEXT}{text}", lang)
+    if exact is not None:
+        return exact
+    for rx, tr in _templates(lang, "where"):
+        m = rx.fullmatch(text)
+        if m:
+            return tr.format(**{k: _translate_where(v, lang) for k, v in m.groupdict().items()})
     return text
 
 
@@ -291,13 +316,17 @@ def stderr_progress(lang: str, enabled: bool = True):
 
 # ----------------------------------------------------------------------------- errors
 def translate_error(user_error, lang: str) -> str:
-    """A UserError's text (what / where / fix) in ``lang``; English is ``user_error.message``."""
+    """A UserError's text (what / where / fix, then its ``findings`` if it carries any) in
+    ``lang``; English is ``user_error.message``."""
     if lang == "en":
         return user_error.message
     words = FRAME[lang]
-    parts = [translate_text(user_error.what, lang)]
+    # the findings behind a refusal (a plan that breaks the rules, a package the registry
+    # refuses), each in the findings table's words
+    parts = [translate_text(user_error.what, lang),
+             *(f"  {render_finding(f, lang, with_fix=False)}" for f in getattr(user_error, "findings", ()))]
     if user_error.where:
-        parts.append(f"  {words['where']}: {user_error.where}")
+        parts.append(f"  {words['where']}: {translate_where(user_error.where, lang)}")
     if user_error.fix:
         parts.append(f"  {words['fix']}: {translate_text(user_error.fix, lang)}")
     return "\n".join(parts)
@@ -564,6 +593,7 @@ def compile_catalogue(lang: str = "ja") -> Path:
     catalogue.cache_clear()
     _templates.cache_clear()
     _translate.cache_clear()
+    _translate_where.cache_clear()
     return mo
 
 

@@ -17,6 +17,19 @@ NAME_SUFFIX = "地域"
 _SHAPE = re.compile(r".+" + NAME_SUFFIX, re.DOTALL)
 
 
+def visible(text) -> str:
+    """``text`` for a terminal: control and format characters (line breaks, escapes, bidi
+    marks in a hostile name) shown as ``\\n``, ``\\x1b``, ``\\u202e``, never acted on."""
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in ("Cc", "Cf")
+                   else ch for ch in str(text))
+
+
+def without_controls(text) -> str:
+    """``text`` with control and format characters dropped (a municipality's name as read from
+    a file or a manifest: such characters are never part of a name)."""
+    return "".join(ch for ch in str(text) if unicodedata.category(ch) not in ("Cc", "Cf")).strip()
+
+
 def _bad_char(ch: str) -> bool:
     cat = unicodedata.category(ch)
     return cat in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")

@@ -47,6 +47,7 @@ from subdivide.core.crs import (
     zone_that_fits,
 )
 from subdivide.core.errors import UserError
+from subdivide.core.names import without_controls
 from subdivide.core.progress import Progress, silent
 from subdivide.core.schema import (
     TOWNBLOCK_COLUMNS,
@@ -767,9 +768,13 @@ _ESTAT_COLUMNS = frozenset({
 MAX_GROUP_VALUES = 30
 
 
-def _municipality_names(rows: pd.DataFrame, codes: pd.Series) -> dict[str, str]:
-    """municipality code → name, from CITY_NAME, else GST_NAME (郡市) + CSS_NAME (区町村); a
-    town or village is named without its 郡 (岩美郡 岩美町 → 岩美町)."""
+def municipality_names(rows: pd.DataFrame, codes: pd.Series) -> dict[str, str]:
+    """municipality code → name, from CITY_NAME, else GST_NAME (郡市) + CSS_NAME (区町村), else a
+    SHICHOSON / MUNI_NAME column, row by row (a blank CITY_NAME falls back); a town or village
+    is named without its 郡 (岩美郡 岩美町 → 岩美町). The most frequent name of each code,
+    control characters dropped; codes without one are left out. The one
+    place that knows where a file names its municipality (screening, packages, the print
+    packet and the message composer ask here)."""
     cols = {str(c).upper(): c for c in rows.columns}
 
     def text(col):
@@ -777,14 +782,37 @@ def _municipality_names(rows: pd.DataFrame, codes: pd.Series) -> dict[str, str]:
             return pd.Series("", index=rows.index)
         return rows[cols[col]].astype(object).where(rows[cols[col]].notna(), "").astype(str).str.strip()
 
-    if "CITY_NAME" in cols:
-        name = text("CITY_NAME")
-    else:
-        gst, css = text("GST_NAME"), text("CSS_NAME")
-        name = gst.where(~(gst.str.endswith("郡") & (css != "")), "") + css
-    name = name.where(name != "", np.nan)
-    found = pd.DataFrame({"code": codes.to_numpy(), "name": name.to_numpy()}).dropna()
-    return found.groupby("code")["name"].agg(lambda s: s.mode().iloc[0]).to_dict()
+    def known(values):
+        return values.where(~values.isin(["", "None", "nan"]), np.nan)
+
+    gst, css = text("GST_NAME"), text("CSS_NAME")
+    name = known(text("CITY_NAME"))                     # each row: the first source that names it
+    for fallback in (gst.where(~(gst.str.endswith("郡") & (css != "")), "") + css,
+                     text("SHICHOSON"), text("MUNI_NAME")):
+        name = name.fillna(known(fallback))
+    found = pd.DataFrame({"code": codes.astype(str).to_numpy(), "name": name.to_numpy()}).dropna()
+    modes = found.groupby("code")["name"].agg(lambda s: s.mode().iloc[0])
+    cleaned = {code: without_controls(v) for code, v in modes.items()}    # a few names, not rows
+    return {code: v for code, v in cleaned.items() if v}
+
+
+def municipality_name(blocks: pd.DataFrame, code: str | None = None) -> str:
+    """The name of municipality ``code`` (default: the frame's first code) as the town-block
+    attributes give it (:func:`municipality_names`), or "" when they do not."""
+    codes = blocks["muni_code"].astype(str)
+    if code is None:
+        code = codes.iloc[0] if len(codes) else ""
+    return municipality_names(blocks, codes).get(str(code), "")
+
+
+def _has_geometry(raw) -> bool:
+    """Whether a layer as read has geometry: an active geometry column (a CSV or a table has
+    none) with at least one non-empty shape."""
+    try:
+        geoms = raw.geometry.values if isinstance(raw, gpd.GeoDataFrame) else None
+    except AttributeError:      # a GeoDataFrame without an active geometry column
+        return False
+    return geoms is not None and bool((~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)).any())
 
 
 def _grouping_columns(rows: pd.DataFrame, mapping: ColumnMapping | None) -> dict[str, list[str]]:
@@ -811,7 +839,7 @@ def _contents(raw: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, a: pd.DataFrame, gd
     municipality's name, town-block count and population (for ``subdivide info``)."""
     report.columns = [str(c) for c in raw.columns if c != raw.geometry.name]
     report.grouping_columns = _grouping_columns(rows, mapping)
-    names = _municipality_names(rows, a["muni_code"])
+    names = municipality_names(rows, a["muni_code"])
     counted = report.totals.get("population") is not None
     per = gdf.groupby("muni_code").agg(town_blocks=("key", "size"), population=("population", "sum"),
                                        households=("households", "sum"))
@@ -945,6 +973,10 @@ def read_townblocks(
     if len(raw) == 0:
         raise UserError("the layer is empty (no features)", where=src.label,
                         fix="check that this is the right file / layer")
+    if not _has_geometry(raw):
+        raise UserError("the file has no geometry: a table, or features without shapes, not town-block boundaries", where=src.label,
+                        fix="give the town-block polygons (.shp, .zip, .gpkg or .geojson); a table of "
+                            "key → sub-area is read by `subdivide plan FILE --import-csv TABLE`")
     raw = _assume_crs(raw, crs, src, report)
     layout = None if mapping is not None else match_layout(raw.columns).layout
     name_col = ROLES[layout].town_name if layout else (mapping.name if mapping else None)

@@ -851,7 +851,7 @@ def plan_from_assignment_csv(blocks_or_plan, path, *, muni_code: str | None = No
     if label_num:
         if (r.label == "").any():
             report.findings.append(finding("ASSIGNMENT-MIXED",
-                f"the sub-area column mixes numbers and names: names were read as sub-areas "
+                "the sub-area column mixes numbers and names: names were read as sub-areas "
                 + ", ".join(f"{lab}={n}" for lab, n in label_num.items())))
         for lab, n in label_num.items():
             names.setdefault(n, default_subarea_name(lab))

@@ -93,11 +93,8 @@ class Plan:
             )
         errors = [f for f in self.check() if f.severity == "error"]
         if errors:
-            raise PlanCheckError(
-                "the plan breaks the rules:\n" + "\n".join(f"  {f}" for f in errors),
-                where=_findings_where(errors),
-                fix=fixes_for(errors),
-            )
+            raise PlanCheckError("the plan breaks the rules:", where=_findings_where(errors),
+                                 fix=fixes_for(errors), findings=errors)
 
     @classmethod
     def from_assignment(cls, blocks: gpd.GeoDataFrame, assignment, *, muni_code: str | None = None,

@@ -1288,7 +1288,7 @@ def _add_controls(p: _Page, blk_layer: str, bounds, title, note) -> None:
 
 # ---------------------------------------------------------------------- the map
 def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=None, sites=None,
-               points=None, basemap: str = "pale", offline: bool = False, title: str | None = None,
+               points=None, basemap: str = "pale", offline: bool = True, title: str | None = None,
                note: str | None = None, tolerance_m: float = DEFAULT_TOLERANCE_M, basemap_on: bool = True,
                progress: Progress = silent) -> str:
     """The map page as HTML text (see :func:`build_map`). The spill figures and shapes
@@ -1480,7 +1480,7 @@ def _add_points(page: _Page, pts: gpd.GeoDataFrame, *, group_col, base_name, col
 
 
 def build_map(plan, path, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=None, sites=None,
-              points=None, basemap: str = "pale", offline: bool = False, force: bool = False,
+              points=None, basemap: str = "pale", offline: bool = True, force: bool = False,
               title: str | None = None, note: str | None = None, tolerance_m: float = DEFAULT_TOLERANCE_M,
               inputs=(), basemap_on: bool = True, progress: Progress = silent) -> Path:
     """Write the council-review map of ``plan`` to ``path`` (one HTML file, UTF-8).
@@ -1497,7 +1497,8 @@ def build_map(plan, path, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, cove
     points: office or measurement points (GeoDataFrame with ``name`` or ``office_name``).
     basemap: ``pale`` / ``std`` / ``photo`` (地理院タイル shown first; the others and
         「背景地図なし」 are in the layer control) or ``none`` (no tiles at all).
-    offline: inline every script, stylesheet and image (no CDN).
+    offline: inline every script, stylesheet and image (the default: the page opens with no
+        internet, tiles aside); False links Leaflet and its plugins from the CDN (a smaller file).
     title / note: page heading; a caution shown in the explanation box (e.g. that the
         geometry is approximate).
     tolerance_m: display simplification (m) of the town-block coverage.

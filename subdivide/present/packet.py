@@ -19,7 +19,6 @@ The bytes are deterministic: no creation date, fixed producer, fixed font subset
 """
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,9 +30,10 @@ from subdivide.core.constants import DEFAULT_DISTANCES_KM, DEFAULT_TARGET_SHARE
 from subdivide.core.errors import UserError
 from subdivide.core.progress import Progress, silent
 from subdivide.io.output import atomic_path, check_can_write
+from subdivide.io.townblocks import municipality_name
 from subdivide.present.map import km_label, label_points, spill_view, subarea_colours
 from subdivide.present.report import (
-    LATIN_FONT, GlyphCheck, Labels, _rc, cjk_font, curve_points, draw_unreached_curve,
+    LATIN_FONT, GlyphCheck, Labels, _rc, cjk_font, curve_points, draw_unreached_curve, text_width_in,
 )
 
 #: A4 portrait, inches
@@ -42,6 +42,8 @@ A4 = (8.27, 11.69)
 MARGIN_X, MARGIN_TOP, MARGIN_BOTTOM = 0.6, 0.6, 0.7
 #: table row height (inches) and the heading's
 ROW_IN, HEADING_IN = 0.26, 0.42
+#: table text size (pt) and a cell's inner padding (fraction of the table width)
+CELL_PT, CELL_PAD = 8.5, 0.006
 #: how values below the policy are printed
 BELOW_COLOUR = "#c00000"
 #: fixed PDF metadata (no dates: identical input → identical bytes)
@@ -65,16 +67,6 @@ REACH_CAVEATS = (
 
 
 # ---------------------------------------------------------------------- data
-def municipality_name(plan) -> str | None:
-    """The municipality's name from the town-block attributes (CITY_NAME, or GST_NAME +
-    CSS_NAME as e-Stat files hold it), or None."""
-    from subdivide.io.townblocks import _municipality_names
-
-    names = _municipality_names(plan.blocks, plan.blocks["muni_code"].astype(str))
-    code = str(plan.muni_code)
-    return names.get(code) or next(iter(names.values()), None) if names else None
-
-
 @dataclass
 class Table:
     """A printable table: column titles, rows of strings, per-cell colours (None = black)
@@ -246,19 +238,33 @@ def _table_rows(pages: Pages, table: Table, idx: list[int]) -> None:
     ax.axhline(1, color="#666", lw=0.8)
     for r in range(len(idx) + 2):
         ax.axhline(r, color="#bbb", lw=0.4)
+    room = (np.diff(edges) - 2 * CELL_PAD) * (A4[0] - 2 * MARGIN_X)     # inches inside each cell
     for j, title in enumerate(table.columns):
         _cell(ax, edges, j, 0.5, title, table.align[j])
     for k, i in enumerate(idx):
         colours = table.colours[i] if table.colours else [None] * len(table.columns)
         for j, value in enumerate(table.rows[i]):
             c = colours[j]
-            _cell(ax, edges, j, k + 1.5, value, table.align[j], colour=c or "#111")
+            # names (the left-aligned text columns) are cut to their cell; figures never are
+            shown = fit_cell(value, room[j]) if table.align[j] == "left" else value
+            _cell(ax, edges, j, k + 1.5, shown, table.align[j], colour=c or "#111")
+
+
+def fit_cell(text: str, width_in: float, size_pt: float = CELL_PT) -> str:
+    """``text`` cut (…) to what fits in a cell ``width_in`` inches wide at ``size_pt``, so a
+    long name never runs into the next column (the full name is in the package's lists).
+    Widths are :func:`~subdivide.present.report.text_width_in`'s upper bound."""
+    text = str(text)
+    if text_width_in(text, size_pt) <= width_in:
+        return text
+    ends = np.cumsum([text_width_in(c, size_pt) for c in text])
+    keep = int(np.searchsorted(ends, width_in - text_width_in("…", size_pt), side="right"))
+    return text[:keep] + "…"
 
 
 def _cell(ax, edges, j, y, text, align, *, colour="#111") -> None:
-    pad = 0.006
-    x = edges[j] + pad if align == "left" else edges[j + 1] - pad
-    ax.text(x, y, text, ha=align, va="center", fontsize=8.5, color=colour, parse_math=False,
+    x = edges[j] + CELL_PAD if align == "left" else edges[j + 1] - CELL_PAD
+    ax.text(x, y, text, ha=align, va="center", fontsize=CELL_PT, color=colour, parse_math=False,
             clip_on=True)
 
 
@@ -361,7 +367,7 @@ def render_packet(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, curve_
     if not curve_d or min(curve_d) <= 0:
         raise UserError("curve distances must be positive kilometres", fix="e.g. 2,2.5,3")
     names = dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"]))
-    muni = municipality_name(plan)
+    muni = municipality_name(plan.blocks, plan.muni_code)
     heading = title or f"{muni or '団体コード ' + str(plan.muni_code)} 緊急速報メール 細分化エリア案"
     cjk = cjk_font()
     if cjk is None:   # the packet is Japanese prose: without a Japanese font it would be tofu

@@ -23,8 +23,6 @@ from subdivide.carrier.messages.lint import LintConfig, LintReport, lint_message
 from subdivide.carrier.messages.message import Context, Message
 from subdivide.carrier.messages import templates as T
 
-MUNI_NAME_COLUMNS = ("GST_NAME", "CITY_NAME", "SHICHOSON", "muni_name")
-PREF_NAME_COLUMNS = ("KEN_NAME", "PREF_NAME", "pref_name")
 _OAZA_SUFFIX = re.compile(r"(?:第?[0-9０-９一二三四五六七八九十]+(?:地割|丁目))$")
 
 #: what is dropped, in order, when a body would not fit
@@ -35,7 +33,7 @@ REDUCTIONS = ("oaza", "other", "shelters_to_web", "shelters", "drill_english", "
 class ComposeOptions:
     categories: tuple[str, ...] = ("避難指示",)
     drill: bool = False
-    muni_name: str | None = None           # default: from the plan's town-blocks (GST_NAME)
+    muni_name: str | None = None           # default: from the plan's town-blocks (CITY_NAME …)
     issued: datetime | None = None         # default: ●●月●●日●●時●●分 for staff to fill
     reason: str = T.PLACEHOLDER_REASON
     hazard_cause: str | None = None
@@ -45,17 +43,11 @@ class ComposeOptions:
     title_area: bool = True                # 「避難指示(大迫地域)」 when it fits
 
 
-def _first_value(blocks, columns) -> str | None:
-    for c in columns:
-        if c in blocks.columns:
-            vals = sorted({str(v).strip() for v in blocks[c].dropna() if str(v).strip() not in ("", "None")})
-            if len(vals) == 1:
-                return vals[0]
-    return None
-
-
 def municipality_name(plan, given: str | None = None) -> str:
-    name = given or _first_value(plan.blocks, MUNI_NAME_COLUMNS)
+    """``given``, else the name the plan's town-blocks give (CITY_NAME, GST_NAME + CSS_NAME …)."""
+    from subdivide.io.townblocks import municipality_name as named
+
+    name = given or named(plan.blocks, plan.muni_code)
     if not name:
         raise UserError("the plan's town-blocks do not name the municipality", where="plan",
                         fix="pass --muni-name, e.g. --muni-name 花巻市")

@@ -3,16 +3,17 @@
 Sub-areas in colour with a legend, town-block borders with tooltips and a name search,
 layers for the inward core / outward reach / neighbour exposure at each spill distance,
 optional carrier footprints, sites and office points; 地理院タイル or no basemap;
-``--offline`` inlines every library so the file opens without internet.
+every library is inlined, so the file opens without internet (``--cdn`` links them
+from the CDN instead, for a smaller file).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-HELP = "write the council-review map (interactive HTML; --offline for a self-contained file)"
+HELP = "write the council-review map (one self-contained interactive HTML file)"
 EXAMPLE = """
   subdivide map hanamaki.plan.gpkg -o hanamaki_review.html
-  subdivide map hanamaki.plan.gpkg -o review_offline.html --offline --basemap none \\
+  subdivide map hanamaki.plan.gpkg -o review_no_tiles.html --basemap none \\
       --points data/hanamaki_03205/offices.geojson --note "境界は推定形状です"
   subdivide map plan.gpkg -o review.html --coverage docomo.gpkg --sites sites.csv --distances 2,3 --force
 """
@@ -25,8 +26,11 @@ def add_arguments(p) -> None:
     p.add_argument("--basemap", choices=("pale", "std", "photo", "none"), default="pale",
                    help="地理院タイル 淡色 (pale, default), 標準 (std), 写真 (photo) or none "
                    "(no tiles: the page makes no network request)")
-    p.add_argument("--offline", action="store_true",
-                   help="inline all JavaScript/CSS so the map opens with no internet (tiles aside)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--offline", action="store_true",
+                   help="inline all JavaScript/CSS so the map opens with no internet, tiles aside (the default)")
+    g.add_argument("--cdn", action="store_true",
+                   help="link Leaflet and its plugins from the CDN instead: a smaller file that needs internet")
     p.add_argument("--distances", default="2,2.5,3", metavar="KM,KM,…",
                    help="spill distances L in km for the core/reach/exposure layers (default 2,2.5,3)")
     p.add_argument("--points", metavar="FILE",
@@ -81,7 +85,7 @@ def run(args) -> int:
 
         sites = read_sites(args.sites)
     path = build_map(plan, out, distances_km=distances, coverage=coverage, sites=sites, points=points,
-                     basemap=args.basemap, offline=args.offline, force=args.force, title=args.title,
+                     basemap=args.basemap, offline=not args.cdn, force=args.force, title=args.title,
                      note=args.note, tolerance_m=args.tolerance, inputs=inputs, progress=progress)
-    printer(lang)(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB{', offline' if args.offline else ''})")
+    printer(lang)(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB{'' if args.cdn else ', offline'})")
     return 0

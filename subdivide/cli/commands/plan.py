@@ -96,7 +96,7 @@ def add_arguments(p) -> None:
                       help="weight of centroid coordinates (default 1 without attributes; with "
                       "attributes 0.5 when --min-core is given, else 0)")
     auto.add_argument("--seed", type=int, default=0, help="random seed, ≥ 0 (default 0)")
-    auto.add_argument("--restarts", type=int, default=None, help="spanning trees per k (≥ 1)")
+    auto.add_argument("--restarts", type=int, default=None, help="searches per k, each from its own spanning tree (default 4; more never give a worse plan)")
     obj = p.add_argument_group("what the automatic plan is judged on (--auto)")
     obj.add_argument("--objective", choices=("alerts", "compactness"), default="alerts",
                      help="rank by the residents spared an alert (default) or by compactness (old ranking)")

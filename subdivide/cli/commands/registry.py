@@ -31,7 +31,8 @@ def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
     r = sub.add_parser("register", help="validate a package and register it (supersedes an active one)")
     r.add_argument("package", help="package directory or zip")
-    r.add_argument("--name", help="municipality name, e.g. 花巻市")
+    r.add_argument("--name", help="municipality name, e.g. 花巻市 (default: the earlier registration's, "
+                   "else the one the package's manifest states)")
     r.add_argument("--profile", metavar="FILE", help="carrier profile TOML used to validate")
     r.add_argument("--outline", metavar="FILE", help="municipal outline for the gap/overlap check")
     ls = sub.add_parser("list", help="municipalities with an active subdivision")

@@ -26,8 +26,8 @@ def add_arguments(p) -> None:
     p.add_argument("--min-area-km2", type=float, default=0.0, metavar="KM2",
                    help="area floor per sub-area (default 0)")
     p.add_argument("--seed", type=int, default=0, help="planner seed (default 0): same seed, same table")
-    p.add_argument("--restarts", type=int, default=None, metavar="N",
-                   help="planner restarts per k (default: the planner's own)")
+    p.add_argument("--restarts", type=int, default=1, metavar="N",
+                   help="planner searches per k (default 1: enough to rank municipalities; plan --auto uses 4)")
     p.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="soft time limit per municipality for the planner's local search (seconds)")
     p.add_argument("--checkpoints", metavar="DIR",

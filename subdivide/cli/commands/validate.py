@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from subdivide.core.errors import UserError
+from subdivide.core.names import visible
 
 HELP = "validate a received package (directory or zip): exit 0 clean, 1 errors, 2 unreadable"
 EXAMPLE = """
@@ -108,19 +109,17 @@ def read_names(path) -> dict[str, str]:
     return out
 
 
-def _printable(text: str) -> str:
-    """A name for the terminal: control and format characters dropped (no escape sequences)."""
-    return "".join(ch for ch in str(text) if unicodedata.category(ch) not in ("Cc", "Cf"))
-
-
 def municipality_of(report, names: dict) -> tuple[str, str]:
-    """(code, name) of a validated package: the manifest's, else the code inferred from the
-    town-blocks; the name from the manifest, else from ``names`` ("" when unknown)."""
+    """(code, name) of a validated package: the manifest's code, else the one inferred from
+    the town-blocks; the name from ``names`` (the carrier's official list), else the one
+    the manifest states (control characters dropped), else ""."""
+    from subdivide.core.names import without_controls
+
     man = (report.manifest or {}).get("municipality")
     man = man if isinstance(man, dict) else {}
     code = str(man.get("code") or (report.summary or {}).get("muni_code") or "")
-    name = man.get("name") if isinstance(man.get("name"), str) else ""
-    return code, (name.strip() or names.get(code, ""))
+    stated = without_controls(man["name"]) if isinstance(man.get("name"), str) else ""
+    return code, (names.get(code, "") or stated)
 
 
 def municipality_label(code: str, name: str, lang: str = "en") -> str:
@@ -131,7 +130,7 @@ def municipality_label(code: str, name: str, lang: str = "en") -> str:
     if not code:
         return "市区町村不明" if ja else "municipality unknown"
     if name:
-        return f"{code} {_printable(name)}"
+        return f"{code} {visible(name)}"
     pref = int(code[:2]) if code[:2].isdigit() else 0
     unknown = "名称不明" if ja else "name unknown"
     sep = "、" if ja else ", "
@@ -146,7 +145,7 @@ def verdict_line(report, code: str, name: str, lang: str = "en") -> str:
         counts = f"エラー {n['error']} 件、警告 {n['warning']} 件、情報 {n['info']} 件"
     else:
         counts = f"{n['error']} errors, {n['warning']} warnings, {n['info']} notes"
-    return f"{verdict}: {counts} — {municipality_label(code, name, lang)} — {_printable(report.package)}"
+    return f"{verdict}: {counts} — {municipality_label(code, name, lang)} — {visible(report.package)}"
 
 
 def summary_row(report, code: str, name: str, lang: str = "en") -> dict:

@@ -15,13 +15,18 @@ Package layout (pure steps in modules, one solver object):
 
 Method: (1) rook block graph, islands attached to the nearest mainland block and reported
 as island exceptions; (2) seeded spanning trees (SKATER's, then border-weighted trees
-with growing log-normal noise) cut greedily into k parts keeping the area floor; (3)
-boundary moves that lower the compactness SSD; (4) with ``objective="alerts"`` (the
-default), the partitions are re-ranked and improved by boundary moves that raise the
-expected share of residents spared an alert (:mod:`.objective`); (5) every candidate is
-built as a Plan (k ≤ 14, contiguity with island exceptions) and checked against the area
-floor, the exact core share and 旧市町村 nesting; a core-share miss raises the
-effective floor and retries. Deterministic for a seed.
+with growing log-normal noise) cut greedily into k parts keeping the area floor; (3) with
+``objective="alerts"`` (the default), restart by restart and k by k, the best cut, the
+best refinement of the (k−1)-plan and the best coarsening of the (k+1)-plan (k ± 1 are
+searched as helpers when not asked) are improved by local search on the expected share
+of residents spared an alert (:mod:`.objective`): boundary-block moves, then
+merge-and-split moves that re-cut two adjacent sub-areas along a random spanning tree of
+their union; each k keeps its best plan; (4) with ``objective="compactness"``, boundary
+moves that lower the compactness SSD; (5) every candidate is built as a Plan (k ≤ 14,
+contiguity with island exceptions) and checked against the area floor, the exact core
+share and 旧市町村 nesting; a core-share miss raises the effective floor and retries.
+Deterministic for a seed; more restarts never give a worse plan (search quality is
+measured against the exact optimum in ``tests/test_regionalize_exact.py``).
 """
 from __future__ import annotations
 
@@ -95,7 +100,10 @@ def regionalize(blocks, *, k=range(2, MAX_SUBAREAS + 1), min_area_km2: float = 0
     send_share: 0 → an alert goes to every sub-area its footprint touches; x > 0 → to
         sub-areas holding ≥ x of the footprint's residents (and always the largest).
     margin: recommended k = the smallest k whose spared share is within ``margin`` of the best.
-    time_budget_s: soft limit for the local-search phases.
+    restarts: spanning trees per k, each a round of local searches (default 4); more never
+        give a worse plan.
+    time_budget_s: soft limit for the local-search phases (the result then depends on the
+        machine's speed; without it, it never does).
 
     Raises InfeasibleError when no requested k can meet the constraints.
     """

@@ -52,7 +52,7 @@ class Candidate:
     rank: int = 0
     alerts: object = None       # AlertScore of this plan (None without the alert objective)
     core_shares: tuple = ()     # unreached core share per sub-area at the spill distance
-    compactness_plan_spared: float = np.nan   # the best-SSD plan's mean spared share, same k
+    compactness_plan_spared: float = np.nan   # spared share of the compactness plan (SKATER cut + SSD moves)
     recommended: bool = False
 
     @property
@@ -175,37 +175,68 @@ def _town_prefix(name: str) -> str:
 
 
 def _names_for(blocks: gpd.GeoDataFrame, sub: np.ndarray, old: np.ndarray | None) -> dict:
-    """Sub-area names in the 「●●地域」 form: the dominant 旧市町村 when known, else the
-    place (:func:`place_names`) holding most of the sub-area's residents; made unique
-    with a running number."""
-    df = pd.DataFrame({"sub": sub, "pop": blocks["population"].to_numpy(),
-                       "name": blocks["name"].to_numpy(), "key": blocks["key"].to_numpy()})
+    """Unique sub-area names in the 「●●地域」 form. Each sub-area's first choice is its
+    dominant 旧市町村 (most blocks) when known, else the place (:func:`place_names`)
+    holding most of its residents; then the other places it holds most of the residents
+    of, by residents. A name wanted by several sub-areas goes to the one with most
+    residents there (lowest number on ties), the others take their next choice; one with
+    no choice left gets its first choice numbered (「月本2地域」). Names are compared
+    as written on the plan, after :func:`default_subarea_name` (月本町 and 月本村 are
+    both 月本地域)."""
+    df = pd.DataFrame({"sub": sub, "pop": blocks["population"].to_numpy(dtype="float64"),
+                       "place": place_names(blocks["name"].to_numpy())})
+    by_place = df[df["place"] != ""].groupby(["sub", "place"], sort=True)["pop"].sum().reset_index()
+    # a place is another choice only for the sub-area holding most of its residents
+    holder = (by_place.sort_values(["place", "pop", "sub"], ascending=[True, False, True], kind="stable")
+              .drop_duplicates("place").set_index("place")["sub"])
+    ranked = by_place.sort_values(["sub", "pop", "place"], ascending=[True, False, True], kind="stable")
+    first = ranked.drop_duplicates("sub").set_index("sub")
     if old is not None:
         df["old"] = old
-        base = (df.groupby(["sub", "old"], sort=True)["pop"].size().reset_index(name="n")
-                  .sort_values(["sub", "n", "old"], ascending=[True, False, True], kind="stable")
-                  .drop_duplicates("sub").set_index("sub")["old"])
-        base = base.map(lambda s: default_subarea_name(s).removesuffix("地域"))
-    else:
-        df["place"] = place_names(df["name"])
-        by_place = df.groupby(["sub", "place"], sort=True)["pop"].sum().reset_index()
-        base = (by_place.sort_values(["sub", "pop", "place"], ascending=[True, False, True], kind="stable")
-                .drop_duplicates("sub").set_index("sub")["place"])
-        base = base.map(lambda s: default_subarea_name(s).removesuffix("地域") if s else s)
-    names, seen = {}, {}
-    for s in sorted(base.index):
-        b = base[s] or f"第{s}"
-        seen[b] = seen.get(b, 0) + 1
-        names[s] = b
-    count = {}
-    for s in sorted(names):
-        b = names[s]
-        if seen[b] > 1:
-            count[b] = count.get(b, 0) + 1
-            names[s] = f"{b}{count[b]}地域"
-        else:
-            names[s] = default_subarea_name(b) if not b.endswith("地域") else b
-    return names
+        n = (df.groupby(["sub", "old"], sort=True)["pop"].agg(["size", "sum"]).reset_index()
+               .sort_values(["sub", "size", "old"], ascending=[True, False, True], kind="stable")
+               .drop_duplicates("sub").set_index("sub"))
+        first = pd.DataFrame({"place": n["old"], "pop": n["sum"]})
+    choices: dict = {}
+    for s_ in sorted(set(np.asarray(sub).tolist())):
+        opts = []
+        if s_ in first.index and str(first.loc[s_, "place"]):
+            opts.append((str(first.loc[s_, "place"]), float(first.loc[s_, "pop"])))
+        mine = ranked[(ranked["sub"] == s_) & (ranked["place"].map(holder) == s_)]
+        opts += [(str(p), float(w)) for p, w in zip(mine["place"], mine["pop"])]
+        seen, out = set(), []
+        for raw, w in opts:
+            name = default_subarea_name(raw)
+            if name not in seen and name != "地域":
+                seen.add(name)
+                out.append((name, w))
+        choices[s_] = out
+    names: dict = {}
+    taken: set = set()
+    pending = sorted(choices)
+    while pending:
+        wants: dict = {}
+        for s_ in pending:
+            nxt = next(((n_, w) for n_, w in choices[s_] if n_ not in taken), None)
+            if nxt is not None:
+                wants.setdefault(nxt[0], []).append((-nxt[1], s_))
+        if not wants:
+            break
+        for name, bids in sorted(wants.items()):
+            winner = min(bids)[1]
+            names[winner] = name
+            taken.add(name)
+        pending = [s_ for s_ in pending if s_ not in names]
+    for s_ in pending:                      # nothing left: the first choice, numbered
+        base = choices[s_][0][0].removesuffix("地域") if choices[s_] else f"第{s_}"
+        i = 1 if not choices[s_] else 2
+        name = default_subarea_name(base) if i == 1 else f"{base}{i}地域"
+        while name in taken:
+            i += 1
+            name = f"{base}{i}地域"
+        names[s_] = name
+        taken.add(name)
+    return dict(sorted(names.items()))
 
 
 def _plan_from_labels(blocks, labels_blocks, adj_blocks, old, muni_code, max_subareas, metadata):

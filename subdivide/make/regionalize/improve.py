@@ -10,6 +10,11 @@ from scipy.sparse import csgraph
 
 from subdivide.make.regionalize.features import _sum_by, ssd_of
 from subdivide.make.regionalize.graph import _Graph
+from subdivide.make.regionalize.tree import (
+    _spanning_intervals,
+    _subgraph,
+    _tree_weights,
+)
 
 
 def _ring_ok(adj: sparse.csr_matrix, labels: np.ndarray, cand: np.ndarray) -> np.ndarray:
@@ -114,12 +119,19 @@ def _improve(g: _Graph, labels: np.ndarray, k: int, floor_m2: float, *, max_roun
 
 
 def _node_stays_connected(adj: sparse.csr_matrix, labels: np.ndarray, node: int) -> bool:
-    """True when the node's neighbours in its own group are connected among themselves."""
+    """True when the node's group stays connected without it (and is not left empty):
+    first the cheap test (its neighbours in the group are connected among themselves),
+    else a search over the group."""
     nb = adj.indices[adj.indptr[node]:adj.indptr[node + 1]]
     nb = nb[labels[nb] == labels[node]]
     if len(nb) <= 1:
         return len(nb) == 1
     n_comp, _ = csgraph.connected_components(adj[nb][:, nb], directed=False)
+    if n_comp == 1:
+        return True
+    rest = np.flatnonzero(labels == labels[node])
+    rest = rest[rest != node]
+    n_comp, _ = csgraph.connected_components(adj[rest][:, rest], directed=False)
     return n_comp == 1
 
 
@@ -172,3 +184,65 @@ def improve_alerts(state, g: _Graph, labels: np.ndarray, k: int, floor_m2: float
 def _touches(adj: sparse.csr_matrix, labels: np.ndarray, node: int, group: int) -> bool:
     nb = adj.indices[adj.indptr[node]:adj.indptr[node + 1]]
     return bool(np.any(labels[nb] == group))
+
+
+def recombine(g: _Graph, labels: np.ndarray, k: int, floor_m2: float, value, partial, rng: np.random.Generator,
+              *, max_evals: int, max_cuts: int = 24) -> tuple[np.ndarray, float, int]:
+    """Merge-and-split moves (ReCom-like): for each pair of adjacent sub-areas, in seeded
+    order, their union is spanned by a seeded random tree and re-cut at every tree edge
+    that keeps both halves non-empty and above the floor (the ``max_cuts`` most
+    balanced by SSD when there are more); the best cut is kept when it raises
+    ``value(labels)``. Moves whole chains of blocks that single-block moves cannot
+    cross. ``max_evals`` bounds the evaluations (a count: the result does not depend on
+    the machine). ``value(labels)`` scores node labels; ``partial(labels, free)`` gives a
+    faster scorer of labellings that differ only where ``free`` is True. Returns (labels,
+    value, evaluations used)."""
+    labels = labels.copy()
+    cur = value(labels)
+    used = 0
+    up = sparse.triu(g.adj, k=1).tocoo()
+    a_, b_ = labels[up.row], labels[up.col]
+    diff = a_ != b_
+    pairs = np.unique(np.column_stack([np.minimum(a_, b_)[diff], np.maximum(a_, b_)[diff]]), axis=0)
+    for a, b in pairs[rng.permutation(len(pairs))]:
+        if used >= max_evals:
+            break
+        la, lb = labels[up.row], labels[up.col]
+        if not np.any(((la == a) & (lb == b)) | ((la == b) & (lb == a))):
+            continue                                           # no longer adjacent
+        nodes = np.flatnonzero((labels == a) | (labels == b))
+        h = _subgraph(g, nodes)
+        tree = _spanning_intervals(h, _tree_weights(h, rng, 1.0, border=True))
+        if tree is None:
+            continue
+        order, tin, size = tree
+        FA, FN = (_subtree_sums(x, order, tin, size) for x in (h.area, h.count))
+        cand = order[1:]                                       # every non-root node, in preorder
+        ok = (FA[cand] >= floor_m2) & (FA[0] - FA[cand] >= floor_m2) & (FN[cand] > 0.5) & (FN[0] - FN[cand] > 0.5)
+        cand = cand[ok]
+        if len(cand) > max_cuts:
+            FW, FS, FQ = (_subtree_sums(x, order, tin, size) for x in (h.W, h.S, h.Q))
+            gain = -(ssd_of(FW[cand], FS[cand], FQ[cand])
+                     + ssd_of(FW[0] - FW[cand], FS[0] - FS[cand], FQ[0] - FQ[cand]))
+            cand = cand[np.argsort(-gain, kind="stable")[:max_cuts]]
+        best_v, best_lab = cur, None
+        cand = cand[: max(0, max_evals - used)]
+        score = partial(labels, (labels == a) | (labels == b)) if len(cand) else None
+        for v in cand:
+            lab = labels.copy()
+            inside = np.zeros(h.m, dtype=bool)
+            inside[order[tin[v]:tin[v] + size[v]]] = True
+            lab[nodes] = np.where(inside, b, a)
+            val = score(lab)
+            used += 1
+            if val > best_v + 1e-12:
+                best_v, best_lab = val, lab
+        if best_lab is not None:
+            labels, cur = best_lab, best_v
+    return labels, cur, used
+
+
+def _subtree_sums(x: np.ndarray, order: np.ndarray, tin: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Per node, the sum of ``x`` over its subtree (prefix sums along the preorder)."""
+    c = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(x[order], axis=0)])
+    return c[tin + size] - c[tin]

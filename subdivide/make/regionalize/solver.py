@@ -2,9 +2,17 @@
 
 ``__init__`` stores the options; :meth:`Regionalizer.solve` checks them, :meth:`fit`
 builds everything that does not depend on k (features, block graph, islands, the alert
-model), :meth:`cut` makes spanning-tree partitions for one k, :meth:`search` improves
-them, :meth:`score` turns a labelling into a checked, scored candidate, and
-:meth:`rank` orders the candidates and picks the recommended k.
+model), :meth:`cut` makes spanning-tree partitions for one k, :meth:`search_alerts`
+improves them (restart by restart, every k in turn), :meth:`score` turns a labelling into
+a checked, scored candidate, and :func:`rank_candidates` orders the candidates and picks
+the recommended k.
+
+Effort is nested: every random choice of restart r (its tree, the visiting order of each
+local search) comes from its own stream (seed, r, …), and a plan replaces a k's best only
+when strictly better, so ``restarts = r + 1`` repeats ``restarts = r`` step by step and
+adds some: more restarts never give a worse plan. Budgets are counts of evaluations,
+never times, so the result does not depend on the machine — unless ``time_budget_s`` is
+given, which trades that for a bound on the run time.
 """
 from __future__ import annotations
 
@@ -39,10 +47,16 @@ from subdivide.make.regionalize.graph import (
     infeasible_reasons,
     nest_edges,
 )
-from subdivide.make.regionalize.improve import _improve, improve_alerts
+from subdivide.make.regionalize.improve import _improve, improve_alerts, recombine
 from subdivide.make.regionalize.objective import DEFAULT_SPACING_M, AlertModel
 from subdivide.make.regionalize.ranking import rank_candidates
-from subdivide.make.regionalize.tree import _greedy_cuts, _rooted_tree, _tree_weights
+from subdivide.make.regionalize.tree import (
+    _greedy_cuts,
+    _merges,
+    _rooted_tree,
+    _splits,
+    _tree_weights,
+)
 from subdivide.model.contiguity import block_adjacency
 from subdivide.model.reach import min_area_for_share
 from subdivide.model.scenarios import DEFAULT_ALERT_BAND_KM, Scenarios, disc_scenarios
@@ -51,6 +65,8 @@ from subdivide.model.scenarios import DEFAULT_ALERT_BAND_KM, Scenarios, disc_sce
 RESTART_SIGMAS = (0.0, 0.35, 1.0, 3.0)
 #: core-share retries: the effective area floor is multiplied by these factors in turn
 CORE_RETRY_FACTORS = (1.0, 1.2, 1.45, 1.75, 2.1, 2.5)
+#: merge-and-split evaluations in a row without a gain before a local search stops
+RECOMBINE_STALE = 150
 #: objectives the planner can rank by
 OBJECTIVES = ("alerts", "compactness")
 
@@ -71,7 +87,8 @@ class Regionalizer:
                  time_budget_s: float | None = None, objective: str = "alerts",
                  scenarios: Scenarios | None = None, alert_band_km=DEFAULT_ALERT_BAND_KM,
                  send_share: float = 0.0, margin: float = 0.02, spacing_m: float = DEFAULT_SPACING_M,
-                 search_rounds: int = 3, search_moves: int | None = None, progress: Progress = silent):
+                 search_rounds: int = 3, search_moves: int | None = None, search_recombine: int | None = None,
+                 search_neighbours: bool = True, progress: Progress = silent):
         self.blocks = blocks
         self.k = k
         self.min_area_km2, self.min_core, self.spill_km = min_area_km2, min_core, spill_km
@@ -82,6 +99,7 @@ class Regionalizer:
         self.objective, self.scenarios, self.alert_band_km = objective, scenarios, alert_band_km
         self.send_share, self.margin, self.spacing_m = send_share, margin, spacing_m
         self.search_rounds, self.search_moves, self.progress = search_rounds, search_moves, progress
+        self.search_recombine, self.search_neighbours = search_recombine, search_neighbours
 
     # ------------------------------------------------------------------ checks
     def _check_options(self) -> list[int]:
@@ -122,7 +140,6 @@ class Regionalizer:
         self.ks_ = self._check_options()
         blocks = coerce_townblocks(self.blocks.drop(columns=[SUBAREA_COLUMN], errors="ignore"))
         self.blocks_ = blocks
-        self.rng_ = np.random.default_rng(np.random.SeedSequence(int(self.seed)))
         self.old_ = self._old_column(blocks)
         self.progress("features", 0, 0)
         self.frame_, self.notes_ = attribute_frame(blocks, self.attributes, self.rasters)
@@ -196,82 +213,154 @@ class Regionalizer:
                                 spacing_m=self.spacing_m)
 
     # ------------------------------------------------------------------ cut
-    def trees(self) -> list:
-        g = self.graph_
-        restarts = self.restarts if self.restarts is not None else (8 if g.m <= 2000 else 4)
-        out = []
-        for r in range(restarts):
-            # restart 0 is SKATER's tree (attribute distance only), then border-weighted
-            # trees with growing noise (towards uniformly random spanning trees)
-            sigma = RESTART_SIGMAS[(r - 1) % len(RESTART_SIGMAS)] if r else 0.0
-            out.append(_rooted_tree(g, _tree_weights(g, self.rng_, sigma, border=r > 0)))
-        for h in self.extra_graphs_:
-            out += [_rooted_tree(h, _tree_weights(h, None, 0.0, border=bd)) for bd in (False, True)]
-        return out
+    def n_restarts(self) -> int:
+        """Spanning trees per k: ``restarts``, else 4."""
+        return int(self.restarts) if self.restarts is not None else 4
 
-    def cut(self, x: int, floor_m2: float, trees: list, prev) -> list[tuple[float, np.ndarray]]:
-        """Tree partitions into x parts (node labels) with their SSD, best first."""
+    def tree(self, r: int):
+        """Restart ``r``'s spanning tree: 0 is SKATER's (attribute distance only), then
+        border-weighted trees with growing log-normal noise (towards uniformly random
+        spanning trees). Each restart draws from its own stream (seed, restart), so
+        restart r is the same whatever the number of restarts asked."""
         g = self.graph_
-        forests = list(trees)
-        if prev is not None and prev[0] == x - 1:
-            # warm start: split one sub-area of the best (k−1)-plan along its own tree
-            forests += [_rooted_tree(g, _tree_weights(g, None, 0.0, border=bd, keep=prev[1])) for bd in (False, True)]
-        found, hazard = [], []
-        n_hazard = 2 * len(self.extra_graphs_)
-        for i, t in enumerate(forests):
+        if r == 0:
+            return _rooted_tree(g, _tree_weights(g, None, 0.0, border=False))
+        rng = np.random.default_rng(np.random.SeedSequence([int(self.seed), 1, int(r)]))
+        return _rooted_tree(g, _tree_weights(g, rng, RESTART_SIGMAS[(r - 1) % len(RESTART_SIGMAS)], border=True))
+
+    def extra_trees(self) -> list:
+        """Trees of the hazard-exposure and per-block-coordinate graphs (alert objective)."""
+        return [_rooted_tree(h, _tree_weights(h, None, 0.0, border=bd)) for h in self.extra_graphs_
+                for bd in (False, True)]
+
+    def cut(self, x: int, floor_m2: float, trees: list) -> list[tuple[float, np.ndarray]]:
+        """Tree partitions into x parts (node labels) with their SSD, in tree order."""
+        g = self.graph_
+        out = []
+        for t in trees:
             lab = _greedy_cuts(t, x, floor_m2)
             if lab is not None:
-                is_h = len(trees) - n_hazard <= i < len(trees)
-                (hazard if is_h else found).append((group_ssd(lab, g.W, g.S, g.Q, x), lab))
-        found.sort(key=lambda p: p[0])
-        return found, hazard
+                out.append((group_ssd(lab, g.W, g.S, g.Q, x), lab))
+        return out
 
     # ------------------------------------------------------------------ search
-    def search(self, x: int, found, hazard, floor_m2: float, deadline) -> tuple[list[np.ndarray], float]:
-        """Labellings to try in order (best first), and the compactness plan's spared
-        share. ``found``: compactness tree cuts (best SSD first); ``hazard``: cuts of
-        the hazard-exposure trees, always tried under the alert objective."""
-        n_keep = 4 if self.min_core > 0 else 2      # a core floor: try more shapes
-        by_ssd = self._compact_tops(x, found, n_keep, floor_m2, deadline)
-        if self.alert_model_ is None:
-            return by_ssd[:n_keep], np.nan
-        comp_spared = self._spared(by_ssd[0], x) if by_ssd else np.nan
-        pool = by_ssd + [lab for _, lab in hazard]
-        return self._alert_order(x, pool, n_keep, floor_m2, deadline), comp_spared
-
     def _compact_tops(self, x, found, n_keep, floor_m2, deadline) -> list[np.ndarray]:
-        """The best distinct tree cuts by SSD (6 under the alert objective), the first
-        ``n_keep`` polished by SSD boundary moves; sorted by SSD."""
+        """The best ``n_keep`` distinct tree cuts by SSD, polished by SSD boundary moves;
+        sorted by SSD."""
         g = self.graph_
-        tops = _distinct(found, n_keep if self.alert_model_ is None else 6)
+        tops = _distinct(sorted(found, key=lambda p: p[0]), n_keep)
         if self.improve:
-            tops = [_improve(g, lab, x, floor_m2, deadline=deadline) if i < n_keep else lab
-                    for i, lab in enumerate(tops)]
+            tops = [_improve(g, lab, x, floor_m2, deadline=deadline) for lab in tops]
         scored = sorted(((group_ssd(lab, g.W, g.S, g.Q, x), i, lab) for i, lab in enumerate(tops)),
                         key=lambda p: (p[0], p[1]))
         return [lab for _, _, lab in scored]
 
     def _spared(self, lab_nodes: np.ndarray, x: int) -> float:
-        return self.alert_model_.state(lab_nodes[self.graph_.node_of_block], x).value()
+        """Expected spared share of a node labelling (from scratch)."""
+        return self.alert_model_.value(lab_nodes[self.graph_.node_of_block], x)
 
-    def _alert_order(self, x, pool, n_keep, floor_m2, deadline) -> list[np.ndarray]:
-        """The ``n_keep`` best of ``pool`` by expected spared share, the best (all, with a
-        core floor) polished by alert moves; best first."""
+    def _partial(self, lab_nodes: np.ndarray, free_nodes: np.ndarray, x: int):
+        """A scorer of node labellings that differ from ``lab_nodes`` only on ``free_nodes``."""
+        nob = self.graph_.node_of_block
+        ev = self.alert_model_.partial(lab_nodes[nob], free_nodes[nob], x)
+        return lambda L: ev.value(L[nob])
+
+    def _polish(self, lab: np.ndarray, x: int, floor_m2: float, stream: tuple, deadline) -> np.ndarray:
+        """Local search on the alert objective from ``lab``: boundary-block moves, then
+        merge-and-split passes (each with new random trees) until ``RECOMBINE_STALE``
+        evaluations in a row find nothing better or the evaluation budget is spent; block
+        moves again after every change. Random choices come from the attempt's own
+        stream."""
+        if not self.improve:
+            return lab
         g = self.graph_
-        states = [self.alert_model_.state(lab[g.node_of_block], x) for lab in pool]
-        vals = [s.value() for s in states]
-        out = []
-        for j, i in enumerate(sorted(range(len(pool)), key=lambda i: (-vals[i], i))[:n_keep]):
-            lab = pool[i]
-            if self.improve and (j == 0 or self.min_core > 0):
-                lab = improve_alerts(states[i], g, lab, x, floor_m2, self.node_blocks_, self.rng_,
+        rng = np.random.default_rng(np.random.SeedSequence([int(self.seed), 2, *map(int, stream)]))
+        evals, fruitless, moved = self._recombine_budget(), 0, True
+        while True:
+            if moved:
+                state = self.alert_model_.state(lab[g.node_of_block], x)
+                lab = improve_alerts(state, g, lab, x, floor_m2, self.node_blocks_, rng,
                                      max_rounds=self.search_rounds, max_moves=self._move_budget(), deadline=deadline)
-            out.append((-states[i].value(), j, lab))
-        return [lab for _, _, lab in sorted(out, key=lambda p: (p[0], p[1]))]
+            if evals <= 0 or fruitless >= RECOMBINE_STALE or (deadline is not None and time.perf_counter() > deadline):
+                return lab
+            new, _, used = recombine(g, lab, x, floor_m2, lambda L: self._spared(L, x),
+                                     lambda L, free: self._partial(L, free, x), rng, max_evals=evals)
+            evals -= max(used, 1)
+            moved = not np.array_equal(new, lab)
+            fruitless = 0 if moved else fruitless + max(used, 1)    # unchanged: the next pass draws other trees
+            lab = new
+
+    def _recombine_budget(self) -> int:
+        """Merge-and-split evaluations per polished plan: ``search_recombine``, else
+        30,000 / (n × the number of k searched), at least 24: a small graph searched for
+        few k needs many passes; with many k, refinements and coarsenings of the
+        neighbouring plans do much of the work, and large graphs spend their effort on the
+        restarts."""
+        if self.search_recombine is not None:
+            return int(self.search_recombine)
+        return max(24, 30_000 // (max(self.graph_.m, 1) * max(self.n_searched_, 1)))
 
     def _move_budget(self) -> int:
-        """Alert moves evaluated per polished plan: ``search_moves``, else 300 + n/5."""
-        return int(self.search_moves) if self.search_moves is not None else 300 + self.graph_.m // 5
+        """Alert moves evaluated per local search: ``search_moves``, else 50 + n/100 (short
+        searches from many starts beat long ones from few)."""
+        return int(self.search_moves) if self.search_moves is not None else 50 + self.graph_.m // 100
+
+    def search_alerts(self, ks: list[int], floor_m2: float, deadline) -> dict[int, _Pool]:
+        """Best plans per k under the alert objective, effort nested in the restarts.
+
+        Round 0 starts from the cuts of SKATER's tree (raw and polished by SSD moves: the
+        compactness plan) and of the hazard/coordinate trees; round r ≥ 1 from the cut
+        of restart r's tree. In each round, k by k ascending, the best start is polished
+        (:meth:`_polish`), and so is the best refinement of the best (k−1)-plan and the
+        best coarsening of the best (k+1)-plan whenever those changed since k last used
+        them. Every polished plan enters k's pool, which keeps the best by expected
+        spared share (earlier plans win ties). Each step depends only on the steps before
+        it, so ``restarts = r + 1`` repeats every step of ``restarts = r`` and adds some:
+        more restarts never give a worse plan (without a time budget).
+        """
+        pools = {x: _Pool(4 if self.min_core > 0 else 1) for x in ks}
+        self.n_searched_ = len(ks)
+        self.found_ = {x: [] for x in ks}       # restart-tree cuts (SSD, labels)
+        self.compact_ = {}                      # k → the compactness plan (round 0)
+        used = {}                               # (x, neighbour k) → the neighbour's best when last used
+        tried = {x: set() for x in ks}          # starts already polished, per k
+        extra = self.extra_trees()
+        for r in range(self.n_restarts()):
+            if r > 0 and deadline is not None and time.perf_counter() > deadline:
+                break
+            tree = self.tree(r)
+            for j, x in enumerate(ks):
+                self.progress(f"partitions (restart {r + 1})", j, len(ks))
+                own = self.cut(x, floor_m2, [tree])
+                self.found_[x] += own
+                starts = [lab for _, lab in own]
+                if r == 0:
+                    if own:       # the compactness plan: SKATER's cut polished by SSD moves
+                        self.compact_[x] = _improve(self.graph_, own[0][1], x, floor_m2, deadline=deadline) \
+                            if self.improve else own[0][1]
+                        starts.append(self.compact_[x])
+                    starts += [lab for _, lab in self.cut(x, floor_m2, extra)]
+                if starts:
+                    best = max(range(len(starts)), key=lambda i: (self._spared(starts[i], x), -i))
+                    self._try(pools[x], tried[x], starts[best], x, floor_m2, (r, x, 0), deadline)
+                for y, make in ((x - 1, lambda lab, y=x - 1: _splits(self.graph_, lab, y, floor_m2)),
+                                (x + 1, lambda lab: _merges(self.graph_, lab))):
+                    if y not in pools or pools[y].best is None or used.get((x, y)) is pools[y].best:
+                        continue
+                    used[(x, y)] = pools[y].best
+                    cands = make(pools[y].best)
+                    if cands:
+                        best = max(range(len(cands)), key=lambda i: (self._spared(cands[i], x), -i))
+                        self._try(pools[x], tried[x], cands[best], x, floor_m2, (r, x, 1 + (y > x)), deadline)
+        return pools
+
+    def _try(self, pool: _Pool, tried: set, start: np.ndarray, x: int, floor_m2: float, stream: tuple,
+             deadline) -> None:
+        """Polish ``start`` into the pool, unless the same start was polished before."""
+        key = start.tobytes()
+        if key not in tried:
+            tried.add(key)
+            pool.add(self, x, self._polish(start, x, floor_m2, stream, deadline))
 
     # ------------------------------------------------------------------ score
     def score(self, x: int, lab_nodes: np.ndarray, comp_spared: float) -> Candidate:
@@ -319,7 +408,6 @@ class Regionalizer:
         return result
 
     def _solve_all(self, todo: list[int], deadline) -> dict[int, Candidate]:
-        trees = self.trees()
         candidates: dict[int, Candidate] = {}
         last_fail: dict[int, Candidate] = {}
         pending = list(todo)
@@ -327,23 +415,56 @@ class Regionalizer:
             if not pending:
                 break
             floor_m2 = self.eff_km2_ * 1e6 * factor
-            prev = None
-            for j, x in enumerate(pending):
-                self.progress(f"partitions (floor ×{factor:g})", j, len(pending))
-                found, hazard = self.cut(x, floor_m2, trees, prev)
-                if not found and not hazard:
-                    continue
-                labs, comp_spared = self.search(x, found, hazard, floor_m2, deadline)
-                prev = (x, labs[0])
+            self.progress(f"partitions (floor ×{factor:g})", 0, len(pending))
+            plans = (self._alert_plans if self.alert_model_ is not None else self._compact_plans)(
+                pending, floor_m2, deadline)
+            for x in pending:
+                labs, comp_spared = plans.get(x, ([], np.nan))
                 for lab in labs:      # best first; the first that passes the checker wins
                     cand = self.score(x, lab, comp_spared)
                     if cand.feasible:
-                        candidates[x], prev = cand, (x, lab)
+                        candidates[x] = cand
                         break
                     if x not in last_fail or cand.min_core_share > last_fail[x].min_core_share:
                         last_fail[x] = cand
             pending = [x for x in pending if x not in candidates]
         return {**last_fail, **candidates}
+
+    def _alert_plans(self, ks: list[int], floor_m2: float, deadline) -> dict:
+        """k → (labellings to try, best first; the compactness plan's spared share)."""
+        helpers = set()
+        if self.search_neighbours:     # k ± 1 feed refinements and coarsenings to k
+            helpers = {y for x in ks for y in (x - 1, x + 1)
+                       if 2 <= y <= min(self.max_subareas, self.graph_.m) and y not in self.reasons_} - set(ks)
+        pools = self.search_alerts(sorted(set(ks) | helpers), floor_m2, deadline)
+        out = {}
+        for x in ks:
+            comp_spared = self._spared(self.compact_[x], x) if x in self.compact_ else np.nan
+            # with a core floor the most compact shapes are fallbacks when no alert plan passes
+            comp = self._compact_tops(x, self.found_[x], 4, floor_m2, deadline) if self.min_core > 0 else []
+            labs = pools[x].labs + comp
+            if labs:
+                out[x] = (labs, comp_spared)
+        return out
+
+    def _compact_plans(self, ks: list[int], floor_m2: float, deadline) -> dict:
+        """The compactness objective (earlier versions' search): all restart trees cut,
+        plus the best (k−1)-plan's sub-areas split along their own trees; the best cuts by
+        SSD polished by SSD moves."""
+        g = self.graph_
+        trees = [self.tree(r) for r in range(self.n_restarts())]
+        n_keep = 4 if self.min_core > 0 else 2
+        out, prev = {}, None
+        for j, x in enumerate(ks):
+            self.progress("partitions", j, len(ks))
+            forests = list(trees)
+            if prev is not None and prev[0] == x - 1:
+                forests += [_rooted_tree(g, _tree_weights(g, None, 0.0, border=bd, keep=prev[1]))
+                            for bd in (False, True)]
+            tops = self._compact_tops(x, self.cut(x, floor_m2, forests), n_keep, floor_m2, deadline)
+            if tops:
+                out[x], prev = (tops, np.nan), (x, tops[0])
+        return out
 
     def _meta(self) -> dict:
         meta = {"method": "spanning-tree partition + local improvement (subdivide.make.regionalize)",
@@ -356,6 +477,32 @@ class Regionalizer:
                          "alert_band_km": list(self.alert_model_.band_km), "send_share": float(self.send_share),
                          "margin": float(self.margin)})
         return meta
+
+
+class _Pool:
+    """The best plans found for one k by expected spared share; a plan replaces another
+    only when better by more than 1e-12 (earlier plans win ties)."""
+
+    def __init__(self, size: int):
+        self.size, self.items = size, []          # (value, labelling), best first
+
+    def add(self, reg: Regionalizer, x: int, lab: np.ndarray) -> None:
+        v = reg._spared(lab, x)
+        if any(np.array_equal(lab, other) for _, other in self.items):
+            return
+        i = 0
+        while i < len(self.items) and self.items[i][0] >= v - 1e-12:
+            i += 1
+        self.items.insert(i, (v, lab))
+        del self.items[self.size:]
+
+    @property
+    def best(self) -> np.ndarray | None:
+        return self.items[0][1] if self.items else None
+
+    @property
+    def labs(self) -> list[np.ndarray]:
+        return [lab for _, lab in self.items]
 
 
 def _distinct(found, n: int) -> list[np.ndarray]:

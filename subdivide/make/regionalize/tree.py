@@ -138,3 +138,71 @@ def _greedy_cuts(t: _Tree, k: int, floor_m2: float) -> np.ndarray | None:
         v = int(np.argmax(g))                      # first index on ties: deterministic
         tops.append(v)
 
+
+def _splits(g: _Graph, labels: np.ndarray, k: int, floor_m2: float) -> list[np.ndarray]:
+    """Refinements of a k-plan into k + 1 parts: each sub-area cut once along its own
+    spanning tree (border-weighted, as restart 1's), at the cut that lowers the SSD most
+    and keeps both halves above the floor; the new part is labelled k. One labelling per
+    sub-area that can be cut, in sub-area order. (Refining never alerts anyone more, so
+    each is at least as good as the k-plan under the alert objective.)"""
+    t = _rooted_tree(g, _tree_weights(g, None, 0.0, border=True, keep=labels))
+    roots = t.roots[np.argsort(t.tin[t.roots])]
+    tin_r = t.tin[roots]
+    part = np.searchsorted(tin_r, t.tin, side="right") - 1      # the tree (sub-area) of each node
+    r = roots[part]
+    sub = (t.FW, t.FS, t.FQ)
+    rest = tuple(F[r] - F for F in sub)
+    gain = ssd_of(t.FW[r], t.FS[r], t.FQ[r]) - ssd_of(*sub) - ssd_of(*rest)
+    ok = ((t.parent >= 0) & (t.FA >= floor_m2) & (t.FA[r] - t.FA >= floor_m2)
+          & (t.FN > 0.5) & (t.FN[r] - t.FN > 0.5))
+    out = []
+    for j in range(len(roots)):
+        cand = np.flatnonzero(ok & (part == j))
+        if not len(cand):
+            continue
+        v = int(cand[np.argmax(gain[cand])])                     # first index on ties
+        lab = labels.copy()
+        inside = (t.tin >= t.tin[v]) & (t.tin < t.tin[v] + t.size[v])
+        lab[inside] = k
+        out.append(lab)
+    return out
+
+
+def _merges(g: _Graph, labels: np.ndarray) -> list[np.ndarray]:
+    """Coarsenings of a plan into one part fewer: every pair of adjacent sub-areas merged
+    (the higher label into the lower, labels above it shifted down), in pair order."""
+    up = sparse.triu(g.adj, k=1).tocoo()
+    a, b = labels[up.row], labels[up.col]
+    diff = a != b
+    pairs = np.unique(np.column_stack([np.minimum(a, b)[diff], np.maximum(a, b)[diff]]), axis=0)
+    out = []
+    for lo, hi in pairs:
+        lab = np.where(labels == hi, lo, labels)
+        out.append(lab - (lab > hi))
+    return out
+
+
+def _subgraph(g: _Graph, nodes: np.ndarray) -> _Graph:
+    """The graph induced by ``nodes`` (local indices in the given order)."""
+    return _Graph(np.arange(len(nodes)), g.W[nodes], g.S[nodes], g.Q[nodes], g.area[nodes], g.count[nodes],
+                  g.adj[nodes][:, nodes].tocsr(), g.mean[nodes])
+
+
+def _spanning_intervals(h: _Graph, w: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The minimum spanning tree of a connected graph, rooted at node 0, as preorder
+    intervals: (preorder, tin, size); the subtree of v is ``preorder[tin[v]:tin[v] +
+    size[v]]``. None when the graph is not connected. Cheaper than :func:`_rooted_tree`
+    on the small graphs of merge-and-split moves."""
+    mst = csgraph.minimum_spanning_tree(w)
+    sym = (mst + mst.T).tocsr()
+    order, pred = csgraph.depth_first_order(sym, 0, directed=False, return_predecessors=True)
+    if len(order) != h.m:
+        return None
+    size = [1] * h.m
+    par = pred.tolist()
+    for v in order[::-1].tolist():
+        if par[v] >= 0:
+            size[par[v]] += size[v]
+    tin = np.empty(h.m, dtype=np.int64)
+    tin[order] = np.arange(h.m)
+    return order, tin, np.asarray(size, dtype=np.int64)
