@@ -619,3 +619,15 @@ def test_layer_data_escapes_names_exactly_as_the_slots_do(values):
     for v in html_json_values(values):       # inert in a script, and a valid JSON string body
         assert not set(v) & set("<>&'`$")
         assert isinstance(json.loads('"' + v + '"'), str)
+
+
+def test_default_title_names_the_municipality_as_text(sample_plan, hostile_plan):
+    """The heading says whose map it is; a hostile CITY_NAME is text, never markup."""
+    import dataclasses
+
+    page = _unescape_js(render_map(sample_plan, basemap="none", distances_km=(2,)))
+    assert "花巻市 細分化エリア 審議用地図" in page
+    evil = dataclasses.replace(hostile_plan, blocks=hostile_plan.blocks.assign(CITY_NAME="<script>alert(1)</script>市"))
+    page = _unescape_js(render_map(evil, basemap="none", distances_km=(2,)))
+    assert "<script>alert(1)</script>市" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;市 細分化エリア 審議用地図" in page

@@ -1305,6 +1305,7 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
     shapes = spill_shapes(plan, spill, distances)
     progress("map: display geometry", 0, 0)
     sub_geom, sub_geom_4326, bgeom_4326, bounds = _display_geometry(plan, tolerance_m)
+    title = title or default_title(plan)
     p = _new_page(plan, view, distances, bounds, title, tolerance_m)
     _add_basemaps(p, basemap, basemap_on)
     _add_subareas(p, sub_geom_4326)
@@ -1314,6 +1315,15 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
     _add_labels(p, sub_geom)
     _add_controls(p, blk_layer, bounds, title, note)
     return inline_assets(p.slots.fill(p.render()), offline=offline)
+
+
+def default_title(plan) -> str:
+    """「鳥取市 細分化エリア 審議用地図」: the municipality's name as the town-block file gives
+    it (user data: it reaches the page through a text slot), else without it."""
+    from subdivide.io.townblocks import municipality_name
+
+    name = municipality_name(plan.blocks, plan.muni_code)
+    return f"{name} 細分化エリア 審議用地図" if name else "細分化エリア 審議用地図"
 
 
 _POINTS_ON_TOP_JS = """

@@ -39,7 +39,7 @@ def add_arguments(p) -> None:
     p.add_argument("--coverage", action="append", metavar="FILE",
                    help="carrier coverage polygons (repeatable; see `subdivide spill --coverage`)")
     p.add_argument("--sites", metavar="CSV", help="base-station site list (lat, lon, carrier …)")
-    p.add_argument("--title", metavar="TEXT", help="page heading (default 細分化エリア 審議用地図)")
+    p.add_argument("--title", metavar="TEXT", help="page heading (default: 〈市区町村名〉 細分化エリア 審議用地図)")
     p.add_argument("--note", metavar="TEXT",
                    help="caution shown in the explanation box, e.g. that the geometry is approximate")
     p.add_argument("--tolerance", type=float, default=15.0, metavar="M",
