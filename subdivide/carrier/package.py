@@ -22,11 +22,9 @@ atomic (nothing appears unless everything succeeded), never overwrites without
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -38,7 +36,8 @@ from subdivide import __version__
 from subdivide.core.codes import with_check_digit
 from subdivide.io.dbf import patch_dbf_header
 from subdivide.core.errors import UserError
-from subdivide.io.output import atomic_dir, atomic_path, check_can_write, csv_bytes, sha256_file, write_gpkg, write_xlsx
+from subdivide.io.output import (atomic_dir, atomic_path, check_can_write, csv_bytes, sha256_file, write_gpkg,
+                                 write_xlsx, zip_bytes)
 from subdivide.io.townblocks import municipality_name
 from subdivide.model.plan import Plan
 from subdivide.carrier.profiles import Profile, load_profile
@@ -48,8 +47,6 @@ from subdivide.core.progress import silent
 PACKAGE_FORMAT = "subdivide-carrier-package"
 PACKAGE_FORMAT_VERSION = 1
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
-#: fixed member timestamp in zips (reproducible)
-ZIP_DATE = (2000, 1, 1, 0, 0, 0)
 MAX_DBF_TEXT_BYTES = 254
 
 
@@ -289,16 +286,8 @@ def write_package_files(plan: Plan, directory: Path, profile: Profile, *, csv_en
 def zip_directory(directory: Path) -> bytes:
     """Deterministic zip of a directory: sorted POSIX member names at the root, fixed
     timestamps, mode 0644, UTF-8 names flagged."""
-    buf = io.BytesIO()
-    files = sorted((p for p in directory.rglob("*") if p.is_file()), key=lambda p: p.relative_to(directory).as_posix())
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for p in files:
-            info = zipfile.ZipInfo(p.relative_to(directory).as_posix(), date_time=ZIP_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            info.create_system = 3
-            z.writestr(info, p.read_bytes())
-    return buf.getvalue()
+    names = sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
+    return zip_bytes((name, (directory / name).read_bytes()) for name in names)
 
 
 def _package_entries(profile: Profile):

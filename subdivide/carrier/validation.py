@@ -44,7 +44,7 @@ from subdivide.io.dbf import DbfError, read_character_fields, read_dbf_header
 from subdivide.core.errors import UserError
 from subdivide.core.findings import Finding
 from subdivide.core.rules import RULES as CORE_RULES
-from subdivide.io.output import FORMULA_PREFIXES, sha256_file
+from subdivide.io.output import FORMULA_PREFIXES, sha256_file, unneutralise_cell
 from subdivide.carrier.package import PACKAGE_FORMAT, PACKAGE_FORMAT_VERSION, SHAPEFILE_PARTS
 from subdivide.carrier.profiles import Profile, load_profile
 from subdivide.io.readers import read_outline
@@ -624,10 +624,6 @@ def read_shapefile_checked(root: Path, base: str, fields: dict, prof: Profile, c
 
 
 # ============================================================================ lists
-def _unneutralise(v: str) -> str:
-    return v[1:] if v.startswith("'") and v[1:2] and v[1] in "=+-@\t\r" else v
-
-
 def _decode_list(data: bytes, name: str, encoding: str, c: _Check) -> str | None:
     """A list's text: UTF-8 with BOM (CSV-ENCODING without) or CP932, CRLF line ends; None
     when it does not decode."""
@@ -653,7 +649,7 @@ def _csv_header(rows: list, columns: dict, name: str, c: _Check) -> list | None:
     if not rows:
         c.add("CSV-COLUMNS", f"{name} is empty", [name])
         return None
-    head = [_unneutralise(h) for h in rows[0]]
+    head = [unneutralise_cell(h) for h in rows[0]]
     missing = [v for v in columns.values() if v not in head]
     if missing:
         c.add("CSV-COLUMNS", f"{name} lacks columns {missing}", missing)
@@ -689,7 +685,7 @@ def read_csv_checked(path: Path, columns: dict, encoding: str, c: _Check) -> pd.
     if bad:
         c.add("CSV-COLUMNS", f"{name}: rows with the wrong number of cells", [f"row {i}" for i in bad])
         return None
-    return pd.DataFrame({k: [_unneutralise(r[j]) for r in body] for k, j in idx.items()}, dtype=object)
+    return pd.DataFrame({k: [unneutralise_cell(r[j]) for r in body] for k, j in idx.items()}, dtype=object)
 
 
 def _open_workbook(path: Path, c: _Check, limits: Limits):
@@ -718,7 +714,7 @@ def _sheet_header(wb, sheet: str, cols: dict, name: str, c: _Check):
     if not rows:
         c.add("CSV-COLUMNS", f"{name}:{sheet} is empty", [sheet])
         return None
-    head = [_unneutralise(str(x.value)) if x.value is not None else "" for x in rows[0]]
+    head = [unneutralise_cell(str(x.value)) if x.value is not None else "" for x in rows[0]]
     missing = [v for v in cols.values() if v not in head]
     if missing:
         c.add("CSV-COLUMNS", f"{name}:{sheet} lacks columns {missing}", missing)
@@ -748,7 +744,7 @@ def _read_sheet(wb, sheet: str, cols: dict, codes: tuple, name: str, c: _Check) 
     if notext:
         c.add("XLSX-TEXT-CODES", f"{name}:{sheet}: code cells not stored as text (Excel drops "
               "leading zeros)", notext)
-    return pd.DataFrame({k: ["" if r[j].value is None else _unneutralise(str(r[j].value))
+    return pd.DataFrame({k: ["" if r[j].value is None else unneutralise_cell(str(r[j].value))
                              for r in rows[1:]] for k, j in idx.items()}, dtype=object)
 
 

@@ -592,7 +592,7 @@ def xlsx_bytes(sheets: dict[str, pd.DataFrame], *, text_columns: Iterable[str] =
          + f'<Override PartName="/xl/workbook.xml" ContentType="{_XLSX_CT}.spreadsheetml.sheet.main+xml" />'
          '</Types>'),
     ]
-    return _zip_bytes((name, body.encode("utf-8")) for name, body in members)
+    return zip_bytes((name, body.encode("utf-8")) for name, body in members)
 
 
 def write_xlsx(sheets: dict[str, pd.DataFrame], path, *, text_columns: Iterable[str] = (),
@@ -606,15 +606,17 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], path, *, text_columns: Iterable[
     return Path(path)
 
 
-def _zip_bytes(members) -> bytes:
+def zip_bytes(members) -> bytes:
     """A zip of ``(name, bytes)`` members in that order: deflated, fixed 2000-01-01
-    timestamps, mode 0644 (byte-identical run to run)."""
+    timestamps, mode 0644, made on Unix whatever the platform (byte-identical run to run
+    and machine to machine); the one zip writer (xlsx files, packages)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for name, body in members:
             info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
+            info.create_system = 3
             dst.writestr(info, body)
     return out.getvalue()
 

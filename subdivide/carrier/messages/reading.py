@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from subdivide.core.errors import UserError
+from subdivide.io.output import unneutralise_cell
 from subdivide.carrier.messages.message import CONTEXT_FIELDS, Context, Message
 
 ALIASES = {"drill": "is_drill", "correction": "is_correction", "lifting": "is_lifting",
@@ -31,7 +32,6 @@ ALIASES = {"drill": "is_drill", "correction": "is_correction", "lifting": "is_li
 _TYPES = {f.name: f.type for f in fields(Context)}
 _TRUE = {"1", "true", "yes", "y", "はい", "○", "x", "t", "on"}
 _FALSE = {"0", "false", "no", "n", "いいえ", "", "f", "off", "none", "nan"}
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def parse_time(value, *, where: str) -> datetime:
@@ -73,16 +73,10 @@ def _convert(name: str, value, where: str):
     return str(v)
 
 
-def _unneutralise(value):
-    if isinstance(value, str) and len(value) > 1 and value[0] == "'" and value[1] in _FORMULA:
-        return value[1:]
-    return value
-
-
 def message_from_record(rec: dict, defaults: Context, *, where: str, default_id: str,
                         category: str = "") -> Message:
     """A message from a dict (JSON object or sheet row); context fields override ``defaults``."""
-    rec = {ALIASES.get(str(k).strip(), str(k).strip()): _unneutralise(v) for k, v in rec.items()}
+    rec = {ALIASES.get(str(k).strip(), str(k).strip()): unneutralise_cell(v) for k, v in rec.items()}
     for need in ("title", "body"):
         if need not in rec or rec[need] is None:
             raise UserError(f"no {need!r} field", where=where,

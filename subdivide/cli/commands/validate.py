@@ -84,17 +84,15 @@ CODE_HEADERS = ("code", "muni_code", "団体コード", "市区町村コード",
 NAME_HEADERS = ("name", "muni_name", "市区町村名(漢字)", "市区町村名", "名称")
 
 
-def _header_key(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", str(text)).split()).lower()
-
-
 def read_names(path) -> dict[str, str]:
     """municipality code (5 digits) → name from a CSV/XLSX with a code and a name column;
     6-digit codes (with the check digit, as in the 総務省 list) are cut to 5."""
     from subdivide.io.tables import read_text_table
 
     df = read_text_table(path, what="--names file")
-    cols = {_header_key(c): c for c in df.columns}
+    from subdivide.io.tables import header_key
+
+    cols = {header_key(c): c for c in df.columns}
     code_col = next((cols[k] for k in CODE_HEADERS if k in cols), None)
     name_col = next((cols[k] for k in NAME_HEADERS if k in cols), None)
     if code_col is None or name_col is None:
