@@ -85,6 +85,44 @@ def test_incremental_moves_equal_a_fresh_evaluation(synthetic_blocks):
     assert np.allclose(st_.recipients(), fresh.recipients())
 
 
+def test_slot_layout_is_the_same_whatever_the_chunk(synthetic_blocks, monkeypatch):
+    """The (block, point, L) slots are built and counted in chunks (memory at 50,000 blocks,
+    issue 19): tiny chunks give the same layout, the same counts and the same moves."""
+    import subdivide.make.regionalize.objective as obj
+
+    b = synthetic_blocks(300, seed=5)
+    scen = disc_scenarios(b, per_radius=12, seed=2)
+    labels = np.random.default_rng(1).integers(0, 6, len(b))
+    whole = AlertModel.build(b, scen)
+    ref = whole.state(labels, 6)
+    monkeypatch.setattr(obj, "SLOT_CHUNK", 97)
+    chunked = AlertModel.build(b, scen)
+    ptr, lp = chunked._slot_layout
+    assert np.array_equal(ptr, whole._slot_layout[0]) and np.array_equal(lp, whole._slot_layout[1])
+    # every pair counts once at each L from its level on: lp decodes to (L, point) pairs in range
+    P, nl = whole.n_points, len(whole.band_km)
+    assert len(lp) == int(np.sum(nl - whole.reach.data)) and lp.min() >= 0 and lp.max() < nl * P
+    st_ = chunked.state(labels, 6)
+    assert np.array_equal(st_.count, ref.count) and np.array_equal(st_.popm, ref.popm)
+    for blk, dest in ((3, 0), (150, 5), (299, 2)):
+        st_.move([blk], dest)
+        ref.move([blk], dest)
+    assert np.array_equal(st_.popm, ref.popm) and st_.value() == ref.value()
+
+
+def test_reach_pairs_are_the_same_whatever_the_chunk(sample_blocks, monkeypatch):
+    """Points are related to blocks a chunk at a time (memory): the same pairs, distances and
+    order as in one go, on the 花巻 sample."""
+    import subdivide.model.scenarios as sc
+
+    pts = population_points(sample_blocks, 400.0)
+    whole = sc.reach_pairs(sample_blocks, pts, 3300.0, simplify_m=40.0)
+    monkeypatch.setattr(sc, "REACH_POINT_CHUNK", 37)
+    chunked = sc.reach_pairs(sample_blocks, pts, 3300.0, simplify_m=40.0)
+    assert len(whole[0]) > 100_000
+    assert all(np.array_equal(a, b) for a, b in zip(whole, chunked))
+
+
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000), k=st.integers(2, 8), send=st.sampled_from([0.0, 0.3]))
 def test_invariants(synthetic_blocks, seed, k, send):

@@ -1,5 +1,6 @@
 """Atomic, non-overwriting, Excel-safe outputs."""
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -224,3 +225,14 @@ def test_xlsx_refuses_control_characters_and_bad_values(tmp_path):
     with pytest.raises(ValueError, match="sheet name"):
         write_xlsx({"a/b": pd.DataFrame({"x": [1]})}, tmp_path / "e.xlsx")
     assert not any(tmp_path.iterdir())
+
+
+def test_the_vendored_xlsx_theme_is_openpyxls():
+    """assets/xlsx_theme1.xml is openpyxl's theme part, byte for byte (the writer no longer
+    imports openpyxl for it)."""
+    from openpyxl.writer.theme import theme_xml
+
+    import subdivide
+
+    vendored = Path(subdivide.__file__).parent / "assets" / "xlsx_theme1.xml"
+    assert vendored.read_text(encoding="utf-8") == theme_xml

@@ -434,6 +434,28 @@ def xlsx_codes_as_numbers(root, ctx):
     reseal(root)
 
 
+@case("CSV-FORMULA")
+def xlsx_formula_cell(root, ctx):
+    p = root / "area_codes.xlsx"
+    wb = load_workbook(p)
+    wb["townblocks"]["E3"] = '=HYPERLINK("http://x","y")'
+    wb.save(p)
+    reseal(root)
+
+
+@case("XLSX-UNREADABLE")
+def xlsx_with_a_dtd(root, ctx):
+    p = root / "area_codes.xlsx"
+    with zipfile.ZipFile(p) as z:
+        parts = {i.filename: z.read(i.filename) for i in z.infolist()}
+    parts["xl/workbook.xml"] = parts["xl/workbook.xml"].replace(
+        b"<workbook", b'<!DOCTYPE w [<!ENTITY a "aaaaaaaa">]><workbook', 1)
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+    reseal(root)
+
+
 @case("XLSX-UNREADABLE")
 def xlsx_not_a_workbook(root, ctx):
     (root / "area_codes.xlsx").write_bytes(b"PK\x03\x04 this is not a workbook")

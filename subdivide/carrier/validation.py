@@ -277,9 +277,10 @@ def _validate_root(root: Path, prof: Profile, c: _Check, report: ValidationRepor
     check_prj_zone(c, muni)
     check_townblocks(tb, blk_csv, xlsx, muni, c)
     check_subareas(tb, sa, sub_csv, xlsx, muni, c, headers=prof.lists["subarea_columns"])
-    check_geometry(tb, sa, c, outline=outline)
+    tiled = check_geometry(tb, sa, c, outline=outline)    # the blocks form a valid coverage
     # the manifest's island exceptions; without a manifest, those the geometry shows
-    exceptions = check_contiguity(tb, None if manifest is None else set(manifest.get("island_exceptions") or []), c)
+    exceptions = check_contiguity(tb, None if manifest is None else set(manifest.get("island_exceptions") or []), c,
+                                  coverage=tiled)
     check_spill(root, sa, prof, c, spill_km=spill_km, target_share=target_share)
     if coverage is not None:
         report.footprint = check_coverage(tb, sa, muni, exceptions, coverage, coverage_selection, c)
@@ -689,28 +690,29 @@ def read_csv_checked(path: Path, columns: dict, encoding: str, c: _Check) -> pd.
 
 
 def _open_workbook(path: Path, c: _Check, limits: Limits):
-    """The workbook, or None (XLSX-UNREADABLE) when its zip is unsafe or openpyxl fails."""
+    """sheet name → rows of cells (:func:`subdivide.io.xlsx.read_workbook`), or None
+    (XLSX-UNREADABLE) when its zip is unsafe or it is not a readable workbook."""
     name = path.name
     nested = check_nested_zip(path, limits)
     if nested:
         for f in nested:
             c.add("XLSX-UNREADABLE", f"{name} is not a safe zip: {f.message}", (name, *f.features))
         return None
-    from openpyxl import load_workbook
+    from subdivide.io.xlsx import XlsxError, read_workbook
 
     try:
-        return load_workbook(path, read_only=False, data_only=False)
-    except Exception as exc:  # openpyxl raises many types on broken files
-        c.add("XLSX-UNREADABLE", f"{name} cannot be opened ({exc.__class__.__name__})", [name])
+        return read_workbook(path)
+    except XlsxError as exc:
+        c.add("XLSX-UNREADABLE", f"{name} cannot be opened ({exc})", [name])
         return None
 
 
 def _sheet_header(wb, sheet: str, cols: dict, name: str, c: _Check):
     """(rows, header) of a sheet that exists, is not empty and has every column, else None."""
-    if sheet not in wb.sheetnames:
+    if sheet not in wb:
         c.add("CSV-COLUMNS", f"{name} lacks the sheet {sheet!r}", [sheet])
         return None
-    rows = list(wb[sheet].iter_rows())
+    rows = wb[sheet]
     if not rows:
         c.add("CSV-COLUMNS", f"{name}:{sheet} is empty", [sheet])
         return None
@@ -1152,9 +1154,10 @@ def check_subareas(tb, sa, sub_csv, xlsx, muni: str | None, c: _Check, headers: 
 
 
 # ============================================================================ geometry
-def check_geometry(tb: gpd.GeoDataFrame, sa: gpd.GeoDataFrame, c: _Check, *, outline=None) -> None:
+def check_geometry(tb: gpd.GeoDataFrame, sa: gpd.GeoDataFrame, c: _Check, *, outline=None) -> bool:
     """Validity, overlaps between town-blocks, dissolved sub-areas vs their blocks, and gaps /
-    outside parts against the municipal outline."""
+    outside parts against the municipal outline. Returns whether the town-blocks (all valid)
+    form a valid polygon coverage."""
     geoms = tb.geometry.values
     keys = tb["key"].to_numpy()
     isna = shapely.is_missing(geoms) | shapely.is_empty(geoms)
@@ -1167,8 +1170,13 @@ def check_geometry(tb: gpd.GeoDataFrame, sa: gpd.GeoDataFrame, c: _Check, *, out
     good = ~bad
     g = geoms[good]
     gk = keys[good]
-    if len(g):
-        tree = shapely.STRtree(g)
+    # a valid coverage (no overlaps, shared borders with the same vertices: every e-Stat file
+    # and every package subdivide writes) needs no pairwise intersection, and unions as a
+    # coverage (linear); anything else is checked pair by pair
+    coverage = bool(len(g)) and not bad.any() and bool(shapely.coverage_is_valid(g))
+    union_of = shapely.coverage_union_all if coverage else shapely.union_all
+    tree = shapely.STRtree(g) if len(g) else None
+    if len(g) and not coverage:
         i, j = tree.query(g, predicate="intersects")
         m = i < j
         i, j = i[m], j[m]
@@ -1185,7 +1193,7 @@ def check_geometry(tb: gpd.GeoDataFrame, sa: gpd.GeoDataFrame, c: _Check, *, out
             mine = geoms[sub == s]
             if not len(mine) or geom is None:
                 continue
-            u = shapely.union_all(mine)
+            u = union_of(mine)
             d = shapely.area(shapely.symmetric_difference(u, shapely.make_valid(geom)))
             if d > max(1.0, AREA_REL_TOL * shapely.area(u)):
                 mism.append(f"{s}: {d / 1e6:.3f} km²")
@@ -1193,7 +1201,7 @@ def check_geometry(tb: gpd.GeoDataFrame, sa: gpd.GeoDataFrame, c: _Check, *, out
             c.add("SUBAREA-GEOMETRY", "dissolved sub-areas differ from the union of their town-blocks", mism)
     ol = read_outline(outline, tb.crs)
     if ol is not None and len(g):
-        union = shapely.union_all(g)
+        union = union_of(g)
         total = shapely.area(ol)
         gap = shapely.difference(ol, union)
         out = shapely.difference(union, ol)
@@ -1209,6 +1217,7 @@ def check_geometry(tb: gpd.GeoDataFrame, sa: gpd.GeoDataFrame, c: _Check, *, out
             share = shapely.area(shapely.difference(g, ol)) / np.maximum(shapely.area(g), 1e-9)
             c.add("GEOM-OUTSIDE", f"{shapely.area(out) / 1e6:.3f} km² of town-blocks lie outside the "
                   "municipal outline", list(gk[share > 0.01]))
+    return coverage
 
 
 #: a detached piece of a sub-area with no other town-block nearer than this (m) has no land
@@ -1258,11 +1267,12 @@ def island_parts(tb: gpd.GeoDataFrame, adj) -> tuple[np.ndarray, np.ndarray, np.
     return detached, isolated, detached & isolated
 
 
-def check_contiguity(tb: gpd.GeoDataFrame, exceptions: set | None, c: _Check) -> set:
+def check_contiguity(tb: gpd.GeoDataFrame, exceptions: set | None, c: _Check, *, coverage: bool = False) -> set:
     """Each sub-area one piece (rook adjacency), apart from island exceptions: those the
     manifest lists, or, for a package without a manifest (``exceptions`` None), those the
     geometry shows (detached pieces with no land neighbour: CONTIGUITY-ISLAND-INFERRED).
-    Returns the island exceptions used."""
+    Returns the island exceptions used. ``coverage``: the blocks are known to form a valid
+    coverage (:func:`check_geometry`), so shared segments are matched without checking again."""
     from subdivide.model.contiguity import block_adjacency, contiguity_breaks
 
     geoms = tb.geometry.values
@@ -1270,7 +1280,7 @@ def check_contiguity(tb: gpd.GeoDataFrame, exceptions: set | None, c: _Check) ->
         return set(exceptions or ())  # already reported; adjacency on broken geometry would mislead
     keys = tb["key"].to_numpy()
     sub = tb["subarea"].to_numpy()
-    adj = block_adjacency(tb, method="edges")
+    adj = block_adjacency(tb, method="edges", check_coverage=not coverage)
     detached, isolated, islands = island_parts(tb, adj)
     inferred = exceptions is None
     if inferred:

@@ -41,7 +41,7 @@ from subdivide.core.i18n import FRAME, command_language, error_line, language, t
 LANG_HELP = "choose the language of messages and help: ja (日本語) or en (default: from LANG / LC_ALL)"
 
 #: the subcommands, in the order ``--help`` lists them
-COMMANDS = ("demo", "info", "plan", "spill", "calibrate", "coverage", "package", "validate", "registry", "map", "report", "message", "edit", "screen")
+COMMANDS = ("demo", "run", "info", "plan", "spill", "calibrate", "coverage", "package", "validate", "registry", "map", "report", "message", "edit", "screen")
 
 
 def _load(name: str):

@@ -76,7 +76,8 @@ def flagged_island_exceptions(blocks: gpd.GeoDataFrame, adj=None) -> list[str]:
     body of the municipality (sorted)."""
     if not bool(blocks["island"].any()):
         return []
-    adj = block_adjacency(blocks) if adj is None else adj
+    # only which blocks touch matters here, not the border lengths: shared segments suffice
+    adj = block_adjacency(blocks, method="edges") if adj is None else adj
     detached = disconnected_blocks(adj)
     return sorted(blocks.loc[detached & blocks["island"].to_numpy(), "key"].tolist())
 

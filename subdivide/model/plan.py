@@ -267,7 +267,14 @@ class Plan:
         """Block adjacency (sparse, shared border length in m), in block order."""
         if self._fits(self.block_graph):
             return self.block_graph
-        return block_adjacency(self.blocks, method="edges")
+        return block_adjacency(self.blocks, method="edges", check_coverage=not self.is_coverage)
+
+    @cached_property
+    def is_coverage(self) -> bool:
+        """Whether the town-blocks form a valid polygon coverage (no overlaps, shared borders
+        with the same vertices on both sides): checked once per plan, then trusted by the
+        dissolve, the adjacency and the map's display simplification."""
+        return _is_coverage(self.blocks.geometry.values)
 
     @property
     def crs(self):
@@ -283,7 +290,8 @@ class Plan:
         geoms = self.blocks.geometry.values
         sub = self.blocks[SUBAREA_COLUMN].to_numpy()
         order = self.subareas["subarea"].to_numpy()
-        unions = [shapely.coverage_union_all(geoms[sub == s]) if _is_coverage(geoms[sub == s])
+        whole = self.is_coverage        # then every sub-area's blocks are a coverage too
+        unions = [shapely.coverage_union_all(geoms[sub == s]) if whole or _is_coverage(geoms[sub == s])
                   else _drop_pinholes(shapely.union_all(geoms[sub == s])) for s in order]
         return gpd.GeoDataFrame(self.subareas.reset_index(drop=True), geometry=unions, crs=self.crs)
 

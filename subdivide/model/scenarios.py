@@ -255,6 +255,10 @@ def population_points(blocks, spacing_m: float, *, simplify_m: float = 10.0) -> 
     return PopulationPoints(xy, np.bincount(point, weights=ppl, minlength=len(xy)), point, blk, ppl)
 
 
+#: population points whose candidate block pairs are measured at a time (memory bound)
+REACH_POINT_CHUNK = 4096
+
+
 def reach_pairs(blocks, points: PopulationPoints, max_distance_m: float, *,
                 simplify_m: float = 40.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(block i, point p, distance) for every population point within ``max_distance_m``
@@ -265,15 +269,23 @@ def reach_pairs(blocks, points: PopulationPoints, max_distance_m: float, *,
     L = float(max_distance_m)
     xy = points.xy
     geoms = shapely.simplify(blocks.geometry.values, float(simplify_m), preserve_topology=True)
-    pts = shapely.points(xy)
-    boxes = shapely.box(xy[:, 0] - L, xy[:, 1] - L, xy[:, 0] + L, xy[:, 1] + L)
-    pi, bi = shapely.STRtree(geoms).query(boxes)
-    d = shapely.distance(geoms[bi], pts[pi])
-    near = d <= L
-    bi = np.r_[bi[near], points.member_block]
-    pi = np.r_[pi[near], points.member_point]
-    d = np.r_[d[near], np.zeros(len(points.member_point))]
+    tree = shapely.STRtree(geoms)
+    found = []
+    for a in range(0, len(xy), REACH_POINT_CHUNK):   # points a:b: bounds the candidate pairs held at once
+        c = xy[a:a + REACH_POINT_CHUNK]
+        pi, bi = tree.query(shapely.box(c[:, 0] - L, c[:, 1] - L, c[:, 0] + L, c[:, 1] + L))
+        d = shapely.distance(geoms[bi], shapely.points(c)[pi])
+        near = d <= L
+        found.append((bi[near].astype(np.int32), (pi[near] + a).astype(np.int32), d[near]))
+    # int32 indices (blocks and points are fewer than 2³¹): 16 bytes a pair, not 24
+    bi = np.concatenate([f[0] for f in found] + [np.asarray(points.member_block, dtype=np.int32)])
+    pi = np.concatenate([f[1] for f in found] + [np.asarray(points.member_point, dtype=np.int32)])
+    d = np.concatenate([f[2] for f in found] + [np.zeros(len(points.member_point))])
+    del found
     order = np.lexsort((d, pi, bi))
-    bi, pi, d = bi[order], pi[order], d[order]
+    bi = bi[order]
+    pi = pi[order]
+    d = d[order]
+    del order
     first = np.r_[True, (bi[1:] != bi[:-1]) | (pi[1:] != pi[:-1])]
     return bi[first], pi[first], d[first]

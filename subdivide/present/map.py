@@ -310,7 +310,8 @@ def round_coords(geoms, decimals: int = COORD_DECIMALS) -> np.ndarray:
     return shapely.transform(np.asarray(geoms), lambda c: np.round(c, decimals))
 
 
-def display_coverage(geoms, tolerance_m: float = DEFAULT_TOLERANCE_M) -> tuple[np.ndarray, bool]:
+def display_coverage(geoms, tolerance_m: float = DEFAULT_TOLERANCE_M, *,
+                     valid: bool | None = None) -> tuple[np.ndarray, bool]:
     """Simplify polygons that tile the plane (town-blocks) for display, keeping shared
     borders shared: ``shapely.coverage_simplify`` in the projected CRS (metres).
 
@@ -318,12 +319,13 @@ def display_coverage(geoms, tolerance_m: float = DEFAULT_TOLERANCE_M) -> tuple[n
     millimetres); such input is first cleaned with ``shapely.coverage_clean`` (nodes
     snapped, gaps narrower than 1 m closed — display only). Returns (geometries,
     simplified); when the input cannot be made a valid coverage the geometry is returned
-    unchanged with ``simplified=False`` (simplifying it would open gaps).
+    unchanged with ``simplified=False`` (simplifying it would open gaps). ``valid``: whether
+    the input is known to be a valid coverage (``Plan.is_coverage``); None checks it.
     """
     g = np.asarray(geoms)
     if tolerance_m <= 0 or len(g) == 0:
         return g, False
-    if not _is_valid_coverage(g):
+    if not (_is_valid_coverage(g) if valid is None else valid):
         clean = getattr(shapely, "coverage_clean", None)  # shapely >= 2.2
         if clean is None:
             return g, False
@@ -977,7 +979,7 @@ def _display_geometry(plan, tolerance_m: float):
     """Sub-area and town-block display geometry (EPSG:4326) and the map bounds.
     Sub-area outlines are unions of the simplified blocks, so both borders coincide."""
     blocks = plan.blocks
-    bgeom, simplified = display_coverage(blocks.geometry.values, tolerance_m)
+    bgeom, simplified = display_coverage(blocks.geometry.values, tolerance_m, valid=plan.is_coverage)
     sub_num = blocks["subarea"].to_numpy()
     sub_geom = np.array([
         shapely.coverage_union_all(bgeom[sub_num == s]) if simplified else plan.dissolved.geometry.values[i]

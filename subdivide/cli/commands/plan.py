@@ -63,6 +63,16 @@ EXAMPLE = """
 def add_arguments(p) -> None:
     p.add_argument("input", help="town-block file (.shp/.zip/.gpkg/.geojson) or a plan .gpkg to edit")
     p.add_argument("--out", metavar="PLAN.gpkg", help="plan GeoPackage to write")
+    add_making_arguments(p, files=True)
+
+
+def add_making_arguments(p, *, files: bool) -> None:
+    """How to make and edit a plan, and how to read the town-blocks: the options `plan`
+    shares with `run`. ``files``: also the extra tables `plan` writes (--review-out,
+    --candidates-out, --export-csv, --headers) and its --force (`run` writes them into its
+    folder)."""
+    if not files:
+        p.set_defaults(review_out=None, candidates_out=None, export_csv=None, headers=None)
     how = p.add_argument_group("how to make the plan (one of)")
     how.add_argument("--by", metavar="COLUMN", help="one sub-area per value of COLUMN (e.g. OLD_MUNI); "
                      "with --mapping: the column the mapping's keys refer to")
@@ -74,7 +84,8 @@ def add_arguments(p) -> None:
                      help="review blocks whose top share is below P (default 0.6)")
     how.add_argument("--overlay-min-margin", type=float, default=0.2, metavar="M",
                      help="review blocks whose margin to the runner-up is below M (default 0.2)")
-    how.add_argument("--review-out", metavar="CSV", help="write the overlay review list")
+    if files:
+        how.add_argument("--review-out", metavar="CSV", help="write the overlay review list")
     how.add_argument("--auto", action="store_true", help="automatic contiguous regionalization")
     how.add_argument("--import-csv", metavar="FILE",
                      help="block-assignment table (CSV/XLSX): --export-csv's key,subarea,… or the package's "
@@ -118,8 +129,9 @@ def add_arguments(p) -> None:
     obj.add_argument("--margin", type=float, default=0.02, metavar="X",
                      help="recommend the smallest k within X of the best spared share (default 0.02)")
     auto.add_argument("--pick", type=int, default=None, metavar="K", help="write the k=K candidate")
-    auto.add_argument("--candidates-out", metavar="CSV", help="write the candidates table (Japanese headers; "
-                      "--headers en for English)")
+    if files:
+        auto.add_argument("--candidates-out", metavar="CSV", help="write the candidates table (Japanese headers; "
+                          "--headers en for English)")
     ed = p.add_argument_group("edits and checks")
     ed.add_argument("--move", action="append", default=[], metavar="KEY=N",
                     help="move a town-block to sub-area N (number or name); repeatable")
@@ -128,17 +140,18 @@ def add_arguments(p) -> None:
     ed.add_argument("--renumber", action="store_true",
                     help="number the sub-areas 1..k in display order: closes the gaps merges leave, changes "
                     "codes (the summary prints old → new)")
-    ed.add_argument("--export-csv", metavar="FILE", help="write the block-assignment CSV (key,subarea,…)")
-    ed.add_argument("--headers", choices=("ja", "en"), default=None,
-                    help="column headers of the CSVs written: ja (Japanese) or en (English); by default "
-                    "--candidates-out is Japanese and --export-csv English (key,subarea,subarea_name,name)")
     ed.add_argument("--island-exception", action="append", default=[], metavar="KEY",
                     help="allow this town-block to be detached from its sub-area; repeatable")
     ed.add_argument("--no-island-flags", action="store_true",
                     help="do not treat blocks flagged as islands (KIGO_I) as exceptions")
     ed.add_argument("--max-subareas", type=int, default=MAX_SUBAREAS, metavar="N",
                     help=f"lower the sub-area limit (default {MAX_SUBAREAS}, cannot be raised)")
-    ed.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    if files:
+        ed.add_argument("--export-csv", metavar="FILE", help="write the block-assignment CSV (key,subarea,…)")
+        ed.add_argument("--headers", choices=("ja", "en"), default=None,
+                        help="column headers of the CSVs written: ja (Japanese) or en (English); by default "
+                        "--candidates-out is Japanese and --export-csv English (key,subarea,subarea_name,name)")
+        ed.add_argument("--force", action="store_true", help="overwrite existing outputs")
     rd = p.add_argument_group("reading town-blocks")
     add_reading_arguments(rd)
     p.add_argument("--progress", action="store_true", help="progress on stderr (on by default for --auto)")
@@ -278,6 +291,12 @@ class Made:
 def check_request(args) -> list[str]:
     """Every refusal that needs no data: options that conflict, bad numbers, outputs
     that exist. Returns the outputs to write."""
+    check_making(args)
+    return _check_outputs(args)
+
+
+def check_making(args) -> None:
+    """The refusals of the plan-making options alone (conflicts, bad numbers)."""
     ways = [bool(args.by and not args.mapping), bool(args.mapping), bool(args.overlay), bool(args.auto),
             bool(args.import_csv)]
     if sum(ways) > 1:
@@ -290,7 +309,6 @@ def check_request(args) -> list[str]:
                         where="--max-subareas", fix=f"use 1–{MAX_SUBAREAS}")
     check_numbers(args)
     _check_only_with(args)
-    return _check_outputs(args)
 
 
 def _check_only_with(args) -> None:
@@ -340,20 +358,20 @@ def _common(args) -> dict:
 def make_plan(args, progress):
     """The plan from an existing plan file (then only edits) or from town-blocks."""
     if is_plan_file(args.input):
-        return _from_plan_file(args)
+        return from_plan_file(args)
     from subdivide.core.i18n import command_language
     from subdivide.io.townblocks import read_townblocks
 
     blocks, report = read_townblocks(args.input, muni_code=args.muni, crs=args.crs, layer=args.layer,
                                      mapping=column_mapping(args), encoding=args.encoding,
                                      progress=progress if args.progress else silent)
-    _say_reading_notes(report, command_language(args))
-    plan, made = _from_blocks(args, blocks, progress)
+    say_reading_notes(report, command_language(args))
+    plan, made = from_blocks(args, blocks, progress)
     plan.metadata.setdefault("ingest", blocks.attrs.get("ingest"))   # layer chosen, CRS assumed, columns renamed
     return plan, made
 
 
-def _say_reading_notes(report, lang: str = "en") -> None:
+def say_reading_notes(report, lang: str = "en", *, command: str = "plan") -> None:
     """What the reader decided or doubted (secrecy marks, UTF-8 without .cpg, CRS assumed …),
     on stderr as `info` shows it: a plan made from a doubtful file says so."""
     import sys
@@ -362,15 +380,16 @@ def _say_reading_notes(report, lang: str = "en") -> None:
 
     say = printer(lang, file=sys.stderr)
     for w in report.warnings:
-        say(f"subdivide plan: warning: {w}")
+        say(f"subdivide {command}: warning: {w}")
     if report.encoding and "UTF-8" in (report.encoding_reason or "") and "--encoding" not in report.encoding_reason:
-        say(f"subdivide plan: note: text read as {report.encoding}: {report.encoding_reason}")
+        say(f"subdivide {command}: note: text read as {report.encoding}: {report.encoding_reason}")
     for f in report.fallbacks:
         if f not in report.warnings:
-            say(f"subdivide plan: note: {f}")
+            say(f"subdivide {command}: note: {f}")
 
 
-def _from_plan_file(args):
+def from_plan_file(args):
+    """The plan of a plan file (``args.input``), then --import-csv if given; (plan, Made)."""
     from subdivide.make import planning as pl
     from subdivide.model.plan import read_plan
 
@@ -394,7 +413,8 @@ def _from_plan_file(args):
     return plan, made
 
 
-def _from_blocks(args, blocks, progress):
+def from_blocks(args, blocks, progress):
+    """The plan the options ask for, made from town-blocks already read; (plan, Made)."""
     from subdivide.make import planning as pl
 
     common = _common(args)

@@ -43,6 +43,8 @@ from subdivide.model.scenarios import (
 DEFAULT_SPACING_M = 400.0
 #: block outlines are simplified by this much (m, topology kept) before areal weighting
 SIMPLIFY_M = 10.0
+#: (block, point, L) slots built or counted at a time (bounds the transient memory)
+SLOT_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,12 @@ class AlertModel:
         simple = blocks.set_geometry(shapely.simplify(blocks.geometry.values, SIMPLIFY_M, preserve_topology=True))
         pts = population_points(simple, spacing_m, simplify_m=0.0)
         bi, pi, d = reach_pairs(simple, pts, max(band) * 1000.0, simplify_m=min(band) * 1000.0 / 40)
-        level = np.searchsorted(np.asarray(band) * 1000.0, d, side="left")
-        reach = _Segments.of(sparse.csr_matrix((level + 1, (bi, pi)), shape=(len(blocks), len(pts))))
-        reach = _Segments(reach.indptr, reach.indices, reach.data - 1)
+        # pairs come sorted by block, then point: the CSR rows directly (no sparse copy);
+        # the level (first L of the band reaching the point) fits a byte
+        level = np.searchsorted(np.asarray(band) * 1000.0, d, side="left").astype(
+            np.int8 if len(band) < 127 else np.int32)
+        indptr = np.r_[0, np.cumsum(np.bincount(bi, minlength=len(blocks)))]
+        reach = _Segments(indptr, pi.astype(np.int32), level)
         fp = footprint_matrix(scenarios, simple, simplify_m=0.0)
         events = (_Segments.of(fp.touched.T), _Segments.of(fp.endangered.T))
         return cls(band, len(blocks), reach, pts.weight, pts, fp, float(send_share), float(pts.weight.sum()), events)
@@ -147,7 +152,7 @@ class AlertModel:
         """Per L: the (block, point) pairs first within reach at that L, sorted by point,
         as (blocks, segment starts, points, point of each pair)."""
         r = self.reach
-        blk = np.repeat(np.arange(self.n_blocks), np.diff(r.indptr))
+        blk = np.repeat(np.arange(self.n_blocks, dtype=np.int32), np.diff(r.indptr))
         out = []
         for lev in range(len(self.band_km)):
             sel = np.flatnonzero(r.data == lev)
@@ -158,23 +163,37 @@ class AlertModel:
         return tuple(out)
 
     @cached_property
-    def _slots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every (block, point) pair once per L it counts at: block, L index, point."""
-        r, nl = self.reach, len(self.band_km)
-        blk = np.repeat(np.arange(self.n_blocks), np.diff(r.indptr))
-        rep = nl - r.data
-        pair = np.repeat(np.arange(len(r.data)), rep)
-        lev = r.data[pair] + (np.arange(len(pair)) - np.repeat(np.cumsum(rep) - rep, rep))
-        return blk[pair], lev, r.indices[pair]
+    def _slot_layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every (block, point) pair once per L it counts at ("slots"), block by block, as
+        ``(ptr, lp)``: block b's slots are ``lp[ptr[b]:ptr[b + 1]]``, each the flat (L index,
+        point) number ``L · n_points + point`` (a pair at level l counts at l, l+1, … in
+        turn). Only this is kept — 4 bytes a slot, built in chunks (issue 19: the slots of
+        50,000 blocks are ~35 million; the point, the L index and the weight follow from
+        ``lp`` where a move needs them)."""
+        r, nl, P = self.reach, len(self.band_km), self.n_points
+        rep = (nl - r.data).astype(np.int64)                    # levels each pair counts at
+        ends = np.cumsum(rep)
+        ptr = np.r_[0, ends][r.indptr]
+        flat = np.int32 if nl * P < 2 ** 31 else np.int64
+        lp = np.empty(int(ends[-1]) if len(ends) else 0, dtype=flat)
+        step = max(1, SLOT_CHUNK // max(nl, 1))                # pairs a:b → at most SLOT_CHUNK slots s0:s1
+        for a in range(0, len(rep), step):
+            b = min(a + step, len(rep))
+            s0 = int(ends[a - 1]) if a else 0
+            s1 = int(ends[b - 1])
+            pair = np.repeat(np.arange(a, b), rep[a:b])
+            within = np.arange(s0, s1) - np.repeat(ends[a:b] - rep[a:b], rep[a:b])
+            lp[s0:s1] = (r.data[pair] + within) * P + r.indices[pair]
+        return ptr, lp
 
-    @cached_property
+    @property
     def _slot_lp(self) -> np.ndarray:
-        """Flat (L, point) index of every slot."""
-        return self._slots[1] * self.n_points + self._slots[2]
+        """Flat (L, point) number of every slot (see :attr:`_slot_layout`)."""
+        return self._slot_layout[1]
 
-    @cached_property
-    def _slot_w(self) -> np.ndarray:
-        return self.point_w[self._slots[2]]
+    @property
+    def _slot_ptr(self) -> np.ndarray:
+        return self._slot_layout[0]
 
     @cached_property
     def _event_pairs(self) -> tuple:
@@ -185,10 +204,6 @@ class AlertModel:
             c.sort_indices()
             out.append((np.repeat(np.arange(c.shape[0]), np.diff(c.indptr)), c.indices.astype(np.int64), c.data))
         return tuple(out)
-
-    @cached_property
-    def _slot_ptr(self) -> np.ndarray:
-        return np.r_[0, np.cumsum(np.bincount(self._slots[0], minlength=self.n_blocks))]
 
     def score(self, labels: np.ndarray, k: int) -> AlertScore:
         """Full (from scratch) evaluation of a block labelling 0..k-1."""
@@ -296,9 +311,17 @@ class AlertState:
         self.bits = (1 << np.arange(k)).astype(np.int64)
         # every (block, point) pair counts for each L from its level on: (L, point) slots;
         # count[a, L, p]: blocks of sub-area a within L of point p (flat, a-major)
-        blk = model._slots[0]
         self._nlp = nl * P
-        self.count = np.bincount(labels[blk] * self._nlp + model._slot_lp, minlength=k * nl * P).astype(np.int32)
+        ptr, lp = model._slot_layout
+        per_block = np.diff(ptr)
+        count = np.zeros(k * nl * P, dtype=np.int64)
+        a, n = 0, len(labels)
+        while a < n:                                  # blocks a:b, about SLOT_CHUNK slots at a time
+            b = min(n, max(a + 1, int(np.searchsorted(ptr, ptr[a] + SLOT_CHUNK, side="right")) - 1))
+            sub = np.repeat(labels[a:b], per_block[a:b]) * self._nlp + lp[ptr[a]:ptr[b]]
+            count += np.bincount(sub, minlength=k * nl * P)
+            a = b
+        self.count = count.astype(np.int32)
         self.mask = np.einsum("klp,k->lp", (self.count.reshape(k, nl, P) > 0).astype(np.int64), self.bits)
         self.popm = np.zeros((nl, 1 << k))
         np.add.at(self.popm, (np.repeat(np.arange(nl), P), self.mask.ravel()), np.tile(model.point_w, nl))
@@ -319,7 +342,7 @@ class AlertState:
         self.labels[block] = dest
         m = self.model
         a, b = m._slot_ptr[block], m._slot_ptr[block + 1]
-        lp = m._slot_lp[a:b]                          # flat (L, point) slots of the block
+        lp = m._slot_lp[a:b].astype(np.int64)         # flat (L, point) slots of the block
         c = self.count
         i_src = lp + src * self._nlp
         c[i_src] -= 1
@@ -332,8 +355,9 @@ class AlertState:
         if len(ch):
             lp, old, new = lp[ch], old[ch], new[ch]
             mask[lp] = new
-            w = m._slot_w[a:b][ch]
-            row = m._slots[1][a:b][ch] << self.k       # L index × 2^k
+            P = m.n_points
+            w = m.point_w[lp % P]
+            row = (lp // P) << self.k                 # L index × 2^k
             # one pass: the residents leave their old mask, then join the new one
             np.add.at(self.popm.reshape(-1), np.r_[row + old, row + new], np.r_[-w, w])
         self._move_events(block, src, dest)

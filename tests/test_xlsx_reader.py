@@ -1,0 +1,172 @@
+"""The validator's .xlsx reader (subdivide.io.xlsx) answers as openpyxl's load_workbook does.
+
+Checked cell by cell (coordinate, value, data type, number format) against openpyxl on the
+area-code workbook of a real package (the 花巻 sample), on workbooks openpyxl writes the
+way Excel does (shared strings, formulas, numbers, booleans, errors, gaps, text format),
+and on hand-written SpreadsheetML Excel produces (rich text, phonetic runs, cells and rows
+without references)."""
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openpyxl import Workbook, load_workbook
+
+from subdivide.io.output import xlsx_bytes
+from subdivide.io.xlsx import XlsxError, column_letter, read_workbook
+
+
+def _openpyxl(path):
+    wb = load_workbook(path, read_only=False, data_only=False)
+    return {n: [[(c.coordinate, c.value, c.data_type, c.number_format) for c in r] for r in wb[n].iter_rows()]
+            for n in wb.sheetnames}
+
+
+def _mine(path):
+    return {n: [[tuple(c) for c in r] for r in rows] for n, rows in read_workbook(path).items()}
+
+
+@pytest.mark.parametrize("which", ["hanamaki", "tottori"])
+def test_same_cells_as_openpyxl_on_a_real_package(which, sample_plan, shared_data, tmp_path):
+    from subdivide.carrier.package import write_lists
+    from subdivide.carrier.profiles import load_profile
+
+    plan = sample_plan
+    if which == "tottori":       # real e-Stat polygons: 鳥取市 by its 旧市町村 (the block names' prefix)
+        from subdivide.io.townblocks import read_townblocks
+        from subdivide.model.plan import Plan
+
+        blocks, _ = read_townblocks(shared_data / "tottori_31_estat2015" / "h27ka31.shp", muni_code="31201")
+        old = blocks["name"].str.extract(r"^(国府町|福部町|河原町|用瀬町|佐治町|気高町|鹿野町|青谷町)")[0].fillna("鳥取")
+        plan = Plan.from_assignment(blocks, old.set_axis(blocks["key"]))
+    write_lists(plan, tmp_path, load_profile(None), encoding="utf-8-sig")
+    p = tmp_path / "area_codes.xlsx"
+    mine = _mine(p)
+    assert mine == _openpyxl(p)
+    assert len(mine["townblocks"]) == len(plan.blocks) + 1          # the header and a row per block
+    assert {c[2:] for r in mine["townblocks"][1:] for c in r[:1]} == {("s", "@")}   # keys are text
+
+
+def test_same_cells_as_openpyxl_on_an_excel_style_workbook(tmp_path):
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "subareas"
+    ws.append(["code", "name", "n"])
+    ws.append(["0320501", "花巻地域", 3])
+    ws["A2"].number_format = "@"
+    ws.append(["=1+1", "x", 2.5])
+    ws.append([None, True, "#N/A"])
+    ws["E7"] = "far away"
+    ws["B8"] = "=SUM(C2:C3)"
+    ws["C9"] = 1e20
+    ws["D9"] = -0.0
+    ws2 = wb.create_sheet("townblocks")
+    ws2.append(["key"])
+    ws2.append([32050010])
+    ws2["A3"] = "032050020"
+    ws2["A3"].number_format = "@"
+    wb.create_sheet("empty")
+    p = tmp_path / "excel.xlsx"
+    wb.save(p)
+    mine = _mine(p)
+    assert mine == _openpyxl(p)
+    assert mine["subareas"][2][0] == ("A3", "=1+1", "f", "General")
+    assert mine["subareas"][6][4] == ("E7", "far away", "s", "General")
+    assert mine["empty"] == []
+
+
+def _workbook(sheet_xml: str, shared: str | None = None) -> bytes:
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    parts = {
+        "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+        'spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="'
+        'application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+        + ('<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-'
+           'officedocument.spreadsheetml.sharedStrings+xml"/>' if shared else "") + "</Types>",
+        "_rels/.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        f'<Relationship Id="rId1" Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": f'<workbook {ns} xmlns:r="{rel}"><sheets><sheet name="s1" sheetId="1" r:id="rId1"/>'
+        "</sheets></workbook>",
+        "xl/_rels/workbook.xml.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+        f'relationships"><Relationship Id="rId1" Type="{rel}/worksheet" Target="/xl/worksheets/sheet1.xml"/>'
+        + (f'<Relationship Id="rId2" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/>' if shared else "")
+        + "</Relationships>",
+        "xl/worksheets/sheet1.xml": f"<worksheet {ns}><sheetData>{sheet_xml}</sheetData></worksheet>",
+    }
+    if shared:
+        parts["xl/sharedStrings.xml"] = f"<sst {ns}>{shared}</sst>"
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, text in parts.items():
+            z.writestr(name, text)
+    return buf.getvalue()
+
+
+def test_rich_text_phonetic_runs_and_missing_references(tmp_path):
+    shared = ("<si><t>大迫</t></si>"
+              "<si><r><t>石鳥</t></r><r><rPr><b/></rPr><t>谷</t></r><rPh sb=\"0\" eb=\"2\"><t>イシドリヤ</t></rPh></si>")
+    sheet = ('<row><c t="s"><v>0</v></c><c t="s"><v>1</v></c></row>'          # no references at all
+             '<row r="3"><c r="B3" t="inlineStr"><is><r><t>東</t></r><r><t>和</t></r></is></c>'
+             '<c t="b"><v>1</v></c><c r="E3" t="e"><v>#N/A</v></c><c r="F3" t="str"><f>A1&amp;B1</f>'
+             "<v>大迫石鳥谷</v></c></row>")
+    p = tmp_path / "hand.xlsx"
+    p.write_bytes(_workbook(sheet, shared))
+    mine = _mine(p)
+    assert mine == _openpyxl(p)
+    assert [c[1] for c in mine["s1"][0][:2]] == ["大迫", "石鳥谷"]      # phonetic run left out
+    assert mine["s1"][2][1][1:3] == ("東和", "s")
+    assert mine["s1"][2][5][1:3] == ("=A1&B1", "f")
+
+
+@pytest.mark.parametrize("bad", [
+    b"PK\x03\x04 not a zip",
+    _workbook('<row r="1"><c r="A1" t="s"><v>7</v></c></row>', "<si><t>only one</t></si>"),   # no string 7
+    _workbook('<row r="1"><c r="A1"><v>1</v></c>'),                                            # malformed XML
+])
+def test_unreadable_workbooks_raise_xlsx_error(bad, tmp_path):
+    p = tmp_path / "bad.xlsx"
+    p.write_bytes(bad)
+    with pytest.raises(XlsxError):
+        read_workbook(p)
+
+
+def test_a_dtd_is_refused(tmp_path):
+    p = tmp_path / "dtd.xlsx"
+    p.write_bytes(_workbook('<row r="1"><c r="A1" t="inlineStr"><is><t>x</t></is></c></row>'))
+    assert _mine(p) == {"s1": [[("A1", "x", "s", "General")]]}
+    with zipfile.ZipFile(p) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    parts["xl/worksheets/sheet1.xml"] = b'<!DOCTYPE x [<!ENTITY e "eeee">]>' + parts["xl/worksheets/sheet1.xml"]
+    with zipfile.ZipFile(p, "w") as z:
+        for n, d in parts.items():
+            z.writestr(n, d)
+    with pytest.raises(XlsxError, match="DTD"):
+        read_workbook(p)
+
+
+def test_column_letters():
+    assert [column_letter(i) for i in (1, 26, 27, 52, 703)] == ["A", "Z", "AA", "AZ", "AAA"]
+
+
+cell_text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(cell_text, st.one_of(st.none(), st.integers(-10**12, 10**12),
+                                                st.floats(allow_nan=False, allow_infinity=False), cell_text)),
+                min_size=0, max_size=12))
+def test_the_writer_and_reader_agree_with_openpyxl(tmp_path_factory, rows):
+    import pandas as pd
+
+    df = pd.DataFrame({"code": [r[0] for r in rows], "value": pd.Series([r[1] for r in rows], dtype=object)})
+    p = tmp_path_factory.mktemp("x") / "w.xlsx"
+    p.write_bytes(xlsx_bytes({"sheet": df}, text_columns=["code"]))
+    assert _mine(p) == _openpyxl(p)
