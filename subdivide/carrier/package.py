@@ -38,7 +38,6 @@ from subdivide.io.dbf import patch_dbf_header
 from subdivide.core.errors import UserError
 from subdivide.io.output import (atomic_dir, atomic_path, check_can_write, csv_bytes, sha256_file, write_gpkg,
                                  write_xlsx, zip_bytes)
-from subdivide.io.townblocks import municipality_name
 from subdivide.model.plan import Plan
 from subdivide.carrier.profiles import Profile, load_profile
 from subdivide.carrier import layer_styles
@@ -231,7 +230,7 @@ def manifest_dict(plan: Plan, profile: Profile, directory: Path, *, inputs: dict
         "profile": {"name": profile.name, "sha256": profile.sha256,
                     "source": "default" if profile.source == "default" else Path(profile.source).name},
         "municipality": {"code": plan.muni_code, "code6": with_check_digit(plan.muni_code),
-                         "name": municipality_name(plan.blocks, plan.muni_code)},
+                         "name": plan.muni_name},
         "crs": plan.crs.to_string(),
         "counts": {"townblocks": int(len(plan.blocks)), "subareas": k,
                    "population": int(plan.blocks["population"].sum())},

@@ -270,6 +270,15 @@ class Plan:
         return block_adjacency(self.blocks, method="edges", check_coverage=not self.is_coverage)
 
     @cached_property
+    def muni_name(self) -> str:
+        """The municipality's name as the town-block attributes give it, "" when they do not
+        (:func:`subdivide.io.townblocks.municipality_name`), looked up once per plan: the
+        manifest, both maps and the print packet of one run ask for it."""
+        from subdivide.io.townblocks import municipality_name
+
+        return municipality_name(self.blocks, self.muni_code)
+
+    @cached_property
     def is_coverage(self) -> bool:
         """Whether the town-blocks form a valid polygon coverage (no overlaps, shared borders
         with the same vertices on both sides): checked once per plan, then trusted by the

@@ -990,6 +990,26 @@ def _display_geometry(plan, tolerance_m: float):
     return sub_geom, sub_geom_4326, to_display(bgeom, plan.crs), bounds
 
 
+@dataclass(frozen=True)
+class MapGeometry:
+    """What a map of a plan draws its sub-areas and town-blocks with (display-simplified at
+    ``tolerance_m``, reprojected to EPSG:4326, and the map bounds): the same for every map
+    of that plan, so a caller drawing two (``subdivide run``: the package's and the
+    council's) makes it once with :func:`map_geometry` and passes it to both."""
+
+    tolerance_m: float
+    subareas: np.ndarray
+    subareas_4326: np.ndarray
+    blocks_4326: np.ndarray
+    bounds: tuple
+
+
+def map_geometry(plan, tolerance_m: float = DEFAULT_TOLERANCE_M) -> MapGeometry:
+    """The display geometry of ``plan``'s maps (see :class:`MapGeometry`)."""
+    sub, sub_4326, blk_4326, bounds = _display_geometry(plan, tolerance_m)
+    return MapGeometry(float(tolerance_m), sub, sub_4326, blk_4326, tuple(tuple(b) for b in bounds))
+
+
 def _new_page(plan, view, distances, bounds, title, tolerance_m) -> _Page:
     p = _Page(plan, view, distances, bounds, title, tolerance_m)
     p.js("L.control.zoom({zoomInTitle: '拡大', zoomOutTitle: '縮小', position: 'topleft'}).addTo({map});")
@@ -1292,9 +1312,11 @@ def _add_controls(p: _Page, blk_layer: str, bounds, title, note) -> None:
 def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=None, sites=None,
                points=None, basemap: str = "pale", offline: bool = True, title: str | None = None,
                note: str | None = None, tolerance_m: float = DEFAULT_TOLERANCE_M, basemap_on: bool = True,
-               progress: Progress = silent) -> str:
+               geometry: MapGeometry | None = None, progress: Progress = silent) -> str:
     """The map page as HTML text (see :func:`build_map`). The spill figures and shapes
-    are ``spill``'s (a SpillReport), or those of one report computed here when None."""
+    are ``spill``'s (a SpillReport), or those of one report computed here when None; the
+    display geometry is ``geometry``'s (:func:`map_geometry` of this plan) when it was made
+    at ``tolerance_m``, else made here."""
     if basemap not in BASEMAP_CHOICES:
         raise UserError(f"unknown basemap {basemap!r}", fix=f"choose one of {', '.join(BASEMAP_CHOICES)}")
     distances = display_distances(distances_km)
@@ -1306,7 +1328,10 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
     view = view_of_report(spill, plan)
     shapes = spill_shapes(plan, spill, distances)
     progress("map: display geometry", 0, 0)
-    sub_geom, sub_geom_4326, bgeom_4326, bounds = _display_geometry(plan, tolerance_m)
+    if geometry is None or geometry.tolerance_m != float(tolerance_m):
+        geometry = map_geometry(plan, tolerance_m)
+    sub_geom, sub_geom_4326, bgeom_4326 = geometry.subareas, geometry.subareas_4326, geometry.blocks_4326
+    bounds = [list(b) for b in geometry.bounds]
     title = title or default_title(plan)
     p = _new_page(plan, view, distances, bounds, title, tolerance_m)
     _add_basemaps(p, basemap, basemap_on)
@@ -1322,9 +1347,7 @@ def render_map(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=
 def default_title(plan) -> str:
     """「鳥取市 細分化エリア 審議用地図」: the municipality's name as the town-block file gives
     it (user data: it reaches the page through a text slot), else without it."""
-    from subdivide.io.townblocks import municipality_name
-
-    name = municipality_name(plan.blocks, plan.muni_code)
+    name = plan.muni_name
     return f"{name} 細分化エリア 審議用地図" if name else "細分化エリア 審議用地図"
 
 
@@ -1494,7 +1517,8 @@ def _add_points(page: _Page, pts: gpd.GeoDataFrame, *, group_col, base_name, col
 def build_map(plan, path, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, coverage=None, sites=None,
               points=None, basemap: str = "pale", offline: bool = True, force: bool = False,
               title: str | None = None, note: str | None = None, tolerance_m: float = DEFAULT_TOLERANCE_M,
-              inputs=(), basemap_on: bool = True, progress: Progress = silent) -> Path:
+              inputs=(), basemap_on: bool = True, geometry: MapGeometry | None = None,
+              progress: Progress = silent) -> Path:
     """Write the council-review map of ``plan`` to ``path`` (one HTML file, UTF-8).
 
     Parameters
@@ -1516,6 +1540,7 @@ def build_map(plan, path, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, cove
     tolerance_m: display simplification (m) of the town-block coverage.
     basemap_on: False offers the tiles in the layer control but opens with 「背景地図なし」
         (no request until a user picks a basemap; the package's offline map).
+    geometry: the plan's :func:`map_geometry`, when the caller draws several maps of it.
 
     Refuses to overwrite ``path`` unless ``force``, and always when ``path`` is one of
     ``inputs`` (e.g. the plan file); writes atomically.
@@ -1523,16 +1548,16 @@ def build_map(plan, path, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, cove
     out = check_can_write(path, force, inputs=inputs)
     page = render_map(plan, spill=spill, distances_km=distances_km, coverage=coverage, sites=sites,
                       points=points, basemap=basemap, offline=offline, title=title, note=note,
-                      tolerance_m=tolerance_m, basemap_on=basemap_on, progress=progress)
+                      tolerance_m=tolerance_m, basemap_on=basemap_on, geometry=geometry, progress=progress)
     with atomic_path(out, force=force, inputs=inputs) as tmp:
         tmp.write_bytes(page.encode("utf-8"))
     return out
 
 
-def package_map_writer(plan, path, *, spill=None, offline: bool = True) -> None:
+def package_map_writer(plan, path, *, spill=None, offline: bool = True, geometry: MapGeometry | None = None) -> None:
     """The review map as the carrier package embeds it (``build_package(review_map=...)``).
 
     Offline (the default) it inlines every library and opens with 「背景地図なし」: it makes
     no network request at all (carrier and LGWAN networks often have no internet); the
     地理院タイル stay in the layer control, and if they cannot load the map says so."""
-    build_map(plan, path, offline=offline, spill=spill, force=False, basemap_on=not offline)
+    build_map(plan, path, offline=offline, spill=spill, force=False, basemap_on=not offline, geometry=geometry)

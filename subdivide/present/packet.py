@@ -30,7 +30,6 @@ from subdivide.core.constants import DEFAULT_DISTANCES_KM, DEFAULT_TARGET_SHARE
 from subdivide.core.errors import UserError
 from subdivide.core.progress import Progress, silent
 from subdivide.io.output import atomic_path, check_can_write
-from subdivide.io.townblocks import municipality_name
 from subdivide.present.map import km_label, label_points, spill_view, subarea_colours
 from subdivide.present.report import (
     LATIN_FONT, GlyphCheck, Labels, _rc, cjk_font, curve_points, draw_unreached_curve, text_width_in,
@@ -367,7 +366,7 @@ def render_packet(plan, *, spill=None, distances_km=DEFAULT_DISTANCES_KM, curve_
     if not curve_d or min(curve_d) <= 0:
         raise UserError("curve distances must be positive kilometres", fix="e.g. 2,2.5,3")
     names = dict(zip(plan.subareas["subarea"].astype(int), plan.subareas["name"]))
-    muni = municipality_name(plan.blocks, plan.muni_code)
+    muni = plan.muni_name
     heading = title or f"{muni or '団体コード ' + str(plan.muni_code)} 緊急速報メール 細分化エリア案"
     cjk = cjk_font()
     if cjk is None:   # the packet is Japanese prose: without a Japanese font it would be tofu

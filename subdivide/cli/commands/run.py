@@ -167,14 +167,17 @@ class _Run:
         printer(self.lang)(format_summary(self.report))
 
     def package(self) -> None:
+        from functools import partial
+
         from subdivide.carrier.package import build_package
-        from subdivide.present.map import package_map_writer
+        from subdivide.present.map import map_geometry, package_map_writer
 
         self.pkg = self.out / ("package.zip" if self.args.zip else "package")
+        self.geometry = map_geometry(self.plan)      # both maps draw the same display geometry
         build_package(self.plan, self.pkg, profile=self.args.profile, spill=self.report,
                       inputs={"plan": self.out / "plan.gpkg",
                               **({"profile": self.args.profile} if self.args.profile else {})},
-                      review_map=package_map_writer, progress=self.progress)
+                      review_map=partial(package_map_writer, geometry=self.geometry), progress=self.progress)
         self._wrote(self.pkg.name + ("" if self.args.zip else "/"))
 
     def validate(self) -> None:
@@ -199,7 +202,7 @@ class _Run:
 
         args = self.args
         build_map(self.plan, self.out / "map.html", spill=self.report, distances_km=self.distances,
-                  title=args.title, note=args.note, progress=self.progress)
+                  title=args.title, note=args.note, geometry=self.geometry, progress=self.progress)
         self._wrote("map.html")
         build_report(self.plan, self.out / "report", spill=self.report, distances_km=self.distances,
                      title=args.title, note=args.note, pdf=args.pdf, progress=self.progress)
