@@ -84,6 +84,16 @@ def empty_townblocks(crs) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
 
 
+def _already(s: pd.Series, dtype: str) -> bool:
+    """Whether column ``s`` is already what :func:`coerce_townblocks` makes of it (then it is
+    kept as it is: the same values, no new array or string objects)."""
+    if dtype == "str":
+        return s.dtype == object and pd.api.types.infer_dtype(s, skipna=False) == "string"
+    if dtype == "bool":
+        return s.dtype == bool
+    return str(s.dtype) == dtype              # int64 / float64 as they are
+
+
 def coerce_townblocks(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Cast canonical columns to their dtypes, canonical columns first, index 0..n-1,
     rows sorted by key (deterministic order everywhere downstream).
@@ -97,6 +107,8 @@ def coerce_townblocks(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         if col not in out.columns:
             out[col] = value
     for col, dtype in TOWNBLOCK_COLUMNS.items():
+        if _already(out[col], dtype):     # canonical already (a plan's blocks): no new objects
+            continue
         if dtype == "str":
             out[col] = out[col].fillna("").astype(str).astype(object)
         elif dtype == "bool":
