@@ -280,7 +280,7 @@ def _validate_root(root: Path, prof: Profile, c: _Check, report: ValidationRepor
     tiled = check_geometry(tb, sa, c, outline=outline)    # the blocks form a valid coverage
     # the manifest's island exceptions; without a manifest, those the geometry shows
     exceptions = check_contiguity(tb, None if manifest is None else set(manifest.get("island_exceptions") or []), c,
-                                  coverage=tiled)
+                                  tiled=tiled)
     check_spill(root, sa, prof, c, spill_km=spill_km, target_share=target_share)
     if coverage is not None:
         report.footprint = check_coverage(tb, sa, muni, exceptions, coverage, coverage_selection, c)
@@ -1267,11 +1267,11 @@ def island_parts(tb: gpd.GeoDataFrame, adj) -> tuple[np.ndarray, np.ndarray, np.
     return detached, isolated, detached & isolated
 
 
-def check_contiguity(tb: gpd.GeoDataFrame, exceptions: set | None, c: _Check, *, coverage: bool = False) -> set:
+def check_contiguity(tb: gpd.GeoDataFrame, exceptions: set | None, c: _Check, *, tiled: bool = False) -> set:
     """Each sub-area one piece (rook adjacency), apart from island exceptions: those the
     manifest lists, or, for a package without a manifest (``exceptions`` None), those the
     geometry shows (detached pieces with no land neighbour: CONTIGUITY-ISLAND-INFERRED).
-    Returns the island exceptions used. ``coverage``: the blocks are known to form a valid
+    Returns the island exceptions used. ``tiled``: the blocks are known to form a valid
     coverage (:func:`check_geometry`), so shared segments are matched without checking again."""
     from subdivide.model.contiguity import block_adjacency, contiguity_breaks
 
@@ -1280,7 +1280,7 @@ def check_contiguity(tb: gpd.GeoDataFrame, exceptions: set | None, c: _Check, *,
         return set(exceptions or ())  # already reported; adjacency on broken geometry would mislead
     keys = tb["key"].to_numpy()
     sub = tb["subarea"].to_numpy()
-    adj = block_adjacency(tb, method="edges", check_coverage=not coverage)
+    adj = block_adjacency(tb, method="edges", check_coverage=not tiled)
     detached, isolated, islands = island_parts(tb, adj)
     inferred = exceptions is None
     if inferred:

@@ -4,7 +4,7 @@ The validator asks of each cell what openpyxl's ``load_workbook(data_only=False)
 its value, whether it is text, a number or a formula, and whether its number format is
 text (``@``, which keeps the leading zeros of codes). openpyxl builds a Python object
 per cell and descriptor per attribute (1.2 s for the 10,000-row area-code list, issue 19);
-this reads the sheet XML with one C-level ``iterparse`` pass (~20× faster), and gives the
+this parses each part once with ``xml.etree`` (C; 0.55 s against 1.4 s there), and gives the
 same answers for what Excel, LibreOffice, openpyxl and subdivide write:
 
 - shared strings (``t="s"``, rich-text runs joined, phonetic ``rPh`` runs left out) and
@@ -18,13 +18,12 @@ same answers for what Excel, LibreOffice, openpyxl and subdivide write:
 Rows are returned as a rectangle from A1 to the last used cell, empty cells filled as
 openpyxl fills them (value None, ``data_type "n"``, format ``General``).
 
-Safety: the caller checks the zip first (``io.archive.check_nested_zip``: sizes, ratio,
+Safety: the caller checks the zip first (``io.safezip.check_nested_zip``: sizes, ratio,
 nesting); a part holding a DTD (``<!DOCTYPE``, never in a real workbook; the door to entity
 expansion) is refused, and expat ≥ 2.4 bounds entity amplification anyway.
 """
 from __future__ import annotations
 
-import io
 import posixpath
 import zipfile
 from typing import NamedTuple
@@ -67,12 +66,6 @@ def _column_index(letters: str) -> int:
     return n
 
 
-def _parse(data: bytes, part: str, events=("end",)):
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise XlsxError(f"{part} declares a DTD (not allowed in a workbook)")
-    return ET.iterparse(io.BytesIO(data), events=events)
-
-
 def _tree(data: bytes, part: str):
     """The parsed part (one C-level pass; parts are size-checked before)."""
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
@@ -102,12 +95,7 @@ def _shared_strings(z) -> list[str]:
     data = _read(z, "xl/sharedStrings.xml", required=False)
     if data is None:
         return []
-    out = []
-    for _, el in _parse(data, "xl/sharedStrings.xml"):
-        if el.tag == f"{_NS}si":
-            out.append(_text_of(el))
-            el.clear()
-    return out
+    return [_text_of(si) for si in _tree(data, "xl/sharedStrings.xml").iterfind(f"{_NS}si")]
 
 
 def _formats(z) -> list[str]:
@@ -115,31 +103,25 @@ def _formats(z) -> list[str]:
     data = _read(z, "xl/styles.xml", required=False)
     if data is None:
         return ["General"]
-    custom: dict[int, str] = {}
-    xfs: list[str] = []
-    for _, el in _parse(data, "xl/styles.xml"):
-        if el.tag == f"{_NS}numFmt":
-            custom[int(el.get("numFmtId", "0"))] = el.get("formatCode", "")
-        elif el.tag == f"{_NS}cellXfs":
-            for xf in el.iterfind(f"{_NS}xf"):
-                fid = int(xf.get("numFmtId", "0"))
-                xfs.append(custom.get(fid, BUILTIN_FORMATS.get(fid, f"builtin {fid}")))
+    root = _tree(data, "xl/styles.xml")
+    custom = {int(el.get("numFmtId", "0")): el.get("formatCode", "") for el in root.iter(f"{_NS}numFmt")}
+    xfs = []
+    for cell_xfs in root.iter(f"{_NS}cellXfs"):
+        for xf in cell_xfs.iterfind(f"{_NS}xf"):
+            fid = int(xf.get("numFmtId", "0"))
+            xfs.append(custom.get(fid, BUILTIN_FORMATS.get(fid, f"builtin {fid}")))
     return xfs or ["General"]
 
 
 def _sheet_parts(z) -> dict[str, str]:
     """sheet name → zip member of its worksheet, in the workbook's order."""
     rels = {}
-    for _, el in _parse(_read(z, "xl/_rels/workbook.xml.rels"), "xl/_rels/workbook.xml.rels"):
-        if el.tag == _PKG_REL:
-            target = el.get("Target", "")
-            path = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
-            rels[el.get("Id")] = path
-    out = {}
-    for _, el in _parse(_read(z, "xl/workbook.xml"), "xl/workbook.xml"):
-        if el.tag == f"{_NS}sheet":
-            out[el.get("name", "")] = rels.get(el.get(_REL_ID), "")
-    return out
+    for el in _tree(_read(z, "xl/_rels/workbook.xml.rels"), "xl/_rels/workbook.xml.rels").iter(_PKG_REL):
+        target = el.get("Target", "")
+        rels[el.get("Id")] = (target.lstrip("/") if target.startswith("/")
+                              else posixpath.normpath(posixpath.join("xl", target)))
+    return {el.get("name", ""): rels.get(el.get(_REL_ID), "")
+            for el in _tree(_read(z, "xl/workbook.xml"), "xl/workbook.xml").iter(f"{_NS}sheet")}
 
 
 def _number(text: str):
@@ -155,8 +137,8 @@ _F, _V, _IS = f"{_NS}f", f"{_NS}v", f"{_NS}is"
 def _cell(c, strings: list[str], formats: list[str]) -> tuple[object, str, str]:
     """(value, data_type, number_format) of a ``<c>`` element."""
     t = c.get("t", "n")
-    s = c.get("s")
-    fmt = formats[int(s)] if s and 0 <= int(s) < len(formats) else formats[0] if not s else "General"
+    style = int(c.get("s") or 0)
+    fmt = formats[style] if 0 <= style < len(formats) else "General"
     f = v = is_ = None
     for child in c:
         tag = child.tag

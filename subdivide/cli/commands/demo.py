@@ -111,14 +111,14 @@ class _Pipeline:
         return d
 
     def info(self) -> None:
+        from subdivide.cli.commands.info import report_json
         from subdivide.io.townblocks import read_townblocks
 
         _stage(self.say, "1. town-blocks (subdivide info)", self.lang)
         self.blocks, info = read_townblocks(self.shp, progress=self.progress)
         d = self._folder("01_info")
         (d / "info.txt").write_text(info.to_text() + "\n", encoding="utf-8")
-        (d / "info.json").write_text(json.dumps(info.to_dict(), ensure_ascii=False, indent=2, sort_keys=True) + "\n",
-                                     encoding="utf-8")
+        (d / "info.json").write_text(report_json(info), encoding="utf-8")
         self.say(info.to_text())
         b = self.blocks
         self.summary["townblocks"] = {"records": info.records_in, "blocks": len(b),

@@ -37,6 +37,12 @@ def add_arguments(p) -> None:
     p.add_argument("--progress", action="store_true", help="show progress on stderr")
 
 
+def report_json(report) -> str:
+    """The read report as JSON text, as `info --json` prints it (and `run` and `demo` write
+    it to info.json)."""
+    return json.dumps(report.to_dict(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
 def run(args) -> int:
     from subdivide.core.i18n import command_language, stderr_progress, translate_lines
     from subdivide.io.townblocks import read_townblocks
@@ -46,8 +52,7 @@ def run(args) -> int:
     _, report = read_townblocks(args.file, muni_code=args.muni, crs=args.crs, target_crs=args.target_crs,
                                 mapping=mapping, encoding=args.encoding, layer=args.layer, progress=progress)
     if args.json:
-        json.dump(report.to_dict(), sys.stdout, ensure_ascii=False, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
+        sys.stdout.write(report_json(report))
     else:
         print(translate_lines(report.to_text(), lang))
     return 0

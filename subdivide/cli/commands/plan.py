@@ -282,6 +282,7 @@ class Made:
     """What making the plan produced besides the plan: notes, tables, the curve."""
 
     def __init__(self, notes=(), candidates=None, review=None, result=None, base=None):
+        self.read = None                # the town-block file's read report (None for a plan file)
         self.notes = list(notes)
         self.candidates, self.review, self.result = candidates, review, result
         self.base = base                # the plan file edited (None for a new plan)
@@ -355,8 +356,9 @@ def _common(args) -> dict:
             "max_subareas": args.max_subareas}
 
 
-def make_plan(args, progress):
-    """The plan from an existing plan file (then only edits) or from town-blocks."""
+def make_plan(args, progress, *, command: str = "plan"):
+    """The plan from an existing plan file (then only edits) or from town-blocks; the read
+    report is kept as ``made.read``. ``command`` names the command in the reading notes."""
     if is_plan_file(args.input):
         return from_plan_file(args)
     from subdivide.core.i18n import command_language
@@ -365,9 +367,10 @@ def make_plan(args, progress):
     blocks, report = read_townblocks(args.input, muni_code=args.muni, crs=args.crs, layer=args.layer,
                                      mapping=column_mapping(args), encoding=args.encoding,
                                      progress=progress if args.progress else silent)
-    say_reading_notes(report, command_language(args))
+    say_reading_notes(report, command_language(args), command=command)
     plan, made = from_blocks(args, blocks, progress)
     plan.metadata.setdefault("ingest", blocks.attrs.get("ingest"))   # layer chosen, CRS assumed, columns renamed
+    made.read = report
     return plan, made
 
 

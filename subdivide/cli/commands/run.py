@@ -114,23 +114,14 @@ class _Run:
         from subdivide.model.plan import read_plan
 
         args = self.args
-        if plan_cmd.is_plan_file(args.input):
-            plan, made = plan_cmd.from_plan_file(args)
-        else:
-            from subdivide.cli.commands._reading import column_mapping
-            from subdivide.io.townblocks import read_townblocks
+        plan, made = plan_cmd.make_plan(args, self.progress, command="run")
+        if made.read is not None:
+            from subdivide.cli.commands.info import report_json
 
-            blocks, info = read_townblocks(args.input, muni_code=args.muni, crs=args.crs, layer=args.layer,
-                                           mapping=column_mapping(args), encoding=args.encoding,
-                                           progress=self.progress)
-            plan_cmd.say_reading_notes(info, self.lang, command="run")
-            (self.out / "info.txt").write_text(info.to_text() + "\n", encoding="utf-8")
-            (self.out / "info.json").write_text(json.dumps(info.to_dict(), ensure_ascii=False, indent=2,
-                                                           sort_keys=True) + "\n", encoding="utf-8")
+            (self.out / "info.txt").write_text(made.read.to_text() + "\n", encoding="utf-8")
+            (self.out / "info.json").write_text(report_json(made.read), encoding="utf-8")
             self._wrote("info.txt")
             self._wrote("info.json")
-            plan, made = plan_cmd.from_blocks(args, blocks, self.progress)
-            plan.metadata.setdefault("ingest", blocks.attrs.get("ingest"))
         plan = plan_cmd.apply_edits(plan, args, made)
         plan_cmd.check_floors(plan, args)
         plan.save(self.out / "plan.gpkg")

@@ -112,7 +112,7 @@ class AlertModel:
         level = np.searchsorted(np.asarray(band) * 1000.0, d, side="left").astype(
             np.int8 if len(band) < 127 else np.int32)
         indptr = np.r_[0, np.cumsum(np.bincount(bi, minlength=len(blocks)))]
-        reach = _Segments(indptr, pi.astype(np.int32), level)
+        reach = _Segments(indptr, pi.astype(np.int32, copy=False), level)
         fp = footprint_matrix(scenarios, simple, simplify_m=0.0)
         events = (_Segments.of(fp.touched.T), _Segments.of(fp.endangered.T))
         return cls(band, len(blocks), reach, pts.weight, pts, fp, float(send_share), float(pts.weight.sum()), events)
