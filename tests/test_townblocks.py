@@ -396,3 +396,31 @@ def test_municipality_names_fall_back_row_by_row_and_drop_control_characters():
     assert municipality_name(df.assign(muni_code=codes), "31302") == "岩美町"
     assert municipality_name(df.assign(muni_code=codes)) == "鳥取市"              # the first code's
     assert municipality_name(pd.DataFrame({"muni_code": ["03205"], "x": [1]})) == ""
+
+
+def test_block_names_with_line_breaks_become_one_line_labels(shared_data, tmp_path):
+    """A town-block name holding a line break (or a tab, or U+202E) would split a row of the
+    carriers' lists: the reader makes it one line, says so, and the package it leads to
+    validates clean (real 鳥取市 polygons)."""
+    import geopandas as gpd
+
+    from subdivide.cli.main import main
+    from subdivide.io.townblocks import read_townblocks
+
+    src = need(shared_data / "tottori_31_estat2015" / "h27ka31.shp", "鳥取県 e-Stat file")
+    g = gpd.read_file(src, encoding="cp932")
+    g = g[g["CITY"].astype(str).str.zfill(3) == "202"].copy()          # 米子市
+    first = g.index[0]
+    g.loc[first, "MOJI"] = "{{ 7*7 }}<script>\n町\t\u202e東"
+    g.to_file(tmp_path / "h27ka31.shp", encoding="utf-8")
+    blocks, report = read_townblocks(tmp_path / "h27ka31.shp")
+    named = blocks.loc[blocks["name"].str.startswith("{{"), "name"].tolist()
+    assert named == ["{{ 7*7 }}<script> 町 東"]
+    assert any("1 town-block names held line breaks" in w for w in report.warnings)
+    plain, _ = read_townblocks(src, muni_code="31202")
+    others = blocks[~blocks["name"].str.startswith("{{")]
+    assert others["name"].tolist() == plain.set_index("key").loc[others["key"], "name"].tolist()
+    out = tmp_path / "run"
+    assert main(["run", str(tmp_path / "h27ka31.shp"), "--auto", "--k", "2", "--restarts", "1",
+                 "--out", str(out)]) == 0
+    assert "CLEAN" in (out / "validation.txt").read_text(encoding="utf-8")

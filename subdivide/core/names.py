@@ -30,6 +30,22 @@ def without_controls(text) -> str:
     return "".join(ch for ch in str(text) if unicodedata.category(ch) not in ("Cc", "Cf")).strip()
 
 
+def one_line(text) -> str:
+    """``text`` as a one-line label: each run of control, format and line/paragraph-separator
+    characters (a line break, a tab, U+202E …) becomes one space; ends stripped. A town-block
+    name is a label on one line of every list, table and map."""
+    out, gap = [], False
+    for ch in str(text):
+        if _bad_char(ch) and unicodedata.category(ch) not in ("Co", "Cn"):
+            gap = True
+            continue
+        if gap and out:
+            out.append(" ")
+        gap = False
+        out.append(ch)
+    return "".join(out).strip()
+
+
 def _bad_char(ch: str) -> bool:
     cat = unicodedata.category(ch)
     return cat in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")

@@ -496,6 +496,22 @@ def _counts(raw: gpd.GeoDataFrame, a: pd.DataFrame, pop: str | None, hh: str | N
         a[f"_{col}_marked"] = c.marked
 
 
+def _block_names(s: pd.Series, warnings: list[str]) -> pd.Series:
+    """Town-block names as one-line labels (:func:`subdivide.core.names.one_line`): a line
+    break, tab or format character in a name would split a row of the carriers' lists;
+    it becomes a space, with a warning naming how many."""
+    from subdivide.core.names import one_line
+
+    text = _text(s)
+    fixed = {v: one_line(v) for v in text.unique() if one_line(v) != v.strip()}   # names with such characters
+    if not fixed:
+        return text
+    hit = text.isin(list(fixed))
+    warnings.append(f"{int(hit.sum())} town-block names held line breaks, tabs or other control characters; "
+                    "each run of them was replaced by a space")
+    return text.where(~hit, text.map(fixed))
+
+
 def _mapped_attrs(raw: gpd.GeoDataFrame, mapping: ColumnMapping, muni_code: str | None,
                   warnings: list[str], where: str) -> pd.DataFrame:
     wanted = {k: v for k, v in asdict(mapping).items() if v}
@@ -507,7 +523,7 @@ def _mapped_attrs(raw: gpd.GeoDataFrame, mapping: ColumnMapping, muni_code: str 
     a = pd.DataFrame(index=raw.index)
     widths = (9, 11) if mapping.key.upper() == "KEY_CODE" else ()
     a["key"] = _codes_as_text(raw[mapping.key], widths, f"key column {mapping.key}", warnings)
-    a["name"] = _text(raw[mapping.name]) if mapping.name else ""
+    a["name"] = _block_names(raw[mapping.name], warnings) if mapping.name else ""
     _counts(raw, a, mapping.population, mapping.households, where)
     a["area_official_m2"] = pd.to_numeric(raw[mapping.area], errors="coerce") if mapping.area else np.nan
     if mapping.muni_code:
@@ -526,7 +542,7 @@ def _estat_attrs(raw: gpd.GeoDataFrame, layout: str, warnings: list[str], where:
     a = pd.DataFrame(index=raw.index)
     key = _codes_as_text(raw[_column(raw, "KEY_CODE")], (9, 11), "KEY_CODE", warnings)
     a["key"] = key
-    a["name"] = _text(raw[_column(raw, roles.town_name)])
+    a["name"] = _block_names(raw[_column(raw, roles.town_name)], warnings)
     pref = _codes_as_text(raw[_column(raw, roles.pref)], (2,), roles.pref, warnings)
     city = _codes_as_text(raw[_column(raw, roles.city)], (3,), roles.city, warnings)
     a["muni_code"] = (pref + city).where((pref.str.len() == 2) & (city.str.len() == 3), key.str.slice(0, 5))
