@@ -12,6 +12,10 @@ SAMPLE_DIR = ROOT / "data" / "hanamaki_03205"
 SAMPLE_SHP = SAMPLE_DIR / "h27ka03205.shp"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Plans record the day they were made (UTC). Tests compare bytes written by separate
+# processes (the CLI, QGIS, the editor); a run that crosses midnight would see two dates.
+# Every process the tests start inherits this fixed day; test_plan_core checks the unset case.
+os.environ.setdefault("SOURCE_DATE_EPOCH", "1700000000")
 
 
 def need(path: Path, what: str) -> Path:

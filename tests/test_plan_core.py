@@ -89,6 +89,25 @@ def test_corner_touch_is_not_adjacency():
         Plan.from_assignment(b, lab)
 
 
+def test_plan_date_is_today_unless_pinned(monkeypatch, tmp_path):
+    """The plan's date is today's (UTC); SOURCE_DATE_EPOCH pins it (conftest pins it for
+    every test process so byte comparisons across processes survive midnight)."""
+    from datetime import datetime, timezone
+
+    from subdivide.model.plan import reproducible_date
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    before = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    got = reproducible_date()
+    after = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert got in (before, after)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert reproducible_date() == "2023-11-14"
+    b = grid_blocks()
+    saved = read_plan(Plan.from_assignment(b, stripes(b, 4)).save(tmp_path / "p.gpkg"))
+    assert saved.metadata["date"] == "2023-11-14"
+
+
 def test_saved_plan_round_trips_byte_identically(tmp_path, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     b = grid_blocks()
