@@ -247,7 +247,7 @@ def manifest_dict(plan: Plan, profile: Profile, directory: Path, *, inputs: dict
                  "ok": k <= MAX_SUBAREAS},
                 {"rule": "BLOCK-ONCE", "value": int(len(plan.blocks)),
                  "ok": bool(plan.blocks["key"].is_unique)},
-                {"rule": "CONTIGUITY", "ok": not any(f.rule == "PLAN-CONTIGUITY" for f in plan.check())},
+                {"rule": "CONTIGUITY", "ok": not any(f.rule == "CONTIGUITY" for f in plan.findings)},
             ],
             "note": "the nationwide limit of 25 subdivided municipalities is enforced by `subdivide registry`",
         },

@@ -91,7 +91,7 @@ class Plan:
                 where="--max-subareas (or plan_meta max_subareas)",
                 fix=f"use a limit between 1 and {MAX_SUBAREAS}: it can be lowered, not raised",
             )
-        errors = [f for f in self.check() if f.severity == "error"]
+        errors = [f for f in self.findings if f.severity == "error"]
         if errors:
             raise PlanCheckError("the plan breaks the rules:", where=_findings_where(errors),
                                  fix=fixes_for(errors), findings=errors)
@@ -168,7 +168,16 @@ class Plan:
 
     # ------------------------------------------------------------------ checks
     def check(self) -> list[Finding]:
-        """All rule findings (errors and warnings); construction refuses on errors."""
+        """All rule findings (errors and warnings); construction refuses on errors. Computed
+        once, at construction (:attr:`findings`): a plan is immutable."""
+        return list(self.findings)
+
+    @cached_property
+    def findings(self) -> tuple[Finding, ...]:
+        """The rule findings of this plan (see :meth:`check`), checked once."""
+        return tuple(self._check())
+
+    def _check(self) -> list[Finding]:
         f: list[Finding] = []
         b, t = self.blocks, self.subareas
         try:
