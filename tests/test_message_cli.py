@@ -89,6 +89,30 @@ def test_lint_sheet_of_many_messages_with_context_columns(tmp_path, capsys):
         assert d["messages"][0]["body"] == EVAC    # line breaks inside cells survive
 
 
+def test_sheet_cells_are_read_as_written_spaces_and_dates_included(tmp_path, capsys):
+    """Spaces and line breaks around a body count (cells are not stripped), in a CSV and in an
+    Excel workbook; a send time typed into Excel as a date reads as that time."""
+    import datetime as dt
+
+    import pandas as pd
+    from openpyxl import Workbook
+
+    from subdivide.carrier.messages.reading import read_messages
+    from subdivide.io.output import write_csv
+
+    body = "  " + EVAC + "\n"
+    write_csv(pd.DataFrame({"title": ["避難指示"], "body": [body], "category": ["避難指示"]}), tmp_path / "m.csv")
+    wb = Workbook()
+    wb.active.append(["title", "body", "category", "send_time"])
+    wb.active.append(["避難指示", body, "避難指示", dt.datetime(2026, 12, 1, 15, 0)])
+    wb.save(tmp_path / "m.xlsx")
+    for name in ("m.csv", "m.xlsx"):
+        (m,) = read_messages(tmp_path / name)
+        assert m.body == body and m.id == "row 2"
+    (m,) = read_messages(tmp_path / "m.xlsx")
+    assert m.context.send_time == dt.datetime(2026, 12, 1, 15, 0)
+
+
 def test_text_file_crlf_counts_like_lf(tmp_path, capsys):
     lf, crlf = tmp_path / "lf.txt", tmp_path / "crlf.txt"
     lf.write_text("避難指示\n" + EVAC + "\n", encoding="utf-8")

@@ -83,3 +83,20 @@ def test_points_reader_is_shared_and_checks_swapped_coordinates(tmp_path):
     good.write_text("名称,緯度,経度\nA,39.3886,141.1139\n", encoding="utf-8-sig")
     pts = read_points(good)
     assert list(pts["point"]) == ["A"] and pts.crs.to_epsg() == 6668
+
+
+def test_one_workbook_reader():
+    """Every .xlsx subdivide reads goes through subdivide.io.xlsx (the validator's area-code
+    list, mapping and assignment tables, site lists, message sheets): no other module reads
+    workbooks (pandas' read_excel, openpyxl's load_workbook)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "subdivide"
+    readers = re.compile(r"\bread_excel\s*\(|\bload_workbook\s*\(|^\s*(import openpyxl|from openpyxl)", re.M)
+    found = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                   if p.name != "xlsx.py" and readers.search(p.read_text(encoding="utf-8")))
+    assert found == []                       # (io/xlsx.py names openpyxl as the answer it gives)
+    callers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                     if "read_workbook(" in p.read_text(encoding="utf-8") and p.name != "xlsx.py")
+    assert callers == ["carrier/validation.py", "io/tables.py"]

@@ -7,6 +7,7 @@ and on hand-written SpreadsheetML Excel produces (rich text, phonetic runs, cell
 without references)."""
 from __future__ import annotations
 
+import warnings
 import zipfile
 
 import pytest
@@ -24,8 +25,14 @@ def _openpyxl(path):
             for n in wb.sheetnames}
 
 
-def _mine(path):
-    return {n: [[tuple(c) for c in r] for r in rows] for n, rows in read_workbook(path).items()}
+def _mine(path, **kw):
+    return {n: [[tuple(c) for c in r] for r in rows] for n, rows in read_workbook(path, **kw).items()}
+
+
+def _openpyxl_values(path):
+    wb = load_workbook(path, read_only=False, data_only=True)
+    return {n: [[(c.coordinate, c.value, c.data_type, c.number_format) for c in r] for r in wb[n].iter_rows()]
+            for n in wb.sheetnames}
 
 
 @pytest.mark.parametrize("which", ["hanamaki", "tottori"])
@@ -170,3 +177,68 @@ def test_the_writer_and_reader_agree_with_openpyxl(tmp_path_factory, rows):
     p = tmp_path_factory.mktemp("x") / "w.xlsx"
     p.write_bytes(xlsx_bytes({"sheet": df}, text_columns=["code"]))
     assert _mine(p) == _openpyxl(p)
+
+
+@pytest.mark.parametrize("epoch", ["1900", "1904"])
+def test_dates_and_times_as_openpyxl_reads_them(epoch, tmp_path):
+    """Dates, times and durations (built-in, custom and Japanese formats, both epochs,
+    Excel's 1900 leap-year slip, a serial beyond the dates) come back as openpyxl gives them."""
+    import datetime as dt
+
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+    wb = Workbook()
+    if epoch == "1904":
+        wb.epoch = CALENDAR_MAC_1904
+    ws = wb.active
+    ws.append(["送信時刻", "日付", "時刻", "経過"])
+    ws.append([dt.datetime(2026, 12, 1, 10, 30), dt.date(2026, 12, 2), dt.time(7, 15), dt.timedelta(hours=30)])
+    ws["B2"].number_format = 'yyyy"年"m"月"d"日"'
+    ws["D2"].number_format = "[h]:mm"
+    for ref, serial, fmt in (("A3", 45, "mm-dd-yy"), ("B3", 61.5, "m/d/yy h:mm"), ("C3", 0.25, "h:mm"),
+                             ("D3", 1e12, "yyyy-mm-dd"), ("A4", 46357, "[$-411]ge.m.d"), ("B4", 2.5, "0.00"),
+                             ("C4", 3, '0"d"')):
+        ws[ref] = serial
+        ws[ref].number_format = fmt
+    p = tmp_path / "dates.xlsx"
+    wb.save(p)
+    mine = _mine(p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                    # openpyxl warns about the 1e12 serial
+        assert mine == _openpyxl(p)
+    row = {c[0]: c[1:3] for c in mine["Sheet"][1]}
+    assert row["A2"] == (dt.datetime(2026, 12, 1, 10, 30), "d") and row["C2"] == (dt.time(7, 15), "d")
+    assert row["D2"] == (dt.timedelta(hours=30), "d")
+    assert {c[0]: c[1:3] for c in mine["Sheet"][2]}["D3"] == ("#VALUE!", "e")
+    assert {c[0]: c[1:3] for c in mine["Sheet"][3]}["C4"] == (3, "n")     # a quoted "d" is text
+
+
+def test_cached_values_instead_of_formulas(tmp_path):
+    """formulas=False reads what Excel last showed (openpyxl's data_only=True)."""
+    sheet = ('<row r="1"><c r="A1"><f>1+1</f><v>2</v></c><c r="B1" t="str"><f>"a"&amp;"b"</f><v>ab</v></c>'
+             '<c r="C1"><f>NOW()</f></c><c r="D1" t="e"><f>1/0</f><v>#DIV/0!</v></c></row>')
+    p = tmp_path / "f.xlsx"
+    p.write_bytes(_workbook(sheet))
+    assert _mine(p) == _openpyxl(p)
+    assert _mine(p, formulas=False) == _openpyxl_values(p)
+    assert [c[1] for c in _mine(p, formulas=False)["s1"][0]] == [2, "ab", None, "#DIV/0!"]
+
+
+def test_a_damaged_deflate_stream_is_an_xlsx_error(tmp_path):
+    """A part whose compressed bytes are damaged (zlib fails before the CRC check) is an
+    unreadable workbook, not a crash."""
+    p = tmp_path / "z.xlsx"
+    p.write_bytes(_workbook('<row r="1"><c r="A1" t="inlineStr"><is><t>x</t></is></c></row>'))
+    with zipfile.ZipFile(p) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, d in parts.items():
+            z.writestr(n, d)
+    with zipfile.ZipFile(p) as z:
+        info = z.getinfo("xl/workbook.xml")
+    data = bytearray(p.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start] = 0xFF                                     # block type 11: invalid
+    p.write_bytes(bytes(data))
+    with pytest.raises(XlsxError, match="error"):
+        read_workbook(p)

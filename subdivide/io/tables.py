@@ -1,6 +1,11 @@
 """Reading the small tables users hand us (mapping files, site lists, WKT coverage,
-observations): CSV in UTF-8 (with or without BOM) or CP932, or XLSX, always as text so
-that codes keep their leading zeros."""
+observations, messages): CSV in UTF-8 (with or without BOM) or CP932, or XLSX, always as
+text so that codes keep their leading zeros.
+
+An XLSX is read by the one workbook reader (:mod:`subdivide.io.xlsx`) after its zip is
+checked (:data:`TABLE_LIMITS`: sizes, compression ratio, names): each cell as the text
+Excel last showed for it — a formula's cached result, a whole number without ``.0``, a date
+as ``2026-12-01 10:30:00``, an error cell empty."""
 from __future__ import annotations
 
 import csv
@@ -12,8 +17,11 @@ from pathlib import Path
 import pandas as pd
 
 from subdivide.core.errors import UserError
+from subdivide.io.safezip import Limits
 
 CSV_ENCODINGS = ("utf-8-sig", "cp932")
+#: caps for a workbook a user hands us (a 50,000-row mapping sheet is under 10 MB of XML)
+TABLE_LIMITS = Limits(max_members=1_000, max_total_bytes=256 << 20, max_member_bytes=128 << 20)
 
 
 def decode_text(raw: bytes, *, where: str, what: str = "file") -> str:
@@ -34,19 +42,20 @@ def header_key(text) -> str:
 
 
 def read_text_table(path, *, what: str = "table", fix: str | None = None,
-                    empty_as_nan: bool = False) -> pd.DataFrame:
+                    empty_as_nan: bool = False, strip: bool = True) -> pd.DataFrame:
     """A CSV or XLSX (its first sheet) as a DataFrame of stripped strings (empty cells are '',
-    or NaN with ``empty_as_nan``).
+    or NaN with ``empty_as_nan``; ``strip=False`` keeps the spaces and line breaks around a
+    cell's text, where they count, as in a message).
 
     What Excel leaves behind is ignored: rows with no value at all (trailing ``,,,`` rows,
     rows that only carry formatting) and unnamed columns with no value. The index keeps the
     data row's position, so a row's line in the file (and in Excel) is ``index + 2``."""
     return next(iter(read_text_tables(path, what=what, fix=fix, empty_as_nan=empty_as_nan,
-                                      all_sheets=False).values()))
+                                      all_sheets=False, strip=strip).values()))
 
 
 def read_text_tables(path, *, what: str = "table", fix: str | None = None, empty_as_nan: bool = False,
-                     all_sheets: bool = True) -> dict[str, pd.DataFrame]:
+                     all_sheets: bool = True, strip: bool = True) -> dict[str, pd.DataFrame]:
     """Every sheet of an XLSX (sheet name → table, in workbook order), or ``{"": table}`` for a
     CSV; each table as :func:`read_text_table` returns it."""
     from subdivide.io.readers import check_input_file   # same layer; readers imports this module
@@ -55,16 +64,63 @@ def read_text_tables(path, *, what: str = "table", fix: str | None = None, empty
     if p.is_dir():
         raise UserError(f"{what} {p} is a folder, not a file", where=str(p), fix="give the CSV or XLSX file inside it")
     if p.suffix.lower() in (".xlsx", ".xlsm"):
-        try:
-            sheets = pd.read_excel(p, dtype=str, sheet_name=None if all_sheets else [0], engine="openpyxl")
-        except Exception as exc:
-            raise UserError(f"{p.name} is not a readable .xlsx ({exc.__class__.__name__})", where=str(p),
-                            fix=fix or "save it again from Excel as .xlsx, or as CSV") from None
-        tables = {str(name): df.fillna("") for name, df in sheets.items()}
+        tables = _read_xlsx(p, fix, all_sheets)
     else:
         text = decode_text(p.read_bytes(), where=str(p), what=f"{what} {p.name}")
         tables = {"": _parse_csv(text, p, fix)}
-    return {name: _clean(df, empty_as_nan) for name, df in tables.items()}
+    return {name: _clean(df, empty_as_nan, strip) for name, df in tables.items()}
+
+
+def _read_xlsx(p: Path, fix: str | None, all_sheets: bool) -> dict[str, pd.DataFrame]:
+    """Each sheet (or the first) as text: the first row with a value is the header."""
+    from subdivide.io.safezip import PackageRejected, checked_zip_members
+    from subdivide.io.xlsx import XlsxError, read_workbook
+
+    try:
+        checked_zip_members(p, TABLE_LIMITS)
+        book = read_workbook(p, formulas=False, sheets=None if all_sheets else 1)
+    except (PackageRejected, XlsxError) as exc:
+        why = "; ".join(f.message for f in exc.findings) if isinstance(exc, PackageRejected) else str(exc)
+        raise UserError(f"{p.name} is not a readable .xlsx ({why})", where=str(p),
+                        fix=fix or "save it again from Excel as .xlsx, or as CSV") from None
+    if not book:
+        raise UserError(f"{p.name} has no sheet", where=str(p), fix=fix or "save it again from Excel as .xlsx")
+    return {name: _sheet_frame(rows) for name, rows in book.items()}
+
+
+def _cell_text(cell) -> str:
+    """A cell as the text Excel shows (see the module's note)."""
+    v = cell.value
+    if v is None or cell.data_type == "e":
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _sheet_frame(rows) -> pd.DataFrame:
+    """A sheet's rows of cells as a table of text. The header is the first row with a value;
+    a data row's index is its Excel row − 2, as for a CSV line. Columns beyond the header
+    are kept as ``Unnamed: i`` (a note beside the table), for :func:`_clean` to drop when empty."""
+    text = [[_cell_text(c) for c in r] for r in rows]
+    start = next((i for i, r in enumerate(text) if any(v.strip() for v in r)), None)
+    if start is None:
+        return pd.DataFrame()
+    body = text[start + 1:]
+    return pd.DataFrame(body, columns=_column_names(text[start]), dtype=object,
+                        index=pd.RangeIndex(start, start + len(body)))
+
+
+def _column_names(header: list[str]) -> list[str]:
+    """Header cells as pandas names them: empty ones ``Unnamed: i``, repeats ``key.1``."""
+    seen: dict[str, int] = {}
+    names = []
+    for i, h in enumerate(header):
+        h = h if h.strip() else f"Unnamed: {i}"
+        n = seen.get(h, 0)
+        seen[h] = n + 1
+        names.append(h if n == 0 else f"{h}.{n}")
+    return names
 
 
 def _parse_csv(text: str, p: Path, fix: str | None) -> pd.DataFrame:
@@ -90,21 +146,17 @@ def _parse_csv(text: str, p: Path, fix: str | None) -> pd.DataFrame:
                                 fix="give the extra cells a column header, or delete them")
             row = row[:width]
         body.append(row + [""] * (width - len(row)))
-    seen: dict[str, int] = {}
-    names = []
-    for i, h in enumerate(header):
-        h = h if h.strip() else f"Unnamed: {i}"
-        n = seen.get(h, 0)
-        seen[h] = n + 1
-        names.append(h if n == 0 else f"{h}.{n}")
-    return pd.DataFrame(body, columns=names, dtype=object, index=pd.RangeIndex(len(body)))
+    return pd.DataFrame(body, columns=_column_names(header), dtype=object, index=pd.RangeIndex(len(body)))
 
 
-def _clean(df: pd.DataFrame, empty_as_nan: bool) -> pd.DataFrame:
-    """Stripped text; Excel's empty rows and unnamed empty columns dropped (index kept)."""
+def _clean(df: pd.DataFrame, empty_as_nan: bool, strip: bool = True) -> pd.DataFrame:
+    """Stripped text (``strip=False``: cells as written; headers are stripped either way);
+    Excel's empty rows and unnamed empty columns dropped (index kept)."""
     df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
-    df = df.astype(str).apply(lambda c: c.str.strip()).astype(object)
-    blank = df == ""
+    df = df.astype(str)
+    stripped = df.apply(lambda c: c.str.strip()).astype(object)
+    df = stripped if strip else df.astype(object)
+    blank = stripped == ""
     unnamed = [c for c in df.columns if (c == "" or re.fullmatch(r"Unnamed: \d+(\.\d+)?", c)) and blank[c].all()]
     if unnamed:
         df, blank = df.drop(columns=unnamed), blank.drop(columns=unnamed)

@@ -1,4 +1,5 @@
-"""Reading the cells of an .xlsx workbook, as a carrier's validator needs them.
+"""Reading the cells of an .xlsx workbook: the one .xlsx reader (the validator's workbook
+checks, and through :mod:`subdivide.io.tables` every table a user hands us).
 
 The validator asks of each cell what openpyxl's ``load_workbook(data_only=False)`` tells:
 its value, whether it is text, a number or a formula, and whether its number format is
@@ -13,7 +14,16 @@ same answers for what Excel, LibreOffice, openpyxl and subdivide write:
 - numbers are ``int`` or ``float`` (as openpyxl casts them), booleans ``True``/``False``,
   errors (``#N/A`` …) their text;
 - ``number_format`` comes from the cell's style (``styles.xml`` ``cellXfs`` → ``numFmtId``,
-  custom ``numFmts`` or the built-in table as far as ``@`` (49) and ``General`` (0) matter).
+  custom ``numFmts`` or the built-in table, ECMA-376 §18.8.30; other built-in ids read as
+  ``General``, as openpyxl reads them);
+- a number under a date or time format is a ``datetime`` (a ``time`` below one day, a
+  ``timedelta`` under an elapsed-time format such as ``[h]:mm``), ``data_type == "d"``,
+  counted from 1899-12-30 or, in a 1904-based workbook, 1904-01-01 (Excel's 1900 leap-year
+  slip kept, as openpyxl keeps it); a serial beyond the dates is the error ``#VALUE!``.
+
+``formulas=False`` reads what Excel last showed instead of the formula (openpyxl's
+``data_only=True``): the cached value, typed as any other cell; a table a user saved from
+Excel is read this way.
 
 Rows are returned as a rectangle from A1 to the last used cell, empty cells filled as
 openpyxl fills them (value None, ``data_type "n"``, format ``General``).
@@ -24,16 +34,69 @@ expansion) is refused, and expat ≥ 2.4 bounds entity amplification anyway.
 """
 from __future__ import annotations
 
+import datetime as dt
 import posixpath
+import re
 import zipfile
+import zlib
 from typing import NamedTuple
 from xml.etree import ElementTree as ET
 
 _NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 _PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
-#: built-in number formats that matter here (ECMA-376 §18.8.30): the rest are not text
-BUILTIN_FORMATS = {0: "General", 49: "@"}
+#: the built-in number formats (ECMA-376 §18.8.30), as openpyxl spells them; any other id
+#: without a custom ``numFmt`` reads as General
+BUILTIN_FORMATS = {
+    0: "General", 1: "0", 2: "0.00", 3: "#,##0", 4: "#,##0.00",
+    5: '"$"#,##0_);("$"#,##0)', 6: '"$"#,##0_);[Red]("$"#,##0)', 7: '"$"#,##0.00_);("$"#,##0.00)',
+    8: '"$"#,##0.00_);[Red]("$"#,##0.00)', 9: "0%", 10: "0.00%", 11: "0.00E+00", 12: "# ?/?",
+    13: "# ??/??", 14: "mm-dd-yy", 15: "d-mmm-yy", 16: "d-mmm", 17: "mmm-yy", 18: "h:mm AM/PM",
+    19: "h:mm:ss AM/PM", 20: "h:mm", 21: "h:mm:ss", 22: "m/d/yy h:mm",
+    37: "#,##0_);(#,##0)", 38: "#,##0_);[Red](#,##0)", 39: "#,##0.00_);(#,##0.00)",
+    40: "#,##0.00_);[Red](#,##0.00)", 41: r'_(* #,##0_);_(* \(#,##0\);_(* "-"_);_(@_)',
+    42: r'_("$"* #,##0_);_("$"* \(#,##0\);_("$"* "-"_);_(@_)',
+    43: r'_(* #,##0.00_);_(* \(#,##0.00\);_(* "-"??_);_(@_)',
+    44: r'_("$"* #,##0.00_)_("$"* \(#,##0.00\)_("$"* "-"??_)_(@_)',
+    45: "mm:ss", 46: "[h]:mm:ss", 47: "mmss.0", 48: "##0.0E+0", 49: "@",
+}
+#: what does not make a format a date one: quoted text, and [..] other than [h] [m] [s]
+_NOT_DATE = re.compile(r'".*?"|\[(?!hh?\]|mm?\]|ss?\])[^\]]*\]')
+_DATE_PART = re.compile(r"(?<![_\\])[dmhysDMHYS]")
+_ELAPSED = re.compile(r"\[hh?\](:mm(:ss(\.0*)?)?)?|\[mm?\](:ss(\.0*)?)?|\[ss?\](\.0*)?", re.I)
+WINDOWS_EPOCH = dt.datetime(1899, 12, 30)
+MAC_EPOCH = dt.datetime(1904, 1, 1)
+
+
+def is_date_format(code: str) -> bool:
+    """Whether numbers under this format code are dates or times (its first section has a
+    d, m, y, h or s outside quotes and locale brackets), as Excel and openpyxl decide."""
+    return bool(_DATE_PART.search(_NOT_DATE.sub("", code.split(";")[0])))
+
+
+def is_elapsed_format(code: str) -> bool:
+    """Whether a format counts elapsed time (``[h]:mm``): its numbers are durations."""
+    return bool(_ELAPSED.search(code.split(";")[0]))
+
+
+def from_serial(value: float, *, epoch: dt.datetime = WINDOWS_EPOCH, elapsed: bool = False):
+    """An Excel serial as openpyxl's ``from_excel`` gives it: a ``timedelta`` (``elapsed``), a
+    ``time`` (below one day), else a ``datetime`` to the millisecond (1900-based serials
+    below 60 are a day late: Excel counts a 29 February 1900)."""
+    if elapsed:
+        td = dt.timedelta(days=value)
+        if td.microseconds:
+            td = dt.timedelta(seconds=td.total_seconds() // 1, microseconds=round(td.microseconds, -3))
+        return td
+    day, fraction = divmod(value, 1)
+    diff = dt.timedelta(milliseconds=round(fraction * 86_400_000))
+    if 0 <= value < 1 and diff.days == 0:
+        mins, secs = divmod(diff.seconds, 60)
+        hours, mins = divmod(mins, 60)
+        return dt.time(hours, mins, secs, diff.microseconds)
+    if 0 < value < 60 and epoch == WINDOWS_EPOCH:
+        day += 1
+    return epoch + dt.timedelta(days=day) + diff
 
 
 class XlsxError(ValueError):
@@ -98,30 +161,48 @@ def _shared_strings(z) -> list[str]:
     return [_text_of(si) for si in _tree(data, "xl/sharedStrings.xml").iterfind(f"{_NS}si")]
 
 
-def _formats(z) -> list[str]:
-    """number format code per ``cellXfs`` index."""
+class _Style(NamedTuple):
+    """A ``cellXfs`` entry as the cells need it: its format code, and whether numbers under
+    it are dates (and then whether durations)."""
+
+    code: str
+    date: bool = False
+    elapsed: bool = False
+
+
+_GENERAL = _Style("General")
+
+
+def _styles(z) -> list[_Style]:
+    """The :class:`_Style` per ``cellXfs`` index (a custom ``numFmt`` first, then the
+    built-in table)."""
     data = _read(z, "xl/styles.xml", required=False)
     if data is None:
-        return ["General"]
+        return [_GENERAL]
     root = _tree(data, "xl/styles.xml")
     custom = {int(el.get("numFmtId", "0")): el.get("formatCode", "") for el in root.iter(f"{_NS}numFmt")}
     xfs = []
     for cell_xfs in root.iter(f"{_NS}cellXfs"):
         for xf in cell_xfs.iterfind(f"{_NS}xf"):
             fid = int(xf.get("numFmtId", "0"))
-            xfs.append(custom.get(fid, BUILTIN_FORMATS.get(fid, f"builtin {fid}")))
-    return xfs or ["General"]
+            known = custom[fid] if fid in custom else BUILTIN_FORMATS.get(fid)
+            code = known if known is not None else "General"
+            date = known is not None and is_date_format(known)
+            xfs.append(_Style(code, date, date and is_elapsed_format(known)))
+    return xfs or [_GENERAL]
 
 
-def _sheet_parts(z) -> dict[str, str]:
-    """sheet name → zip member of its worksheet, in the workbook's order."""
+def _workbook_parts(z) -> tuple[dict[str, str], dt.datetime]:
+    """(sheet name → zip member of its worksheet, in the workbook's order; the date epoch)."""
     rels = {}
     for el in _tree(_read(z, "xl/_rels/workbook.xml.rels"), "xl/_rels/workbook.xml.rels").iter(_PKG_REL):
         target = el.get("Target", "")
         rels[el.get("Id")] = (target.lstrip("/") if target.startswith("/")
                               else posixpath.normpath(posixpath.join("xl", target)))
-    return {el.get("name", ""): rels.get(el.get(_REL_ID), "")
-            for el in _tree(_read(z, "xl/workbook.xml"), "xl/workbook.xml").iter(f"{_NS}sheet")}
+    book = _tree(_read(z, "xl/workbook.xml"), "xl/workbook.xml")
+    pr = book.find(f"{_NS}workbookPr")
+    epoch = MAC_EPOCH if pr is not None and pr.get("date1904", "").lower() in ("1", "true") else WINDOWS_EPOCH
+    return {el.get("name", ""): rels.get(el.get(_REL_ID), "") for el in book.iter(f"{_NS}sheet")}, epoch
 
 
 def _number(text: str):
@@ -134,11 +215,21 @@ def _number(text: str):
 _F, _V, _IS = f"{_NS}f", f"{_NS}v", f"{_NS}is"
 
 
-def _cell(c, strings: list[str], formats: list[str]) -> tuple[object, str, str]:
+class _Book(NamedTuple):
+    """What every cell of one workbook is read against."""
+
+    strings: list[str]
+    styles: list[_Style]
+    epoch: dt.datetime
+    formulas: bool
+
+
+def _cell(c, book: _Book) -> tuple[object, str, str]:
     """(value, data_type, number_format) of a ``<c>`` element."""
     t = c.get("t", "n")
     style = int(c.get("s") or 0)
-    fmt = formats[style] if 0 <= style < len(formats) else "General"
+    st = book.styles[style] if 0 <= style < len(book.styles) else _GENERAL
+    fmt = st.code
     f = v = is_ = None
     for child in c:
         tag = child.tag
@@ -148,24 +239,43 @@ def _cell(c, strings: list[str], formats: list[str]) -> tuple[object, str, str]:
             v = child.text
         elif tag == _IS:
             is_ = child
-    if f is not None:
+    if f is not None and book.formulas:
         return "=" + (f.text or ""), "f", fmt
     if t == "inlineStr":       # as openpyxl: 's' with its text, 'inlineStr' without one
         return (None, "inlineStr", fmt) if is_ is None else (_text_of(is_), "s", fmt)
-    if v is None:
+    if not v:                  # openpyxl: an empty <v/> is no value
         return None, ("s" if t in ("s", "str") else t), fmt
     if t == "s":
-        return strings[int(v)], "s", fmt
+        return book.strings[int(v)], "s", fmt
     if t == "str":
         return v, "s", fmt
     if t == "b":
         return bool(int(v)), "b", fmt
     if t == "e":
         return v, "e", fmt
-    return _number(v), "n", fmt
+    if t == "d":
+        return _iso_date(v), "d", fmt
+    number = _number(v)
+    if st.date:
+        try:
+            return from_serial(number, epoch=book.epoch, elapsed=st.elapsed), "d", fmt
+        except (OverflowError, ValueError):
+            return "#VALUE!", "e", fmt
+    return number, "n", fmt
 
 
-def _sheet_rows(data: bytes, part: str, strings, formats) -> list[list[Cell]]:
+def _iso_date(text: str):
+    """A ``t="d"`` cell's ISO 8601 text as a datetime (a time or a date alone as given)."""
+    text = text.strip().removesuffix("Z")
+    for parse in (dt.datetime.fromisoformat, dt.time.fromisoformat):
+        try:
+            return parse(text)
+        except ValueError:
+            continue
+    raise ValueError(f"{text!r} is not an ISO 8601 date")
+
+
+def _sheet_rows(data: bytes, part: str, book: _Book) -> list[list[Cell]]:
     grid: dict[int, dict[int, tuple]] = {}
     columns: dict[str, int] = {}
     row_no = 0
@@ -181,7 +291,7 @@ def _sheet_rows(data: bytes, part: str, strings, formats) -> list[list[Cell]]:
                 col = columns.get(letters) or columns.setdefault(letters, _column_index(letters))
             else:                                      # a cell without its reference follows the last
                 col += 1
-            cells[col] = _cell(c, strings, formats)
+            cells[col] = _cell(c, book)
     # rows as openpyxl's iter_rows gives them: A1 to the last used cell, gaps filled
     used = [r for r, cells in grid.items() if cells]
     max_r = max(used, default=0)
@@ -195,18 +305,21 @@ def _sheet_rows(data: bytes, part: str, strings, formats) -> list[list[Cell]]:
     return out
 
 
-def read_workbook(path) -> dict[str, list[list[Cell]]]:
-    """sheet name → rows of :class:`Cell` (A1 to the last used cell). Raises
-    :class:`XlsxError` for a file that is not a readable workbook."""
+def read_workbook(path, *, formulas: bool = True, sheets: int | None = None) -> dict[str, list[list[Cell]]]:
+    """sheet name → rows of :class:`Cell` (A1 to the last used cell), in the workbook's
+    order. ``formulas=False``: a formula cell gives the value Excel cached for it.
+    ``sheets``: read only the first that many. Raises :class:`XlsxError` for a file that is
+    not a readable workbook."""
     try:
         with zipfile.ZipFile(path) as z:
-            strings = _shared_strings(z)
-            formats = _formats(z)
+            parts, epoch = _workbook_parts(z)
+            book = _Book(_shared_strings(z), _styles(z), epoch, formulas)
             out = {}
-            for name, part in _sheet_parts(z).items():
-                out[name] = _sheet_rows(_read(z, part), part, strings, formats)
+            for name, part in list(parts.items())[:sheets]:
+                out[name] = _sheet_rows(_read(z, part), part, book)
             return out
-    except (zipfile.BadZipFile, ET.ParseError, IndexError, ValueError, KeyError, OSError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+            ET.ParseError, IndexError, ValueError, KeyError, OSError) as exc:   # a damaged part
         if isinstance(exc, XlsxError):
             raise
         raise XlsxError(f"{exc.__class__.__name__}: {exc}") from None

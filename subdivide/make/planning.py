@@ -8,7 +8,8 @@ naming the offending town-blocks. Functions that can leave something to review a
 return a :class:`PlanningReport`.
 
 Keys are always strings (KEY_CODE keeps its leading zero). Mapping and assignment CSVs
-are read as UTF-8 (with or without BOM) or CP932, detected; XLSX via openpyxl; what Excel
+are read as UTF-8 (with or without BOM) or CP932, detected; XLSX by :mod:`subdivide.io.xlsx`
+(:func:`subdivide.io.tables.read_text_table`); what Excel
 leaves behind (blank ``,,,`` rows, keys stored as numbers) is ignored or restored.
 
 Codes never drift: a sub-area's number is its identity and its code (municipality code + 2

@@ -131,30 +131,15 @@ def _read_json(p: Path, text: str, defaults: Context, category: str) -> list[Mes
 
 
 def _read_sheet(p: Path, defaults: Context, category: str) -> list[Message]:
-    import io
+    """One message per row of a CSV or the first sheet of an XLSX (the one table reader,
+    :func:`subdivide.io.tables.read_text_table`); a row's number is its line in Excel."""
+    from subdivide.io.tables import read_text_table
 
-    import pandas as pd
-
-    if p.suffix.lower() == ".csv":
-        from subdivide.io.tables import decode_text
-
-        text = decode_text(p.read_bytes(), where=str(p), what=f"message sheet {p.name}")
-        try:
-            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise UserError(f"{p.name} is not a readable CSV ({exc.__class__.__name__})", where=str(p),
-                            fix="save it as comma-separated text with a header row") from None
-    else:
-        try:
-            df = pd.read_excel(p, dtype=str, sheet_name=0, engine="openpyxl", keep_default_na=False)
-        except Exception as exc:
-            raise UserError(f"{p.name} is not a readable .xlsx ({exc.__class__.__name__})", where=str(p),
-                            fix="save it again from Excel as .xlsx, or as CSV") from None
-    df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+    df = read_text_table(p, what="message sheet", strip=False)      # spaces and line breaks count
     if df.empty:
         raise UserError(f"{p.name} has no messages", where=str(p), fix="one message per row under a header row")
     known = set(CONTEXT_FIELDS) | set(ALIASES) | {"title", "body", "category", "id"}
     cols = [c for c in df.columns if c in known]
     return [message_from_record({c: row[c] for c in cols}, defaults, where=f"{p}, row {i + 2}",
                                 default_id=f"row {i + 2}", category=category)
-            for i, row in enumerate(df.to_dict("records"))]
+            for i, row in zip(df.index, df.to_dict("records"))]

@@ -1,0 +1,138 @@
+"""Tables users hand us as .xlsx go through the one workbook reader (subdivide.io.xlsx).
+
+What it must keep from the pandas/openpyxl reader it replaces: every cell as the text Excel
+shows (numbers without ``.0``, codes with their zeros, dates), Excel's empty rows and notes
+beside the table dropped, a row's index its Excel line − 2. What it adds: formulas read as
+the value Excel cached, and a workbook that is a zip bomb or damaged refused with a message
+naming the file, before anything is inflated."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+
+import pandas as pd
+import pytest
+from openpyxl import Workbook
+
+from subdivide.cli.main import main
+from subdivide.core.errors import UserError
+from subdivide.io.tables import read_text_table, read_text_tables
+
+
+def _pandas(path, sheet=0) -> pd.DataFrame:
+    """What the reader used to give: pandas/openpyxl as text, then the same cleaning."""
+    from subdivide.io.tables import _clean
+
+    df = pd.read_excel(path, dtype=str, sheet_name=sheet, engine="openpyxl").fillna("")
+    return _clean(df, False)
+
+
+def test_a_staff_workbook_reads_as_pandas_read_it(sample_blocks, tmp_path):
+    """Keys as numbers and as text, names, a date, a blank formatted row, a note beside the
+    table: the same table as pandas read before (index included)."""
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["key", "subarea", "メモ", "日付", "n"])
+    for i, key in enumerate(sample_blocks["key"].head(40)):
+        ws.append([int(key) if i % 2 else key, f"第{i % 4 + 1}地域", "", dt.datetime(2026, 12, 1, 9, i), i / 2])
+    ws.append([None, None, None, None, None])
+    ws["B44"].number_format = "@"                     # a row Excel keeps for its format only
+    ws.append(["0320500990", "花巻地域", "  空白つき  ", None, 1e3])
+    ws["H3"] = "作成: 防災課"                            # a note beside the table
+    p = tmp_path / "staff.xlsx"
+    wb.save(p)
+    mine = read_text_table(p)
+    old = _pandas(p)
+    pd.testing.assert_frame_equal(mine, old, check_dtype=False, check_index_type=False)
+    assert mine.loc[1, "key"] == str(int(sample_blocks["key"].iloc[1]))      # a number: no ".0"
+    assert mine.loc[0, "日付"] == "2026-12-01 09:00:00"
+    last = mine.index[-1]
+    assert last == 45 - 2                                  # Excel line 45 (after the format-only row 44)
+    assert mine.loc[last, "メモ"] == "空白つき" and mine.loc[last, "n"] == "1000"
+    assert 44 - 2 not in mine.index                                           # the blank row dropped
+
+
+def test_every_sheet_in_order_and_an_empty_one(tmp_path):
+    wb = Workbook()
+    wb.active.title = "対応表"
+    wb.active.append(["key", "subarea"])
+    wb.active.append(["032050010", "花巻地域"])
+    wb.create_sheet("空")
+    s = wb.create_sheet("second")
+    s.append([None])
+    s.append(["code", "name"])                       # the header is the first row with a value
+    s.append([3205001, "大迫地域"])
+    p = tmp_path / "three.xlsx"
+    wb.save(p)
+    tables = read_text_tables(p)
+    assert list(tables) == ["対応表", "空", "second"]
+    assert tables["空"].empty
+    assert tables["second"].to_dict("index") == {1: {"code": "3205001", "name": "大迫地域"}}   # Excel line 3
+
+
+def _workbook(sheet_xml: str) -> bytes:
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    parts = {
+        "xl/workbook.xml": f'<workbook {ns} xmlns:r="{rel}"><sheets><sheet name="s1" sheetId="1" r:id="rId1"/>'
+                           "</sheets></workbook>",
+        "xl/_rels/workbook.xml.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+                                      f'relationships"><Relationship Id="rId1" Type="{rel}/worksheet" '
+                                      'Target="worksheets/sheet1.xml"/></Relationships>',
+        "xl/worksheets/sheet1.xml": f"<worksheet {ns}><sheetData>{sheet_xml}</sheetData></worksheet>",
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in parts.items():
+            z.writestr(name, text)
+    return buf.getvalue()
+
+
+def test_formulas_read_as_what_excel_showed(tmp_path):
+    """A key built by a formula (="0"&A2) is its cached text; an error cell is empty."""
+    sheet = ('<row r="1"><c r="A1" t="inlineStr"><is><t>key</t></is></c>'
+             '<c r="B1" t="inlineStr"><is><t>subarea</t></is></c></row>'
+             '<row r="2"><c r="A2" t="str"><f>"0"&amp;"320500010"</f><v>0320500010</v></c>'
+             '<c r="B2" t="inlineStr"><is><t>花巻地域</t></is></c></row>'
+             '<row r="3"><c r="A3"><f>320500020</f><v>320500020</v></c><c r="B3" t="e"><f>1/0</f>'
+             "<v>#DIV/0!</v></c></row>")
+    p = tmp_path / "f.xlsx"
+    p.write_bytes(_workbook(sheet))
+    t = read_text_table(p)
+    assert t.to_dict("list") == {"key": ["0320500010", "320500020"], "subarea": ["花巻地域", ""]}
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated(sample_shp, tmp_path, capsys):
+    """A 200 MB sheet of one repeated row in a 200 kB file: refused by its declared sizes
+    (exit 2, the file and the reason named), never parsed."""
+    row = '<row><c t="inlineStr"><is><t>x</t></is></c></row>'
+    big = row * (200_000_000 // len(row))
+    p = tmp_path / "bomb.xlsx"
+    p.write_bytes(_workbook(big))
+    assert p.stat().st_size < 2_000_000
+    with pytest.raises(UserError, match="bomb.xlsx is not a readable .xlsx.*(bytes|ratio)"):
+        read_text_table(p)
+    out = tmp_path / "plan.gpkg"
+    assert main(["plan", str(sample_shp), "--mapping", str(p), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "bomb.xlsx" in err and "Traceback" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("data", [b"PK\x03\x04 not a workbook", b"plain text, not a zip"])
+def test_a_file_that_is_not_a_workbook_is_named(data, tmp_path):
+    p = tmp_path / "m.xlsx"
+    p.write_bytes(data)
+    with pytest.raises(UserError, match="m.xlsx is not a readable .xlsx"):
+        read_text_table(p)
+
+
+def test_a_workbook_without_a_sheet_is_named(tmp_path):
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    p = tmp_path / "none.xlsx"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("xl/workbook.xml", f"<workbook {ns}><sheets/></workbook>")
+        z.writestr("xl/_rels/workbook.xml.rels",
+                   '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"/>')
+    with pytest.raises(UserError, match="none.xlsx has no sheet"):
+        read_text_table(p)
