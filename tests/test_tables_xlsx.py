@@ -136,3 +136,67 @@ def test_a_workbook_without_a_sheet_is_named(tmp_path):
                    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"/>')
     with pytest.raises(UserError, match="none.xlsx has no sheet"):
         read_text_table(p)
+
+
+def test_missing_value_marks_read_empty_as_before(tmp_path):
+    """A sub-area typed as N/A (or NULL, NaN …) was empty to pandas, so the row is refused as
+    having no sub-area rather than creating a sub-area called N/A; a message sheet keeps them."""
+    from subdivide.carrier.messages.reading import read_messages
+
+    wb = Workbook()
+    wb.active.append(["key", "subarea", "title", "body", "category"])
+    for v in ("N/A", "NULL", "nan", "None", "#N/A", "n/a ", "NA地域"):
+        wb.active.append(["032050010", v, "NA", "NA", "避難指示"])
+    p = tmp_path / "na.xlsx"
+    wb.save(p)
+    t = read_text_table(p)
+    assert list(t["subarea"]) == ["", "", "", "", "", "n/a", "NA地域"]        # "n/a " is not a mark
+    pd.testing.assert_series_equal(t["subarea"], _pandas(p)["subarea"])
+    assert {m.title for m in read_messages(p)} == {"NA"}
+
+
+def test_repeated_headers_get_unique_names(tmp_path):
+    wb = Workbook()
+    wb.active.append(["key", "key", "key.1"])
+    wb.active.append(["1", "2", "3"])
+    p = tmp_path / "dup.xlsx"
+    wb.save(p)
+    t = read_text_table(p)
+    assert list(t.columns) == ["key", "key.1", "key.1.1"] and t.columns.is_unique
+
+
+def test_message_rows_are_numbered_as_excel_numbers_them(tmp_path):
+    """A blank row and a header below a title row: the message ids name the Excel rows."""
+    from subdivide.carrier.messages.reading import read_messages
+
+    wb = Workbook()
+    ws = wb.active
+    ws["A2"], ws["B2"], ws["C2"] = "title", "body", "category"
+    ws.append(["避難指示", "本文一", "避難指示"])
+    ws.append([None, None, None])
+    ws["A5"], ws["B5"], ws["C5"] = "避難指示", "本文二", "避難指示"
+    p = tmp_path / "rows.xlsx"
+    wb.save(p)
+    assert [m.id for m in read_messages(p)] == ["row 3", "row 5"]
+
+
+def test_reading_never_needs_openpyxl(sample_shp, tmp_path):
+    """openpyxl is a test dependency only: plan with an .xlsx mapping, package and validate
+    run in a process where it cannot be imported."""
+    import subprocess
+    import sys
+
+    wb = Workbook()
+    wb.active.append(["OLD_MUNI", "subarea"])
+    for old in ("花巻", "大迫", "石鳥谷", "東和"):
+        wb.active.append([old, f"{old}地域"])
+    wb.save(tmp_path / "m.xlsx")
+    script = (
+        "import sys; sys.modules['openpyxl'] = None\n"
+        "from subdivide.cli.main import main\n"
+        f"assert main(['plan', {str(sample_shp)!r}, '--mapping', 'm.xlsx', '--by', 'OLD_MUNI', '--out', 'p.gpkg']) == 0\n"
+        "assert main(['package', 'p.gpkg', '--out', 'pkg', '--no-map']) == 0\n"
+        "assert main(['validate', 'pkg']) == 0\n"
+        "assert 'openpyxl' not in {m for m in sys.modules if sys.modules[m] is not None}\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -242,3 +242,141 @@ def test_a_damaged_deflate_stream_is_an_xlsx_error(tmp_path):
     p.write_bytes(bytes(data))
     with pytest.raises(XlsxError, match="error"):
         read_workbook(p)
+
+
+# ---------------------------------------------------------------- what real and hostile files hold
+_MAIN = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_PR = "http://schemas.openxmlformats.org/package/2006/relationships"
+
+
+_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml."
+_CONTENT = {"workbook.xml": "sheet.main+xml", "sharedStrings.xml": "sharedStrings+xml", "styles.xml": "styles+xml"}
+
+
+def _package(tmp_path, parts: dict[str, str | bytes], name="p.xlsx"):
+    """A zip of ``parts``, with the content types openpyxl looks parts up by (and the root
+    relationship) when not given."""
+    parts = dict(parts)
+    parts.setdefault("_rels/.rels", _rels(("rId1", "officeDocument", "xl/workbook.xml")))
+    overrides = "".join(
+        f'<Override PartName="/{n}" ContentType="{_CT}{_CONTENT.get(n.rsplit("/", 1)[-1], "worksheet+xml")}"/>'
+        for n in parts if n.startswith("xl/") and n.endswith(".xml"))
+    parts.setdefault("[Content_Types].xml", '<Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+                     'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-'
+                     f'package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>{overrides}'
+                     "</Types>")
+    p = tmp_path / name
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, d in parts.items():
+            z.writestr(n, d)
+    return p
+
+
+def _rels(*rels) -> str:
+    return f'<Relationships xmlns="{_PR}">' + "".join(
+        f'<Relationship Id="{i}" Type="{_R}/{t}" Target="{target}"/>' for i, t, target in rels) + "</Relationships>"
+
+
+def _sheet(rows: str) -> str:
+    return f"<worksheet {_MAIN}><sheetData>{rows}</sheetData></worksheet>"
+
+
+def test_parts_are_found_through_the_relationships(tmp_path):
+    """The workbook at the zip's root (found through _rels/.rels), shared strings under
+    another name, a chart sheet first: the data sheet is read, the chart sheet left out."""
+    p = _package(tmp_path, {
+        "_rels/.rels": _rels(("rId1", "officeDocument", "/book.xml")),
+        "book.xml": f'<workbook {_MAIN} xmlns:r="{_R}"><sheets><sheet name="グラフ" sheetId="1" r:id="c"/>'
+                    '<sheet name="対応表" sheetId="2" r:id="w"/></sheets></workbook>',
+        "_rels/book.xml.rels": _rels(("c", "chartsheet", "charts/c1.xml"), ("w", "worksheet", "sheets/s.xml"),
+                                     ("s", "sharedStrings", "SharedStrings.xml")),
+        "charts/c1.xml": "<chartsheet/>",
+        "sheets/s.xml": _sheet('<row r="1"><c r="A1" t="s"><v>0</v></c></row>'),
+        "SharedStrings.xml": f"<sst {_MAIN}><si><t>key</t></si></sst>",
+    })
+    assert _mine(p) == {"対応表": [[("A1", "key", "s", "General")]]}
+    assert list(read_workbook(p, sheets=1)) == ["対応表"]
+
+
+def test_a_far_away_formatted_cell_does_not_grow_the_grid(tmp_path):
+    """An empty styled cell at XFD1048576 (real files have them) is left out; a value there,
+    or a reference outside the sheet, is an XlsxError, not a 17-billion-cell grid."""
+    import time
+
+    def book(cells: str):
+        return _package(tmp_path, {
+            "xl/workbook.xml": f'<workbook {_MAIN} xmlns:r="{_R}"><sheets><sheet name="s" sheetId="1" r:id="a"/>'
+                               "</sheets></workbook>",
+            "xl/_rels/workbook.xml.rels": _rels(("a", "worksheet", "worksheets/s.xml")),
+            "xl/worksheets/s.xml": _sheet('<row r="1"><c r="A1" t="inlineStr"><is><t>key</t></is></c></row>' + cells),
+        }, name=f"b{len(cells)}.xlsx")
+
+    t0 = time.process_time()
+    assert _mine(book('<row r="1048576"><c r="XFD1048576" s="1"/></row>')) == {"s": [[("A1", "key", "s", "General")]]}
+    assert time.process_time() - t0 < 2
+    for bad in ('<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>', '<row r="1048576999"><c><v>1</v></c></row>',
+                '<row r="2"><c r="ZZZZZZZ2"><v>1</v></c></row>'):
+        with pytest.raises(XlsxError, match="outside a worksheet|at most"):
+            read_workbook(book(bad))
+
+
+def test_a_dtd_in_utf16_is_refused(tmp_path):
+    sheet = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE w [<!ENTITY a "INJECTED">]>'
+             + _sheet('<row r="1"><c r="A1" t="inlineStr"><is><t>&a;</t></is></c></row>')).encode("utf-16")
+    p = _package(tmp_path, {
+        "xl/workbook.xml": f'<workbook {_MAIN} xmlns:r="{_R}"><sheets><sheet name="s" sheetId="1" r:id="a"/>'
+                           "</sheets></workbook>",
+        "xl/_rels/workbook.xml.rels": _rels(("a", "worksheet", "worksheets/s.xml")),
+        "xl/worksheets/s.xml": sheet,
+    })
+    with pytest.raises(XlsxError, match="DTD"):
+        read_workbook(p)
+
+
+def test_strings_dates_and_formats_as_openpyxl_gives_them(tmp_path):
+    """ISO dates (t="d"), a plain text and runs in one string item, the _x005F_ escape, a
+    differential format that must not override the cell's own, an empty <v/>, booleans."""
+    p = _package(tmp_path, {
+        "xl/workbook.xml": f'<workbook {_MAIN} xmlns:r="{_R}"><sheets><sheet name="s" sheetId="1" r:id="a"/>'
+                           "</sheets></workbook>",
+        "xl/_rels/workbook.xml.rels": _rels(("a", "worksheet", "worksheets/s.xml"), ("b", "sharedStrings",
+                                            "sharedStrings.xml"), ("c", "styles", "styles.xml")),
+        "xl/sharedStrings.xml": f"<sst {_MAIN}><si><t>tval</t><r><t>rval1</t></r><r><t>rval2</t></r></si>"
+                                "<si><t>_x005F_x0041_</t></si></sst>",
+        "xl/styles.xml": f'<styleSheet {_MAIN}><numFmts count="1"><numFmt numFmtId="164" formatCode="0.0"/></numFmts>'
+                         '<cellXfs count="2"><xf numFmtId="0"/><xf numFmtId="164"/></cellXfs>'
+                         '<dxfs count="1"><dxf><numFmt numFmtId="164" formatCode="yyyy/mm/dd"/></dxf></dxfs></styleSheet>',
+        "xl/worksheets/s.xml": _sheet(
+            '<row r="1"><c r="A1" t="d"><v>2026-12-01</v></c><c r="B1" t="d"><v>2026-12-01T10:30:00</v></c>'
+            '<c r="C1" t="d"><v>07:15:00</v></c><c r="D1" t="d"><v>PT30H</v></c>'
+            '<c r="E1" t="d"><v>2026-12-01T10:30:00+09:00</v></c></row>'
+            '<row r="2"><c r="A2" t="s"><v>0</v></c><c r="B2" t="s"><v>1</v></c><c r="C2" s="1"><v>45000</v></c>'
+            '<c r="D2"><v></v></c><c r="E2" t="b"><v>0</v></c></row>'),
+    })
+    assert _mine(p) == _openpyxl(p)
+    import datetime as dt
+
+    rows = _mine(p)["s"]
+    assert [c[1] for c in rows[0]] == [dt.date(2026, 12, 1), dt.datetime(2026, 12, 1, 10, 30), dt.time(7, 15),
+                                      dt.timedelta(hours=30), dt.datetime(2026, 12, 1, 10, 30)]
+    assert [c[1] for c in rows[1]] == ["tvalrval1rval2", "_x0041_", 45000, None, False]
+
+
+def test_japanese_builtin_date_ids_are_dates(tmp_path):
+    """Japanese Excel writes 和暦 and 年月日 formats by id (57, 31 …) without defining them;
+    openpyxl reads those cells as numbers, here they are the dates Excel shows."""
+    import datetime as dt
+
+    p = _package(tmp_path, {
+        "xl/workbook.xml": f'<workbook {_MAIN} xmlns:r="{_R}"><sheets><sheet name="s" sheetId="1" r:id="a"/>'
+                           "</sheets></workbook>",
+        "xl/_rels/workbook.xml.rels": _rels(("a", "worksheet", "worksheets/s.xml"), ("c", "styles", "styles.xml")),
+        "xl/styles.xml": f'<styleSheet {_MAIN}><cellXfs count="4"><xf numFmtId="0"/><xf numFmtId="57"/>'
+                         '<xf numFmtId="31"/><xf numFmtId="32"/></cellXfs></styleSheet>',
+        "xl/worksheets/s.xml": _sheet('<row r="1"><c r="A1" s="1"><v>46357</v></c><c r="B1" s="2"><v>46357.625</v></c>'
+                                      '<c r="C1" s="3"><v>0.625</v></c></row>'),
+    })
+    (row,) = _mine(p)["s"]
+    assert [c[1] for c in row] == [dt.datetime(2026, 12, 1), dt.datetime(2026, 12, 1, 15, 0), dt.time(15, 0)]
+    assert [c[2] for c in row] == ["d", "d", "d"] and row[0][3] == '[$-411]ge.m.d'

@@ -5,7 +5,9 @@ text so that codes keep their leading zeros.
 An XLSX is read by the one workbook reader (:mod:`subdivide.io.xlsx`) after its zip is
 checked (:data:`TABLE_LIMITS`: sizes, compression ratio, names): each cell as the text
 Excel last showed for it — a formula's cached result, a whole number without ``.0``, a date
-as ``2026-12-01 10:30:00``, an error cell empty."""
+as ``2026-12-01 10:30:00``, an error cell empty, and (as pandas read workbooks before) a text
+that pandas takes for missing (``N/A``, ``NULL``, ``NaN`` …, :data:`NA_MARKS`) empty, except
+where cells are read as written (``strip=False``: messages)."""
 from __future__ import annotations
 
 import csv
@@ -64,14 +66,14 @@ def read_text_tables(path, *, what: str = "table", fix: str | None = None, empty
     if p.is_dir():
         raise UserError(f"{what} {p} is a folder, not a file", where=str(p), fix="give the CSV or XLSX file inside it")
     if p.suffix.lower() in (".xlsx", ".xlsm"):
-        tables = _read_xlsx(p, fix, all_sheets)
+        tables = _read_xlsx(p, fix, all_sheets, na_marks=strip)
     else:
         text = decode_text(p.read_bytes(), where=str(p), what=f"{what} {p.name}")
         tables = {"": _parse_csv(text, p, fix)}
     return {name: _clean(df, empty_as_nan, strip) for name, df in tables.items()}
 
 
-def _read_xlsx(p: Path, fix: str | None, all_sheets: bool) -> dict[str, pd.DataFrame]:
+def _read_xlsx(p: Path, fix: str | None, all_sheets: bool, na_marks: bool) -> dict[str, pd.DataFrame]:
     """Each sheet (or the first) as text: the first row with a value is the header."""
     from subdivide.io.safezip import PackageRejected, checked_zip_members
     from subdivide.io.xlsx import XlsxError, read_workbook
@@ -85,24 +87,31 @@ def _read_xlsx(p: Path, fix: str | None, all_sheets: bool) -> dict[str, pd.DataF
                         fix=fix or "save it again from Excel as .xlsx, or as CSV") from None
     if not book:
         raise UserError(f"{p.name} has no sheet", where=str(p), fix=fix or "save it again from Excel as .xlsx")
-    return {name: _sheet_frame(rows) for name, rows in book.items()}
+    return {name: _sheet_frame(rows, na_marks) for name, rows in book.items()}
 
 
-def _cell_text(cell) -> str:
-    """A cell as the text Excel shows (see the module's note)."""
+#: text pandas took for a missing value in a workbook, as the tables reader read workbooks
+#: before (``pandas.read_excel``'s default marks): such a cell is empty
+NA_MARKS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+
+
+def _cell_text(cell, na_marks: bool = True) -> str:
+    """A cell as the text Excel shows (see the module's note); with ``na_marks`` a text that
+    is one of :data:`NA_MARKS` is empty."""
     v = cell.value
-    if v is None or cell.data_type == "e":
+    if v is None or cell.data_type == "e" or (na_marks and cell.data_type == "s" and v in NA_MARKS):
         return ""
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
 
 
-def _sheet_frame(rows) -> pd.DataFrame:
+def _sheet_frame(rows, na_marks: bool = True) -> pd.DataFrame:
     """A sheet's rows of cells as a table of text. The header is the first row with a value;
     a data row's index is its Excel row − 2, as for a CSV line. Columns beyond the header
     are kept as ``Unnamed: i`` (a note beside the table), for :func:`_clean` to drop when empty."""
-    text = [[_cell_text(c) for c in r] for r in rows]
+    text = [[_cell_text(c, na_marks) for c in r] for r in rows]
     start = next((i for i, r in enumerate(text) if any(v.strip() for v in r)), None)
     if start is None:
         return pd.DataFrame()
@@ -112,14 +121,20 @@ def _sheet_frame(rows) -> pd.DataFrame:
 
 
 def _column_names(header: list[str]) -> list[str]:
-    """Header cells as pandas names them: empty ones ``Unnamed: i``, repeats ``key.1``."""
-    seen: dict[str, int] = {}
+    """Header cells as pandas names them: empty ones ``Unnamed: i``, repeats ``key.1``,
+    ``key.2`` … skipping a name already taken (``key, key, key.1`` → ``key, key.1, key.1.1``),
+    so every name is unique."""
+    counts: dict[str, int] = {}
     names = []
     for i, h in enumerate(header):
-        h = h if h.strip() else f"Unnamed: {i}"
-        n = seen.get(h, 0)
-        seen[h] = n + 1
-        names.append(h if n == 0 else f"{h}.{n}")
+        col = h if h.strip() else f"Unnamed: {i}"
+        n = counts.get(col, 0)
+        while n > 0:
+            counts[col] = n + 1
+            col = f"{col}.{n}"
+            n = counts.get(col, 0)
+        counts[col] = n + 1
+        names.append(col)
     return names
 
 

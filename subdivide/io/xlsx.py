@@ -25,12 +25,19 @@ same answers for what Excel, LibreOffice, openpyxl and subdivide write:
 ``data_only=True``): the cached value, typed as any other cell; a table a user saved from
 Excel is read this way.
 
-Rows are returned as a rectangle from A1 to the last used cell, empty cells filled as
-openpyxl fills them (value None, ``data_type "n"``, format ``General``).
+Rows are returned as a rectangle from A1 to the last cell written as data (a value or a
+type), empty cells filled as openpyxl fills them (value None, ``data_type "n"``, format
+``General``). Unlike openpyxl, cells after it that only carry formatting (an empty styled
+cell at XFD1048576 would make a 17-billion-cell grid) are left out, a reference outside the
+sheet is refused, and so is a used range over :data:`MAX_CELLS` cells. Unlike openpyxl,
+the Japanese built-in date formats (ids 27–36, 50–58, which Japanese Excel writes without
+defining them) are dates. Parts are found through the package's relationships, chart
+sheets left out.
 
 Safety: the caller checks the zip first (``io.safezip.check_nested_zip``: sizes, ratio,
-nesting); a part holding a DTD (``<!DOCTYPE``, never in a real workbook; the door to entity
-expansion) is refused, and expat ≥ 2.4 bounds entity amplification anyway.
+nesting); a part declaring a DTD (never in a real workbook; the door to entity expansion) is
+refused, found by expat in whatever encoding the part declares, and expat ≥ 2.4 bounds
+entity amplification anyway.
 """
 from __future__ import annotations
 
@@ -64,6 +71,24 @@ BUILTIN_FORMATS = {
 _NOT_DATE = re.compile(r'".*?"|\[(?!hh?\]|mm?\]|ss?\])[^\]]*\]')
 _DATE_PART = re.compile(r"(?<![_\\])[dmhysDMHYS]")
 _ELAPSED = re.compile(r"\[hh?\](:mm(:ss(\.0*)?)?)?|\[mm?\](:ss(\.0*)?)?|\[ss?\](\.0*)?", re.I)
+#: the Japanese built-in date formats (ECMA-376 §18.8.30, ja-JP), which Japanese Excel writes
+#: by id without defining them; openpyxl reads such cells as General numbers (46357), here
+#: they are dates as Excel shows them
+JA_BUILTIN_DATES = {
+    27: '[$-411]ge.m.d', 28: '[$-411]ggge"年"m"月"d"日"', 29: '[$-411]ggge"年"m"月"d"日"', 30: "m/d/yy",
+    31: 'yyyy"年"m"月"d"日"', 32: 'h"時"mm"分"', 33: 'h"時"mm"分"ss"秒"', 34: 'yyyy"年"m"月"',
+    35: 'm"月"d"日"', 36: '[$-411]ge.m.d', 50: '[$-411]ge.m.d', 51: '[$-411]ggge"年"m"月"d"日"',
+    52: 'yyyy"年"m"月"', 53: 'm"月"d"日"', 54: '[$-411]ggge"年"m"月"d"日"', 55: 'yyyy"年"m"月"',
+    56: 'm"月"d"日"', 57: '[$-411]ge.m.d', 58: '[$-411]ggge"年"m"月"d"日"',
+}
+#: the largest sheet Excel makes, and the most cells (the used range, A1 to the last cell
+#: holding a value) read into memory
+MAX_ROW, MAX_COLUMN = 1_048_576, 16_384
+MAX_CELLS = 5_000_000
+_ISO_DATE = re.compile(r"(?P<date>(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2}))?T?"
+                       r"(?P<time>(?P<hour>\d{2}):(?P<minute>\d{2})(:(?P<second>\d{2})"
+                       r"(?P<fraction>\.\d{1,3})?)?)?Z?")
+_ISO_DURATION = re.compile(r"PT((?P<hours>\d+)H)?((?P<minutes>\d+)M)?((?P<seconds>\d+(\.\d{1,3})?)S)?")
 WINDOWS_EPOCH = dt.datetime(1899, 12, 30)
 MAC_EPOCH = dt.datetime(1904, 1, 1)
 
@@ -129,36 +154,63 @@ def _column_index(letters: str) -> int:
     return n
 
 
-def _tree(data: bytes, part: str):
-    """The parsed part (one C-level pass; parts are size-checked before)."""
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+class _RootReached(Exception):
+    pass
+
+
+def _refuse_dtd(data: bytes, part: str) -> None:
+    """A DTD (the door to entity expansion; never in a real workbook) comes before the root
+    element: expat reads the prolog in whatever encoding the part declares (UTF-16, EBCDIC …,
+    where a byte search would miss it) and stops at the root."""
+    from xml.parsers import expat
+
+    def doctype(*_):
         raise XlsxError(f"{part} declares a DTD (not allowed in a workbook)")
+
+    def root(*_):
+        raise _RootReached
+
+    prolog = expat.ParserCreate()
+    prolog.StartDoctypeDeclHandler = doctype
+    prolog.StartElementHandler = root
+    try:
+        prolog.Parse(data, True)
+    except (_RootReached, expat.ExpatError):    # malformed XML: the tree's parse says so
+        pass
+
+
+def _tree(data: bytes, part: str):
+    """The parsed part (one C-level pass; parts are size-checked before), refused when it
+    declares a DTD."""
+    _refuse_dtd(data, part)
     return ET.fromstring(data)
 
 
-def _read(z: zipfile.ZipFile, part: str, *, required: bool = True) -> bytes | None:
+def _read(z: zipfile.ZipFile, part: str | None, *, required: bool = True, what: str = "") -> bytes | None:
     try:
-        return z.read(part)
+        if part:
+            return z.read(part)
     except KeyError:
-        if required:
-            raise XlsxError(f"{part} is missing") from None
-        return None
+        pass
+    if required:
+        raise XlsxError(f"{part or what or 'a part'} is missing")
+    return None
 
 
 def _text_of(elem) -> str:
-    """The text of a string item (``<si>`` or ``<is>``): its ``<t>``, or its runs' ``<t>``,
-    without the phonetic (``rPh``) runs Japanese Excel adds."""
+    """The text of a string item (``<si>`` or ``<is>``): its plain ``<t>`` followed by its
+    runs' ``<t>``, without the phonetic (``rPh``) runs Japanese Excel adds."""
     t = elem.find(f"{_NS}t")
-    if t is not None:
-        return t.text or ""
-    return "".join((r.findtext(f"{_NS}t") or "") for r in elem.iterfind(f"{_NS}r"))
+    plain = (t.text or "") if t is not None else ""
+    return plain + "".join((r.findtext(f"{_NS}t") or "") for r in elem.iterfind(f"{_NS}r"))
 
 
-def _shared_strings(z) -> list[str]:
-    data = _read(z, "xl/sharedStrings.xml", required=False)
+def _shared_strings(z, part: str | None) -> list[str]:
+    """The shared strings (``_x005F_`` escapes undone as openpyxl undoes them)."""
+    data = _read(z, part, required=False)
     if data is None:
         return []
-    return [_text_of(si) for si in _tree(data, "xl/sharedStrings.xml").iterfind(f"{_NS}si")]
+    return [_text_of(si).replace("x005F_", "") for si in _tree(data, part).iterfind(f"{_NS}si")]
 
 
 class _Style(NamedTuple):
@@ -173,36 +225,73 @@ class _Style(NamedTuple):
 _GENERAL = _Style("General")
 
 
-def _styles(z) -> list[_Style]:
-    """The :class:`_Style` per ``cellXfs`` index (a custom ``numFmt`` first, then the
-    built-in table)."""
-    data = _read(z, "xl/styles.xml", required=False)
+def _styles(z, part: str | None) -> list[_Style]:
+    """The :class:`_Style` per ``cellXfs`` index (a custom ``numFmt`` of the style sheet's
+    ``numFmts`` first — not the differential formats' — then the built-in table, then the
+    Japanese built-in dates)."""
+    data = _read(z, part, required=False)
     if data is None:
         return [_GENERAL]
-    root = _tree(data, "xl/styles.xml")
-    custom = {int(el.get("numFmtId", "0")): el.get("formatCode", "") for el in root.iter(f"{_NS}numFmt")}
+    root = _tree(data, part)
+    fmts, cell_xfs = root.find(f"{_NS}numFmts"), root.find(f"{_NS}cellXfs")
+    custom = {int(el.get("numFmtId", "0")): el.get("formatCode", "")
+              for el in (() if fmts is None else fmts.iterfind(f"{_NS}numFmt"))}
     xfs = []
-    for cell_xfs in root.iter(f"{_NS}cellXfs"):
-        for xf in cell_xfs.iterfind(f"{_NS}xf"):
-            fid = int(xf.get("numFmtId", "0"))
-            known = custom[fid] if fid in custom else BUILTIN_FORMATS.get(fid)
-            code = known if known is not None else "General"
-            date = known is not None and is_date_format(known)
-            xfs.append(_Style(code, date, date and is_elapsed_format(known)))
+    for xf in (() if cell_xfs is None else cell_xfs.iterfind(f"{_NS}xf")):
+        fid = int(xf.get("numFmtId", "0"))
+        known = custom[fid] if fid in custom else BUILTIN_FORMATS.get(fid)
+        if known is not None:
+            date = is_date_format(known)
+            xfs.append(_Style(known, date, date and is_elapsed_format(known)))
+        elif fid in JA_BUILTIN_DATES:           # openpyxl reads these as General numbers
+            xfs.append(_Style(JA_BUILTIN_DATES[fid], True, False))
+        else:
+            xfs.append(_GENERAL)
     return xfs or [_GENERAL]
 
 
-def _workbook_parts(z) -> tuple[dict[str, str], dt.datetime]:
-    """(sheet name → zip member of its worksheet, in the workbook's order; the date epoch)."""
-    rels = {}
-    for el in _tree(_read(z, "xl/_rels/workbook.xml.rels"), "xl/_rels/workbook.xml.rels").iter(_PKG_REL):
+_REL_TYPE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+
+
+def _relationships(z, rels_part: str, base: str) -> list[tuple[str, str, str]]:
+    """(id, type, zip member) of each relationship in ``rels_part``, targets resolved
+    against the folder ``base`` (absolute ones from the zip's root)."""
+    data = _read(z, rels_part, required=False)
+    if data is None:
+        return []
+    out = []
+    for el in _tree(data, rels_part).iter(_PKG_REL):
         target = el.get("Target", "")
-        rels[el.get("Id")] = (target.lstrip("/") if target.startswith("/")
-                              else posixpath.normpath(posixpath.join("xl", target)))
-    book = _tree(_read(z, "xl/workbook.xml"), "xl/workbook.xml")
+        member = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(base, target))
+        out.append((el.get("Id", ""), el.get("Type", ""), member))
+    return out
+
+
+class _Parts(NamedTuple):
+    sheets: dict          # worksheet name → zip member, in the workbook's order (chart sheets left out)
+    strings: str | None
+    styles: str | None
+    epoch: dt.datetime
+
+
+def _workbook_parts(z) -> _Parts:
+    """Where the workbook's parts are, as the package's relationships say (``_rels/.rels`` →
+    the workbook → its worksheets, shared strings and styles), and its date epoch."""
+    book_part = next((m for _, t, m in _relationships(z, "_rels/.rels", "")
+                      if t.endswith("/officeDocument")), "xl/workbook.xml")
+    base, name = posixpath.split(book_part)
+    rels = _relationships(z, posixpath.join(base, "_rels", name + ".rels"), base)
+    by_id = {i: (t, m) for i, t, m in rels}
+    first = {t.rsplit("/", 1)[-1]: m for _, t, m in reversed(rels)}
+    book = _tree(_read(z, book_part, what="the workbook part"), book_part)
     pr = book.find(f"{_NS}workbookPr")
     epoch = MAC_EPOCH if pr is not None and pr.get("date1904", "").lower() in ("1", "true") else WINDOWS_EPOCH
-    return {el.get("name", ""): rels.get(el.get(_REL_ID), "") for el in book.iter(f"{_NS}sheet")}, epoch
+    sheets = {}
+    for el in book.iter(f"{_NS}sheet"):
+        kind, member = by_id.get(el.get(_REL_ID), (_REL_TYPE + "worksheet", ""))
+        if kind.endswith("/worksheet"):
+            sheets[el.get("name", "")] = member
+    return _Parts(sheets, first.get("sharedStrings"), first.get("styles"), epoch)
 
 
 def _number(text: str):
@@ -265,23 +354,33 @@ def _cell(c, book: _Book) -> tuple[object, str, str]:
 
 
 def _iso_date(text: str):
-    """A ``t="d"`` cell's ISO 8601 text as a datetime (a time or a date alone as given)."""
-    text = text.strip().removesuffix("Z")
-    for parse in (dt.datetime.fromisoformat, dt.time.fromisoformat):
-        try:
-            return parse(text)
-        except ValueError:
-            continue
-    raise ValueError(f"{text!r} is not an ISO 8601 date")
+    """A ``t="d"`` cell's ISO 8601 text as openpyxl's ``from_ISO8601`` reads it: a date, a
+    time or a datetime (an offset after the time is not read), or a ``PT…`` duration; other
+    text stays text."""
+    m = _ISO_DATE.match(text)
+    if m and any(m.groups()):
+        g = {k: int(v) if v and k not in ("date", "time", "fraction") else v for k, v in m.groupdict().items()}
+        micro = int(float(g["fraction"]) * 1_000_000) if g["fraction"] else 0
+        if not g["date"]:
+            return dt.time(g["hour"] or 0, g["minute"] or 0, g["second"] or 0, micro)
+        if not g["time"]:
+            return dt.date(g["year"], g["month"], g["day"])
+        return dt.datetime(g["year"], g["month"], g["day"], g["hour"], g["minute"], g["second"] or 0, micro)
+    m = _ISO_DURATION.match(text)
+    if m and any(m.groups()):
+        return dt.timedelta(**{k: float(v) for k, v in m.groupdict().items() if v})
+    return text
 
 
 def _sheet_rows(data: bytes, part: str, book: _Book) -> list[list[Cell]]:
     grid: dict[int, dict[int, tuple]] = {}
     columns: dict[str, int] = {}
-    row_no = 0
+    row_no = max_r = max_c = 0
     sheet = _tree(data, part).find(f"{_NS}sheetData")
     for row in (() if sheet is None else sheet.iterfind(f"{_NS}row")):
         row_no = int(row.get("r") or row_no + 1)     # a row without its number follows the last
+        if not 1 <= row_no <= MAX_ROW:
+            raise XlsxError(f"{part}: row {row_no} is outside a worksheet ({MAX_ROW:,} rows at most)")
         col = 0
         cells = grid.setdefault(row_no, {})
         for c in row.iterfind(f"{_NS}c"):
@@ -291,11 +390,17 @@ def _sheet_rows(data: bytes, part: str, book: _Book) -> list[list[Cell]]:
                 col = columns.get(letters) or columns.setdefault(letters, _column_index(letters))
             else:                                      # a cell without its reference follows the last
                 col += 1
-            cells[col] = _cell(c, book)
-    # rows as openpyxl's iter_rows gives them: A1 to the last used cell, gaps filled
-    used = [r for r, cells in grid.items() if cells]
-    max_r = max(used, default=0)
-    max_c = max((max(cells) for cells in grid.values() if cells), default=0)
+            if not 1 <= col <= MAX_COLUMN:
+                raise XlsxError(f"{part}: cell {ref or col} is outside a worksheet (columns A–XFD)")
+            cells[col] = value = _cell(c, book)
+            if value[0] is not None or value[1] != "n":   # the used range: cells written as data
+                max_r, max_c = max(max_r, row_no), max(max_c, col)
+    # rows as openpyxl's iter_rows gives them, A1 to the last cell written as data (a value, or
+    # a type); rows and columns after it that only carry formatting are left out, where
+    # openpyxl would count them; gaps filled
+    if max_r * max_c > MAX_CELLS:
+        raise XlsxError(f"{part}: the used range A1:{column_letter(max_c)}{max_r} holds {max_r * max_c:,} cells; "
+                        f"at most {MAX_CELLS:,} are read")
     letters = [column_letter(j) for j in range(1, max_c + 1)]
     empty = (None, "n", "General")
     out = []
@@ -312,14 +417,27 @@ def read_workbook(path, *, formulas: bool = True, sheets: int | None = None) -> 
     not a readable workbook."""
     try:
         with zipfile.ZipFile(path) as z:
-            parts, epoch = _workbook_parts(z)
-            book = _Book(_shared_strings(z), _styles(z), epoch, formulas)
+            parts = _workbook_parts(z)
+            book = _Book(_shared_strings(z, parts.strings), _styles(z, parts.styles), parts.epoch, formulas)
             out = {}
-            for name, part in list(parts.items())[:sheets]:
-                out[name] = _sheet_rows(_read(z, part), part, book)
+            for name, part in list(parts.sheets.items())[:sheets]:
+                out[name] = _sheet_rows(_read(z, part, what=f"the part of sheet {name!r}"), part, book)
             return out
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
             ET.ParseError, IndexError, ValueError, KeyError, OSError) as exc:   # a damaged part
         if isinstance(exc, XlsxError):
             raise
-        raise XlsxError(f"{exc.__class__.__name__}: {exc}") from None
+        raise XlsxError(f"{_why(exc)} ({exc.__class__.__name__}: {exc})") from None
+
+
+def _why(exc: Exception) -> str:
+    """What a low-level failure means for the person holding the file."""
+    if isinstance(exc, (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)):
+        return "the zip is damaged, encrypted or not a zip"
+    if isinstance(exc, ET.ParseError):
+        return "a part is not well-formed XML"
+    if isinstance(exc, IndexError):
+        return "a cell refers to a shared string or style that is not there"
+    if isinstance(exc, ValueError):
+        return "a cell's value does not match its type"
+    return "a part cannot be read"
