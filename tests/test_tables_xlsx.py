@@ -33,10 +33,11 @@ def test_a_staff_workbook_reads_as_pandas_read_it(sample_blocks, tmp_path):
     table: the same table as pandas read before (index included)."""
     wb = Workbook()
     ws = wb.active
-    ws.append(["key", "subarea", "メモ", "日付", "n"])
+    ws.append(["key", "subarea", "メモ", "日付", "n", "島"])
     for i, key in enumerate(sample_blocks["key"].head(40)):
-        ws.append([int(key) if i % 2 else key, f"第{i % 4 + 1}地域", "", dt.datetime(2026, 12, 1, 9, i), i / 2])
-    ws.append([None, None, None, None, None])
+        ws.append([int(key) if i % 2 else key, f"第{i % 4 + 1}地域", "", dt.datetime(2026, 12, 1, 9, i), i / 2,
+                   i % 3 == 0])
+    ws.append([None, None, None, None, None, None])
     ws["B44"].number_format = "@"                     # a row Excel keeps for its format only
     ws.append(["0320500990", "花巻地域", "  空白つき  ", None, 1e3])
     ws["H3"] = "作成: 防災課"                            # a note beside the table
@@ -47,6 +48,7 @@ def test_a_staff_workbook_reads_as_pandas_read_it(sample_blocks, tmp_path):
     pd.testing.assert_frame_equal(mine, old, check_dtype=False, check_index_type=False)
     assert mine.loc[1, "key"] == str(int(sample_blocks["key"].iloc[1]))      # a number: no ".0"
     assert mine.loc[0, "日付"] == "2026-12-01 09:00:00"
+    assert list(mine["島"].head(3)) == ["True", "False", "False"]                # a boolean as Excel shows it
     last = mine.index[-1]
     assert last == 45 - 2                                  # Excel line 45 (after the format-only row 44)
     assert mine.loc[last, "メモ"] == "空白つき" and mine.loc[last, "n"] == "1000"

@@ -297,6 +297,11 @@ def test_parts_are_found_through_the_relationships(tmp_path):
     })
     assert _mine(p) == {"対応表": [[("A1", "key", "s", "General")]]}
     assert list(read_workbook(p, sheets=1)) == ["対応表"]
+    two = tmp_path / "two.xlsx"
+    wb = Workbook()
+    wb.create_sheet("second")
+    wb.save(two)
+    assert list(read_workbook(two)) == ["Sheet", "second"] and list(read_workbook(two, sheets=1)) == ["Sheet"]
 
 
 def test_a_far_away_formatted_cell_does_not_grow_the_grid(tmp_path):
