@@ -303,3 +303,17 @@ def test_fast_contiguity_check_finds_what_the_adjacency_finds(mismatched):
                                      full.blocks["key"].to_numpy(), [cut])
     assert full.blocks["key"][excused].tolist() == [cut] and not bad.any()
     assert [f.rule for f in full.check()] == ["CONTIGUITY-ISLAND"]
+
+
+def test_a_refused_name_with_a_line_break_stays_on_its_line():
+    """The refusal lists the sub-area names; one holding a line break or an escape sequence
+    is shown with ``\\n`` / ``\\x1b`` so that the message keeps its lines (and the terminal
+    acts on nothing)."""
+    b = grid_blocks()
+    labels = stripes(b, 2)
+    names = {v: n for v, n in zip(sorted(labels.unique()), ("北\n部地域", "南\x1b[2J地域"))}
+    with pytest.raises(PlanCheckError) as exc:
+        Plan.from_assignment(b, labels, names=names)
+    text = str(exc.value)
+    assert "北\\n部地域" in text and "南\\x1b[2J地域" in text
+    assert "\x1b" not in text and all(not line.startswith("部地域") for line in text.splitlines())

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from subdivide.core.names import visible
+
 SEVERITIES = ("error", "warning", "info")
 
 
@@ -25,7 +27,7 @@ class Finding:
     def __str__(self) -> str:
         feats = ""
         if self.features:
-            shown = ", ".join(self.features[:10])
+            shown = ", ".join(visible(f) for f in self.features[:10])   # a hostile name stays on its line
             more = f" (+{len(self.features) - 10} more)" if len(self.features) > 10 else ""
             feats = f" [{shown}{more}]"
         return f"{self.severity.upper():7} {self.rule}: {self.message}{feats}"

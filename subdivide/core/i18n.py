@@ -348,6 +348,8 @@ def rule_text(rule_id: str, lang: str) -> tuple[str, str]:
 
 
 def render_finding(finding: Finding, lang: str, *, with_fix: bool = True) -> str:
+    from subdivide.core.names import visible
+
     """One finding for the findings table: ``SEVERITY RULE: message [features]`` and, on a
     second line, the rule's fix. In Japanese the message is translated when the catalogue
     knows it, else the rule's Japanese description is given with the original detail."""
@@ -356,7 +358,7 @@ def render_finding(finding: Finding, lang: str, *, with_fix: bool = True) -> str
     else:
         feats = ""
         if finding.features:
-            shown = "、".join(finding.features[:10])
+            shown = "、".join(visible(f) for f in finding.features[:10])
             more = f" ほか{len(finding.features) - 10}件" if len(finding.features) > 10 else ""
             feats = f" [{shown}{more}]"
         msg = translate_text(finding.message, lang)

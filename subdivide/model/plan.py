@@ -40,7 +40,7 @@ from subdivide.model.contiguity import block_adjacency, contiguity_breaks, group
 from subdivide.core.errors import PlanCheckError, UserError
 from subdivide.core.findings import Finding
 from subdivide.core.rules import finding, fixes_for
-from subdivide.core.names import NAME_RULE, name_problems
+from subdivide.core.names import NAME_RULE, name_problems, visible
 from subdivide.core.schema import SUBAREA_COLUMN, SUBAREA_COLUMNS, check_plan_blocks, coerce_townblocks
 
 PLAN_LAYERS = ("townblocks", "subareas", "plan_meta")
@@ -588,7 +588,7 @@ def _findings_where(errors) -> str:
     """'RULE: first features …' for each broken rule (the offending blocks or names)."""
     parts = []
     for f in errors:
-        feats = [str(x) for x in f.features[:8]]
+        feats = [visible(x) for x in f.features[:8]]
         more = f" … (+{len(f.features) - 8})" if len(f.features) > 8 else ""
         parts.append(f"{f.rule}" + (f": {', '.join(feats)}{more}" if feats else ""))
     return "; ".join(dict.fromkeys(parts))
