@@ -8,7 +8,6 @@ naming the file, before anything is inflated."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import zipfile
 
 import pandas as pd
@@ -18,6 +17,8 @@ from openpyxl import Workbook
 from subdivide.cli.main import main
 from subdivide.core.errors import UserError
 from subdivide.io.tables import read_text_table, read_text_tables
+
+from test_xlsx_reader import _workbook
 
 
 def _pandas(path, sheet=0) -> pd.DataFrame:
@@ -71,24 +72,6 @@ def test_every_sheet_in_order_and_an_empty_one(tmp_path):
     assert list(tables) == ["対応表", "空", "second"]
     assert tables["空"].empty
     assert tables["second"].to_dict("index") == {1: {"code": "3205001", "name": "大迫地域"}}   # Excel line 3
-
-
-def _workbook(sheet_xml: str) -> bytes:
-    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
-    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-    parts = {
-        "xl/workbook.xml": f'<workbook {ns} xmlns:r="{rel}"><sheets><sheet name="s1" sheetId="1" r:id="rId1"/>'
-                           "</sheets></workbook>",
-        "xl/_rels/workbook.xml.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
-                                      f'relationships"><Relationship Id="rId1" Type="{rel}/worksheet" '
-                                      'Target="worksheets/sheet1.xml"/></Relationships>',
-        "xl/worksheets/sheet1.xml": f"<worksheet {ns}><sheetData>{sheet_xml}</sheetData></worksheet>",
-    }
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, text in parts.items():
-            z.writestr(name, text)
-    return buf.getvalue()
 
 
 def test_formulas_read_as_what_excel_showed(tmp_path):

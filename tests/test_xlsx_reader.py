@@ -7,6 +7,7 @@ and on hand-written SpreadsheetML Excel produces (rich text, phonetic runs, cell
 without references)."""
 from __future__ import annotations
 
+import io
 import warnings
 import zipfile
 
@@ -84,37 +85,71 @@ def test_same_cells_as_openpyxl_on_an_excel_style_workbook(tmp_path):
     assert mine["empty"] == []
 
 
-def _workbook(sheet_xml: str, shared: str | None = None) -> bytes:
-    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
-    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-    parts = {
-        "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-        '<Default Extension="xml" ContentType="application/xml"/>'
-        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-        '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.'
-        'spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="'
-        'application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
-        + ('<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-'
-           'officedocument.spreadsheetml.sharedStrings+xml"/>' if shared else "") + "</Types>",
-        "_rels/.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-        f'<Relationship Id="rId1" Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
-        "xl/workbook.xml": f'<workbook {ns} xmlns:r="{rel}"><sheets><sheet name="s1" sheetId="1" r:id="rId1"/>'
-        "</sheets></workbook>",
-        "xl/_rels/workbook.xml.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
-        f'relationships"><Relationship Id="rId1" Type="{rel}/worksheet" Target="/xl/worksheets/sheet1.xml"/>'
-        + (f'<Relationship Id="rId2" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/>' if shared else "")
-        + "</Relationships>",
-        "xl/worksheets/sheet1.xml": f"<worksheet {ns}><sheetData>{sheet_xml}</sheetData></worksheet>",
-    }
-    if shared:
-        parts["xl/sharedStrings.xml"] = f"<sst {ns}>{shared}</sst>"
-    import io
+# ---------------------------------------------------------------- what real and hostile files hold
+_MAIN = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_PR = "http://schemas.openxmlformats.org/package/2006/relationships"
 
+
+_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml."
+_CONTENT = {"workbook.xml": "sheet.main+xml", "sharedStrings.xml": "sharedStrings+xml", "styles.xml": "styles+xml"}
+
+
+def _package(tmp_path, parts: dict[str, str | bytes], name="p.xlsx"):
+    """``parts`` zipped into ``tmp_path / name``."""
+    p = tmp_path / name
+    p.write_bytes(_zip_bytes(parts))
+    return p
+
+
+def _zip_bytes(parts: dict[str, str | bytes]) -> bytes:
+    """A deflated zip of ``parts``, with the content types openpyxl looks parts up by (and the
+    root relationship) when not given."""
+    parts = dict(parts)
+    parts.setdefault("_rels/.rels", _rels(("rId1", "officeDocument", "xl/workbook.xml")))
+    overrides = "".join(
+        f'<Override PartName="/{n}" ContentType="{_CT}{_CONTENT.get(n.rsplit("/", 1)[-1], "worksheet+xml")}"/>'
+        for n in parts if n.startswith("xl/") and n.endswith(".xml"))
+    parts.setdefault("[Content_Types].xml", '<Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+                     'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-'
+                     f'package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>{overrides}'
+                     "</Types>")
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, text in parts.items():
-            z.writestr(name, text)
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, d in parts.items():
+            z.writestr(n, d)
     return buf.getvalue()
+
+
+def _rels(*rels) -> str:
+    return f'<Relationships xmlns="{_PR}">' + "".join(
+        f'<Relationship Id="{i}" Type="{_R}/{t}" Target="{target}"/>' for i, t, target in rels) + "</Relationships>"
+
+
+def _sheet(rows: str) -> str:
+    return f"<worksheet {_MAIN}><sheetData>{rows}</sheetData></worksheet>"
+
+
+def _one_sheet_parts(rows: str | bytes, *, name: str = "s", strings: str | None = None,
+                     styles: str | None = None) -> dict[str, str | bytes]:
+    """The parts of a one-sheet workbook: ``rows`` (the sheetData's rows, or a whole worksheet
+    part as bytes), and the shared strings (their ``<si>``) and style sheet when given."""
+    rels = [("a", "worksheet", "worksheets/s.xml")]
+    parts = {"xl/worksheets/s.xml": rows if isinstance(rows, bytes) else _sheet(rows)}
+    if strings is not None:
+        rels.append(("b", "sharedStrings", "sharedStrings.xml"))
+        parts["xl/sharedStrings.xml"] = f"<sst {_MAIN}>{strings}</sst>"
+    if styles is not None:
+        rels.append(("c", "styles", "styles.xml"))
+        parts["xl/styles.xml"] = f"<styleSheet {_MAIN}>{styles}</styleSheet>"
+    return {"xl/workbook.xml": f'<workbook {_MAIN} xmlns:r="{_R}"><sheets><sheet name="{name}" sheetId="1" r:id="a"/>'
+                               "</sheets></workbook>",
+            "xl/_rels/workbook.xml.rels": _rels(*rels), **parts}
+
+
+def _workbook(sheet_xml: str, shared: str | None = None) -> bytes:
+    """A one-sheet workbook ("s1") of hand-written SpreadsheetML rows, as bytes (deflated)."""
+    return _zip_bytes(_one_sheet_parts(sheet_xml, name="s1", strings=shared))
 
 
 def test_rich_text_phonetic_runs_and_missing_references(tmp_path):
@@ -151,7 +186,7 @@ def test_a_dtd_is_refused(tmp_path):
     assert _mine(p) == {"s1": [[("A1", "x", "s", "General")]]}
     with zipfile.ZipFile(p) as z:
         parts = {n: z.read(n) for n in z.namelist()}
-    parts["xl/worksheets/sheet1.xml"] = b'<!DOCTYPE x [<!ENTITY e "eeee">]>' + parts["xl/worksheets/sheet1.xml"]
+    parts["xl/worksheets/s.xml"] = b'<!DOCTYPE x [<!ENTITY e "eeee">]>' + parts["xl/worksheets/s.xml"]
     with zipfile.ZipFile(p, "w") as z:
         for n, d in parts.items():
             z.writestr(n, d)
@@ -244,44 +279,6 @@ def test_a_damaged_deflate_stream_is_an_xlsx_error(tmp_path):
         read_workbook(p)
 
 
-# ---------------------------------------------------------------- what real and hostile files hold
-_MAIN = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
-_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-_PR = "http://schemas.openxmlformats.org/package/2006/relationships"
-
-
-_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml."
-_CONTENT = {"workbook.xml": "sheet.main+xml", "sharedStrings.xml": "sharedStrings+xml", "styles.xml": "styles+xml"}
-
-
-def _package(tmp_path, parts: dict[str, str | bytes], name="p.xlsx"):
-    """A zip of ``parts``, with the content types openpyxl looks parts up by (and the root
-    relationship) when not given."""
-    parts = dict(parts)
-    parts.setdefault("_rels/.rels", _rels(("rId1", "officeDocument", "xl/workbook.xml")))
-    overrides = "".join(
-        f'<Override PartName="/{n}" ContentType="{_CT}{_CONTENT.get(n.rsplit("/", 1)[-1], "worksheet+xml")}"/>'
-        for n in parts if n.startswith("xl/") and n.endswith(".xml"))
-    parts.setdefault("[Content_Types].xml", '<Types xmlns="http://schemas.openxmlformats.org/package/2006/'
-                     'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-'
-                     f'package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>{overrides}'
-                     "</Types>")
-    p = tmp_path / name
-    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
-        for n, d in parts.items():
-            z.writestr(n, d)
-    return p
-
-
-def _rels(*rels) -> str:
-    return f'<Relationships xmlns="{_PR}">' + "".join(
-        f'<Relationship Id="{i}" Type="{_R}/{t}" Target="{target}"/>' for i, t, target in rels) + "</Relationships>"
-
-
-def _sheet(rows: str) -> str:
-    return f"<worksheet {_MAIN}><sheetData>{rows}</sheetData></worksheet>"
-
-
 def test_parts_are_found_through_the_relationships(tmp_path):
     """The workbook at the zip's root (found through _rels/.rels), shared strings under
     another name, a chart sheet first: the data sheet is read, the chart sheet left out."""
@@ -310,12 +307,8 @@ def test_a_far_away_formatted_cell_does_not_grow_the_grid(tmp_path):
     import time
 
     def book(cells: str):
-        return _package(tmp_path, {
-            "xl/workbook.xml": f'<workbook {_MAIN} xmlns:r="{_R}"><sheets><sheet name="s" sheetId="1" r:id="a"/>'
-                               "</sheets></workbook>",
-            "xl/_rels/workbook.xml.rels": _rels(("a", "worksheet", "worksheets/s.xml")),
-            "xl/worksheets/s.xml": _sheet('<row r="1"><c r="A1" t="inlineStr"><is><t>key</t></is></c></row>' + cells),
-        }, name=f"b{len(cells)}.xlsx")
+        return _package(tmp_path, _one_sheet_parts('<row r="1"><c r="A1" t="inlineStr"><is><t>key</t></is></c></row>'
+                                                   + cells), name=f"b{len(cells)}.xlsx")
 
     t0 = time.process_time()
     assert _mine(book('<row r="1048576"><c r="XFD1048576" s="1"/></row>')) == {"s": [[("A1", "key", "s", "General")]]}
@@ -329,12 +322,7 @@ def test_a_far_away_formatted_cell_does_not_grow_the_grid(tmp_path):
 def test_a_dtd_in_utf16_is_refused(tmp_path):
     sheet = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE w [<!ENTITY a "INJECTED">]>'
              + _sheet('<row r="1"><c r="A1" t="inlineStr"><is><t>&a;</t></is></c></row>')).encode("utf-16")
-    p = _package(tmp_path, {
-        "xl/workbook.xml": f'<workbook {_MAIN} xmlns:r="{_R}"><sheets><sheet name="s" sheetId="1" r:id="a"/>'
-                           "</sheets></workbook>",
-        "xl/_rels/workbook.xml.rels": _rels(("a", "worksheet", "worksheets/s.xml")),
-        "xl/worksheets/s.xml": sheet,
-    })
+    p = _package(tmp_path, _one_sheet_parts(sheet))
     with pytest.raises(XlsxError, match="DTD"):
         read_workbook(p)
 
@@ -342,23 +330,16 @@ def test_a_dtd_in_utf16_is_refused(tmp_path):
 def test_strings_dates_and_formats_as_openpyxl_gives_them(tmp_path):
     """ISO dates (t="d"), a plain text and runs in one string item, the _x005F_ escape, a
     differential format that must not override the cell's own, an empty <v/>, booleans."""
-    p = _package(tmp_path, {
-        "xl/workbook.xml": f'<workbook {_MAIN} xmlns:r="{_R}"><sheets><sheet name="s" sheetId="1" r:id="a"/>'
-                           "</sheets></workbook>",
-        "xl/_rels/workbook.xml.rels": _rels(("a", "worksheet", "worksheets/s.xml"), ("b", "sharedStrings",
-                                            "sharedStrings.xml"), ("c", "styles", "styles.xml")),
-        "xl/sharedStrings.xml": f"<sst {_MAIN}><si><t>tval</t><r><t>rval1</t></r><r><t>rval2</t></r></si>"
-                                "<si><t>_x005F_x0041_</t></si></sst>",
-        "xl/styles.xml": f'<styleSheet {_MAIN}><numFmts count="1"><numFmt numFmtId="164" formatCode="0.0"/></numFmts>'
-                         '<cellXfs count="2"><xf numFmtId="0"/><xf numFmtId="164"/></cellXfs>'
-                         '<dxfs count="1"><dxf><numFmt numFmtId="164" formatCode="yyyy/mm/dd"/></dxf></dxfs></styleSheet>',
-        "xl/worksheets/s.xml": _sheet(
-            '<row r="1"><c r="A1" t="d"><v>2026-12-01</v></c><c r="B1" t="d"><v>2026-12-01T10:30:00</v></c>'
-            '<c r="C1" t="d"><v>07:15:00</v></c><c r="D1" t="d"><v>PT30H</v></c>'
-            '<c r="E1" t="d"><v>2026-12-01T10:30:00+09:00</v></c></row>'
-            '<row r="2"><c r="A2" t="s"><v>0</v></c><c r="B2" t="s"><v>1</v></c><c r="C2" s="1"><v>45000</v></c>'
-            '<c r="D2"><v></v></c><c r="E2" t="b"><v>0</v></c></row>'),
-    })
+    p = _package(tmp_path, _one_sheet_parts(
+        '<row r="1"><c r="A1" t="d"><v>2026-12-01</v></c><c r="B1" t="d"><v>2026-12-01T10:30:00</v></c>'
+        '<c r="C1" t="d"><v>07:15:00</v></c><c r="D1" t="d"><v>PT30H</v></c>'
+        '<c r="E1" t="d"><v>2026-12-01T10:30:00+09:00</v></c></row>'
+        '<row r="2"><c r="A2" t="s"><v>0</v></c><c r="B2" t="s"><v>1</v></c><c r="C2" s="1"><v>45000</v></c>'
+        '<c r="D2"><v></v></c><c r="E2" t="b"><v>0</v></c></row>',
+        strings="<si><t>tval</t><r><t>rval1</t></r><r><t>rval2</t></r></si><si><t>_x005F_x0041_</t></si>",
+        styles='<numFmts count="1"><numFmt numFmtId="164" formatCode="0.0"/></numFmts>'
+               '<cellXfs count="2"><xf numFmtId="0"/><xf numFmtId="164"/></cellXfs>'
+               '<dxfs count="1"><dxf><numFmt numFmtId="164" formatCode="yyyy/mm/dd"/></dxf></dxfs>'))
     assert _mine(p) == _openpyxl(p)
     import datetime as dt
 
@@ -373,15 +354,10 @@ def test_japanese_builtin_date_ids_are_dates(tmp_path):
     openpyxl reads those cells as numbers, here they are the dates Excel shows."""
     import datetime as dt
 
-    p = _package(tmp_path, {
-        "xl/workbook.xml": f'<workbook {_MAIN} xmlns:r="{_R}"><sheets><sheet name="s" sheetId="1" r:id="a"/>'
-                           "</sheets></workbook>",
-        "xl/_rels/workbook.xml.rels": _rels(("a", "worksheet", "worksheets/s.xml"), ("c", "styles", "styles.xml")),
-        "xl/styles.xml": f'<styleSheet {_MAIN}><cellXfs count="4"><xf numFmtId="0"/><xf numFmtId="57"/>'
-                         '<xf numFmtId="31"/><xf numFmtId="32"/></cellXfs></styleSheet>',
-        "xl/worksheets/s.xml": _sheet('<row r="1"><c r="A1" s="1"><v>46357</v></c><c r="B1" s="2"><v>46357.625</v></c>'
-                                      '<c r="C1" s="3"><v>0.625</v></c></row>'),
-    })
+    p = _package(tmp_path, _one_sheet_parts(
+        '<row r="1"><c r="A1" s="1"><v>46357</v></c><c r="B1" s="2"><v>46357.625</v></c>'
+        '<c r="C1" s="3"><v>0.625</v></c></row>',
+        styles='<cellXfs count="4"><xf numFmtId="0"/><xf numFmtId="57"/><xf numFmtId="31"/><xf numFmtId="32"/></cellXfs>'))
     (row,) = _mine(p)["s"]
     assert [c[1] for c in row] == [dt.datetime(2026, 12, 1), dt.datetime(2026, 12, 1, 15, 0), dt.time(15, 0)]
     assert [c[2] for c in row] == ["d", "d", "d"] and row[0][3] == '[$-411]ge.m.d'

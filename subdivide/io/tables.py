@@ -46,8 +46,9 @@ def header_key(text) -> str:
 def read_text_table(path, *, what: str = "table", fix: str | None = None,
                     empty_as_nan: bool = False, strip: bool = True) -> pd.DataFrame:
     """A CSV or XLSX (its first sheet) as a DataFrame of stripped strings (empty cells are '',
-    or NaN with ``empty_as_nan``; ``strip=False`` keeps the spaces and line breaks around a
-    cell's text, where they count, as in a message).
+    or NaN with ``empty_as_nan``; ``strip=False`` reads cells as written, where every
+    character counts, as in a message: the spaces and line breaks around a cell's text, and
+    in a workbook a text such as ``N/A`` that is otherwise read as empty, :data:`NA_MARKS`).
 
     What Excel leaves behind is ignored: rows with no value at all (trailing ``,,,`` rows,
     rows that only carry formatting) and unnamed columns with no value. The index keeps the

@@ -410,6 +410,11 @@ def _sheet_rows(data: bytes, part: str, book: _Book) -> list[list[Cell]]:
     return out
 
 
+#: what reading a member of a damaged, encrypted (RuntimeError) or oddly compressed
+#: (NotImplementedError: a method zipfile lacks) zip raises
+_ZIP_FAILURES = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
+
+
 def read_workbook(path, *, formulas: bool = True, sheets: int | None = None) -> dict[str, list[list[Cell]]]:
     """sheet name → rows of :class:`Cell` (A1 to the last used cell), in the workbook's
     order. ``formulas=False``: a formula cell gives the value Excel cached for it.
@@ -423,8 +428,7 @@ def read_workbook(path, *, formulas: bool = True, sheets: int | None = None) -> 
             for name, part in list(parts.sheets.items())[:sheets]:
                 out[name] = _sheet_rows(_read(z, part, what=f"the part of sheet {name!r}"), part, book)
             return out
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
-            ET.ParseError, IndexError, ValueError, KeyError, OSError) as exc:   # a damaged part
+    except (*_ZIP_FAILURES, ET.ParseError, IndexError, ValueError, KeyError, OSError) as exc:   # a damaged part
         if isinstance(exc, XlsxError):
             raise
         raise XlsxError(f"{_why(exc)} ({exc.__class__.__name__}: {exc})") from None
@@ -432,7 +436,7 @@ def read_workbook(path, *, formulas: bool = True, sheets: int | None = None) -> 
 
 def _why(exc: Exception) -> str:
     """What a low-level failure means for the person holding the file."""
-    if isinstance(exc, (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)):
+    if isinstance(exc, _ZIP_FAILURES):
         return "the zip is damaged, encrypted or not a zip"
     if isinstance(exc, ET.ParseError):
         return "a part is not well-formed XML"
